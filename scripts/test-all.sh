@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Runs every test of lookalike, in order: unit tests (CMake + GoogleTest via ctest), pg_regress
+# and TAP tests against throwaway clusters that this script starts and stops itself. It needs no
+# running server and does not write to the system's PostgreSQL directories: the extension is
+# installed into a private tree (scripts/pg-tree.sh). As root, the server-side steps run as the
+# unprivileged `postgres` user (PostgreSQL refuses to run as root).
+#   scripts/test-all.sh            everything
+#   scripts/test-all.sh unit       unit tests only
+#   scripts/test-all.sh regress    pg_regress only (after building)
+#   scripts/test-all.sh tap        TAP tests only (after building)
+# Ends with one line "tests: N passed, N failed".
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+what=${1:-all}
+export SHARED=${SHARED:-$root/../shared}
+SHARED=$(cd "$SHARED" 2>/dev/null && pwd || echo "$SHARED")
+pgxs_dir=$(dirname "$(pg_config --pgxs)")/..
+passed=0
+failed=0
+status=0
+out=$root/build/test
+mkdir -p "$out"
+
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- env "PATH=$PATH" "$@"; else "$@"; fi
+}
+own_dir() {  # a directory the server-side user can write
+  rm -rf "$1"
+  mkdir -p "$1"
+  [ "$(id -u)" = 0 ] && chown -R postgres "$1"
+  return 0
+}
+
+run_unit() {
+  echo "== unit tests (ctest)"
+  cmake -S "$root" -B "$root/build/unit" -DLOOKALIKE_SHARED_DIR="$SHARED" >"$out/cmake.log" 2>&1 &&
+    cmake --build "$root/build/unit" -j"$(nproc)" >>"$out/cmake.log" 2>&1 ||
+    { tail -40 "$out/cmake.log"; failed=$((failed + 1)); status=1; return; }
+  ctest --test-dir "$root/build/unit" --output-on-failure -j"$(nproc)" 2>&1 | tee "$out/ctest.log"
+  local line
+  line=$(grep -E 'tests passed, [0-9]+ tests failed out of' "$out/ctest.log" | tail -1)
+  local total fail
+  total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line")
+  fail=$(sed -E 's/.*, ([0-9]+) tests failed.*/\1/' <<<"$line")
+  [ -n "$total" ] || { total=1; fail=1; }
+  passed=$((passed + total - fail))
+  failed=$((failed + fail))
+  [ "$fail" = 0 ] || status=1
+}
+
+build_ext() {
+  make -s -j"$(nproc)" >"$out/make.log" 2>&1 || { tail -40 "$out/make.log"; exit 1; }
+  bindir=$("$root/scripts/pg-tree.sh" "$root/build/pg")
+  export PATH="$bindir:$PATH"
+}
+
+run_regress() {
+  echo "== pg_regress"
+  local tests
+  tests=$(cd sql && ls *.sql | sed 's/\.sql$//' | sort)
+  own_dir "$out/regress"
+  as_pg "$pgxs_dir/test/regress/pg_regress" --temp-instance="$out/regress/instance" \
+    --bindir="$bindir" --inputdir="$root" --outputdir="$out/regress" \
+    --temp-config="$root/test/regress.conf" --port=$((50000 + RANDOM % 10000)) \
+    $tests 2>&1 | tee "$out/regress.log"
+  local ok bad
+  ok=$(grep -cE '^(ok|test) .* ok( |$)|^ok [0-9]+ ' "$out/regress.log")
+  bad=$(grep -cE '\.\.\. FAILED|^not ok ' "$out/regress.log")
+  if grep -q 'tests passed\|All [0-9]* tests passed' "$out/regress.log"; then :; elif [ "$bad" = 0 ]; then bad=1; fi
+  passed=$((passed + ok))
+  failed=$((failed + bad))
+  if [ "$bad" != 0 ]; then
+    status=1
+    [ -f "$out/regress/regression.diffs" ] && head -200 "$out/regress/regression.diffs"
+  fi
+}
+
+run_tap() {
+  local tests
+  tests=$(ls test/tap/*.pl 2>/dev/null || true)
+  [ -n "$tests" ] || return 0
+  echo "== TAP (prove)"
+  own_dir "$out/tap"
+  as_pg env TESTDIR="$out/tap" PG_REGRESS="$pgxs_dir/test/regress/pg_regress" \
+    PGPORT=$((40000 + RANDOM % 10000)) SHARED="$SHARED" LOOKALIKE_ROOT="$root" \
+    prove -I "$pgxs_dir/test/perl" -I "$root/test/tap" $tests 2>&1 | tee "$out/tap.log"
+  local files tests_failed total
+  total=$(grep -E '^Files=[0-9]+, Tests=[0-9]+' "$out/tap.log" | sed -E 's/.*Tests=([0-9]+).*/\1/')
+  tests_failed=$(grep -E 'Failed [0-9]+/[0-9]+ subtests' "$out/tap.log" | sed -E 's/.*Failed ([0-9]+)\/.*/\1/' | paste -sd+ | bc 2>/dev/null)
+  files=$(grep -cE '^t?.*\.pl .*(Dubious|Failed)|Wstat: [1-9]' "$out/tap.log")
+  [ -n "$total" ] || total=0
+  tests_failed=${tests_failed:-0}
+  if grep -q '^Result: PASS' "$out/tap.log"; then
+    passed=$((passed + total))
+  else
+    status=1
+    [ "$tests_failed" -gt 0 ] || tests_failed=$((files > 0 ? files : 1))
+    passed=$((passed + total - tests_failed))
+    failed=$((failed + tests_failed))
+  fi
+}
+
+case "$what" in
+  unit) run_unit ;;
+  regress) build_ext; run_regress ;;
+  tap) build_ext; run_tap ;;
+  all) run_unit; build_ext; run_regress; run_tap ;;
+  *) echo "usage: $0 [all|unit|regress|tap]" >&2; exit 2 ;;
+esac
+echo "tests: $passed passed, $failed failed"
+exit $status

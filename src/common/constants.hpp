@@ -1,0 +1,21 @@
+// Constants shared by the whole extension: limits, defaults and names. Pure C++ (no PostgreSQL).
+#pragma once
+
+#include <cstdint>
+
+namespace lookalike {
+
+inline constexpr const char *kVersion = "0.1.0";
+
+// The embedding type.
+inline constexpr int kMaxDims = 16000;  // same bound as pgvector's vector type
+
+// Image functions (issue #3).
+inline constexpr int kDefaultHistogramBins = 8;
+inline constexpr int kMaxHistogramBins = 32;            // 32^3 = 32768 > kMaxDims: checked at run time
+inline constexpr int64_t kDefaultMaxImagePixels = 50'000'000;
+
+// Model runtime (issue #3).
+inline constexpr int kDefaultBatchSize = 32;
+
+}  // namespace lookalike

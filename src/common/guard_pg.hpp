@@ -1,0 +1,119 @@
+// The C++/PostgreSQL error boundary, in both directions.
+//
+// 1. C++ -> PostgreSQL (SQL entry points). Every SQL-callable function is defined with
+//    LOOKALIKE_FUNCTION(name). The generated entry point runs the body inside try/catch; any
+//    C++ exception (lookalike::Error with its SQLSTATE, std::bad_alloc, a PostgreSQL error that
+//    pg::guarded() turned into a PgException, anything else) is captured into plain stack
+//    buffers, the catch block is left, and only then ereport(ERROR) is raised. No C++ exception
+//    ever unwinds into a PostgreSQL frame.
+//
+// 2. PostgreSQL -> C++ (calls into PostgreSQL). A frame that owns a C++ resource (any object
+//    with a non-trivial destructor: std::vector, std::string, cv::Mat, torch::Tensor, ...)
+//    calls PostgreSQL only through pg::guarded(), which runs the call under PG_TRY, copies the
+//    error data, flushes the error state and throws PgException once PG_END_TRY has restored
+//    PostgreSQL's exception stack. The boundary re-raises that ErrorData unchanged (same
+//    SQLSTATE, message, detail, hint).
+//
+//    Frames that own no C++ resources (C-style code over palloc'd memory, like the embedding
+//    type's I/O functions) may call PostgreSQL directly: a longjmp through frames whose
+//    automatic objects all have trivial destructors is well defined.
+#pragma once
+
+#include <exception>
+#include <type_traits>
+
+#include "common/errors.hpp"
+#include "common/pg.hpp"
+
+namespace lookalike::pg {
+
+// A PostgreSQL error in flight through C++ frames. The ErrorData lives in the memory context
+// that was current when pg::guarded() was entered.
+class PgException : public std::exception {
+ public:
+  explicit PgException(ErrorData *edata) : edata_(edata) {}
+  const char *what() const noexcept override {
+    return edata_ && edata_->message ? edata_->message : "PostgreSQL error";
+  }
+  ErrorData *edata() const noexcept { return edata_; }
+
+ private:
+  ErrorData *edata_;
+};
+
+// Runs fn() (a lambda that calls PostgreSQL) and turns a PostgreSQL error into PgException.
+// fn must not itself own C++ resources across the PostgreSQL call.
+template <typename Fn>
+decltype(auto) guarded(Fn &&fn) {
+  using R = decltype(fn());
+  MemoryContext volatile caller_cxt = CurrentMemoryContext;
+  ErrorData *volatile edata = nullptr;
+  if constexpr (std::is_void_v<R>) {
+    PG_TRY();
+    { fn(); }
+    PG_CATCH();
+    {
+      MemoryContextSwitchTo(caller_cxt);
+      edata = CopyErrorData();
+      FlushErrorState();
+    }
+    PG_END_TRY();
+    if (edata != nullptr) throw PgException(edata);
+  } else {
+    static_assert(std::is_trivially_copyable_v<R>, "pg::guarded returns plain values only");
+    R result{};
+    PG_TRY();
+    { result = fn(); }
+    PG_CATCH();
+    {
+      MemoryContextSwitchTo(caller_cxt);
+      edata = CopyErrorData();
+      FlushErrorState();
+    }
+    PG_END_TRY();
+    if (edata != nullptr) throw PgException(edata);
+    return result;
+  }
+}
+
+// Plain-data record of a caught exception; survives the end of the catch block.
+struct CapturedError {
+  ErrorData *edata = nullptr;  // set for PgException: re-raised as is
+  char sqlstate[6] = {0};
+  char message[1024] = {0};
+  char detail[1024] = {0};
+  char hint[512] = {0};
+};
+
+// Fills `out` from the exception currently being handled. Never throws, never calls PostgreSQL.
+void capture_current_exception(CapturedError &out) noexcept;
+
+// Raises the captured error with ereport(ERROR) (or ReThrowError). Does not return.
+pg_attribute_noreturn() void raise_captured(const CapturedError &err);
+
+// The body of every SQL entry point: run impl, convert any exception at the boundary.
+template <typename Impl>
+inline Datum run_entry_point(FunctionCallInfo fcinfo, Impl impl) {
+  CapturedError err;
+  try {
+    return impl(fcinfo);
+  } catch (...) {
+    capture_current_exception(err);
+  }
+  raise_captured(err);  // outside the catch block: the exception object is gone
+}
+
+}  // namespace lookalike::pg
+
+// Defines the SQL-callable C function `name` (V1 calling convention) whose body follows, e.g.
+//   LOOKALIKE_FUNCTION(embedding_dims) { ... return Int32GetDatum(n); }
+// The body receives `fcinfo` as usual, so PG_GETARG_* / PG_RETURN_* work inside it.
+#define LOOKALIKE_FUNCTION(name)                                                     \
+  static Datum name##_body(FunctionCallInfo fcinfo);                                 \
+  extern "C" {                                                                       \
+  PG_FUNCTION_INFO_V1(name);                                                         \
+  }                                                                                  \
+  extern "C" Datum name(PG_FUNCTION_ARGS) {                                          \
+    return ::lookalike::pg::run_entry_point(fcinfo, name##_body);                    \
+  }                                                                                  \
+  static Datum name##_body([[maybe_unused]] FunctionCallInfo fcinfo)

@@ -1,0 +1,39 @@
+// The on-disk and in-memory layout of the `embedding` type, for the PostgreSQL side (the type's
+// functions and the index). The layout equals pgvector's `vector`: a varlena header, a 16-bit
+// dimension count, 16 reserved bits (zero) and the float4 components.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "common/constants.hpp"
+#include "common/pg.hpp"
+
+namespace lookalike {
+
+struct Embedding {
+  int32 vl_len_;  // varlena header (do not touch directly)
+  uint16 dim;     // number of components
+  uint16 unused;  // reserved, always 0
+  float x[FLEXIBLE_ARRAY_MEMBER];
+};
+
+inline size_t embedding_size(int dim) { return offsetof(Embedding, x) + sizeof(float) * dim; }
+
+inline Embedding *datum_get_embedding(Datum d) {
+  return reinterpret_cast<Embedding *>(PG_DETOAST_DATUM(d));
+}
+
+// Allocates a zeroed embedding of `dim` components in CurrentMemoryContext.
+Embedding *new_embedding(int dim);
+
+// Raises 22000 if dim does not match a typmod of embedding(n) (typmod -1: any dimension).
+void check_typmod(int dim, int32 typmod);
+// Raises 22000 if the two dimensions differ (mixed dimensions in one operator call).
+void check_same_dims(const Embedding *a, const Embedding *b);
+// Raises 22000 for NaN or infinity at component i.
+void check_finite(float v);
+
+}  // namespace lookalike
+
+#define PG_GETARG_EMBEDDING_P(n) (::lookalike::datum_get_embedding(PG_GETARG_DATUM(n)))

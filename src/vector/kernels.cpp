@@ -1,0 +1,287 @@
+// Distance kernels with run-time dispatch. The AVX2 and AVX-512 variants are compiled with GCC's
+// target attribute, so the library itself needs no -m flags and runs on any x86-64 CPU (and the
+// portable variant builds on any architecture).
+#include "vector/kernels.hpp"
+
+#include <cmath>
+#include <limits>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define LOOKALIKE_X86 1
+#endif
+
+namespace lookalike::kernels {
+namespace {
+
+// ---- portable ------------------------------------------------------------------------------
+// Eight independent accumulators: lets the compiler use SSE registers and hides FMA latency.
+float dot_scalar(const float *a, const float *b, size_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+float l2_scalar(const float *a, const float *b, size_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) {
+      float d = a[i + j] - b[i + j];
+      acc[j] += d * d;
+    }
+  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; ++i) {
+    float d = a[i] - b[i];
+    s += d * d;
+  }
+  return s;
+}
+
+CosineParts cosine_scalar(const float *a, const float *b, size_t n) {
+  float ab[4] = {0, 0, 0, 0}, aa[4] = {0, 0, 0, 0}, bb[4] = {0, 0, 0, 0};
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int j = 0; j < 4; ++j) {
+      ab[j] += a[i + j] * b[i + j];
+      aa[j] += a[i + j] * a[i + j];
+      bb[j] += b[i + j] * b[i + j];
+    }
+  CosineParts r{(ab[0] + ab[1]) + (ab[2] + ab[3]), (aa[0] + aa[1]) + (aa[2] + aa[3]),
+                (bb[0] + bb[1]) + (bb[2] + bb[3])};
+  for (; i < n; ++i) {
+    r.ab += a[i] * b[i];
+    r.aa += a[i] * a[i];
+    r.bb += b[i] * b[i];
+  }
+  return r;
+}
+
+#ifdef LOOKALIKE_X86
+// ---- AVX2 + FMA ----------------------------------------------------------------------------
+__attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v);
+  __m128 hi = _mm256_extractf128_ps(v, 1);
+  lo = _mm_add_ps(lo, hi);
+  __m128 sh = _mm_movehdup_ps(lo);
+  __m128 sums = _mm_add_ps(lo, sh);
+  sh = _mm_movehl_ps(sh, sums);
+  sums = _mm_add_ss(sums, sh);
+  return _mm_cvtss_f32(sums);
+}
+
+__attribute__((target("avx2,fma"))) float dot_avx2(const float *a, const float *b, size_t n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+  }
+  if (i + 8 <= n) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    i += 8;
+  }
+  float s = hsum256(_mm256_add_ps(s0, s1));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+__attribute__((target("avx2,fma"))) float l2_avx2(const float *a, const float *b, size_t n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+    __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
+    s0 = _mm256_fmadd_ps(d0, d0, s0);
+    s1 = _mm256_fmadd_ps(d1, d1, s1);
+  }
+  if (i + 8 <= n) {
+    __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+    s0 = _mm256_fmadd_ps(d0, d0, s0);
+    i += 8;
+  }
+  float s = hsum256(_mm256_add_ps(s0, s1));
+  for (; i < n; ++i) {
+    float d = a[i] - b[i];
+    s += d * d;
+  }
+  return s;
+}
+
+__attribute__((target("avx2,fma"))) CosineParts cosine_avx2(const float *a, const float *b,
+                                                             size_t n) {
+  __m256 ab = _mm256_setzero_ps(), aa = _mm256_setzero_ps(), bb = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 va = _mm256_loadu_ps(a + i), vb = _mm256_loadu_ps(b + i);
+    ab = _mm256_fmadd_ps(va, vb, ab);
+    aa = _mm256_fmadd_ps(va, va, aa);
+    bb = _mm256_fmadd_ps(vb, vb, bb);
+  }
+  CosineParts r{hsum256(ab), hsum256(aa), hsum256(bb)};
+  for (; i < n; ++i) {
+    r.ab += a[i] * b[i];
+    r.aa += a[i] * a[i];
+    r.bb += b[i] * b[i];
+  }
+  return r;
+}
+
+// ---- AVX-512F ------------------------------------------------------------------------------
+// (GCC 12's _mm512_reduce_add_ps trips -Wuninitialized inside its own header.)
+__attribute__((target("avx512f"))) inline float hsum512(__m512 v) {
+  alignas(64) float t[16];
+  _mm512_store_ps(t, v);
+  float s0 = (t[0] + t[1]) + (t[2] + t[3]), s1 = (t[4] + t[5]) + (t[6] + t[7]);
+  float s2 = (t[8] + t[9]) + (t[10] + t[11]), s3 = (t[12] + t[13]) + (t[14] + t[15]);
+  return (s0 + s1) + (s2 + s3);
+}
+
+__attribute__((target("avx512f"))) float dot_avx512(const float *a, const float *b, size_t n) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+    s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+  }
+  s0 = _mm512_add_ps(s0, s1);
+  if (i < n) {  // masked tail: up to 31 floats
+    size_t rest = n - i;
+    if (rest >= 16) {
+      s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+      i += 16;
+      rest -= 16;
+    }
+    if (rest > 0) {
+      __mmask16 m = static_cast<__mmask16>((1u << rest) - 1u);
+      s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s0);
+    }
+  }
+  return hsum512(s0);
+}
+
+__attribute__((target("avx512f"))) float l2_avx512(const float *a, const float *b, size_t n) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+    __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16));
+    s0 = _mm512_fmadd_ps(d0, d0, s0);
+    s1 = _mm512_fmadd_ps(d1, d1, s1);
+  }
+  s0 = _mm512_add_ps(s0, s1);
+  while (i < n) {
+    size_t rest = n - i;
+    __mmask16 m = rest >= 16 ? static_cast<__mmask16>(0xFFFF)
+                             : static_cast<__mmask16>((1u << rest) - 1u);
+    __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i));
+    s0 = _mm512_fmadd_ps(d, d, s0);
+    i += rest >= 16 ? 16 : rest;
+  }
+  return hsum512(s0);
+}
+
+__attribute__((target("avx512f"))) CosineParts cosine_avx512(const float *a, const float *b,
+                                                              size_t n) {
+  __m512 ab = _mm512_setzero_ps(), aa = _mm512_setzero_ps(), bb = _mm512_setzero_ps();
+  size_t i = 0;
+  while (i < n) {
+    size_t rest = n - i;
+    __mmask16 m = rest >= 16 ? static_cast<__mmask16>(0xFFFF)
+                             : static_cast<__mmask16>((1u << rest) - 1u);
+    __m512 va = _mm512_maskz_loadu_ps(m, a + i), vb = _mm512_maskz_loadu_ps(m, b + i);
+    ab = _mm512_fmadd_ps(va, vb, ab);
+    aa = _mm512_fmadd_ps(va, va, aa);
+    bb = _mm512_fmadd_ps(vb, vb, bb);
+    i += rest >= 16 ? 16 : rest;
+  }
+  return CosineParts{hsum512(ab), hsum512(aa),
+                     hsum512(bb)};
+}
+#endif  // LOOKALIKE_X86
+
+struct Table {
+  Isa isa;
+  float (*dot)(const float *, const float *, size_t);
+  float (*l2)(const float *, const float *, size_t);
+  CosineParts (*cosine)(const float *, const float *, size_t);
+};
+
+Table table_for(Isa isa) {
+#ifdef LOOKALIKE_X86
+  if (isa == Isa::kAvx512) return {Isa::kAvx512, dot_avx512, l2_avx512, cosine_avx512};
+  if (isa == Isa::kAvx2) return {Isa::kAvx2, dot_avx2, l2_avx2, cosine_avx2};
+#endif
+  (void)isa;
+  return {Isa::kScalar, dot_scalar, l2_scalar, cosine_scalar};
+}
+
+Isa best_isa() {
+  if (cpu_supports(Isa::kAvx512)) return Isa::kAvx512;
+  if (cpu_supports(Isa::kAvx2)) return Isa::kAvx2;
+  return Isa::kScalar;
+}
+
+Table &active() {
+  static Table t = table_for(best_isa());
+  return t;
+}
+
+}  // namespace
+
+bool cpu_supports(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar:
+      return true;
+#ifdef LOOKALIKE_X86
+    case Isa::kAvx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case Isa::kAvx512:
+      return __builtin_cpu_supports("avx512f");
+#endif
+    default:
+      return false;
+  }
+}
+
+float dot(const float *a, const float *b, size_t n) { return active().dot(a, b, n); }
+float l2_squared(const float *a, const float *b, size_t n) { return active().l2(a, b, n); }
+CosineParts cosine_parts(const float *a, const float *b, size_t n) {
+  return active().cosine(a, b, n);
+}
+
+double cosine_distance(const float *a, const float *b, size_t n) {
+  CosineParts p = cosine_parts(a, b, n);
+  double denom = std::sqrt(static_cast<double>(p.aa) * static_cast<double>(p.bb));
+  if (!(denom > 0.0) || !std::isfinite(denom)) return std::numeric_limits<double>::quiet_NaN();
+  double sim = static_cast<double>(p.ab) / denom;
+  // Rounding can push |sim| slightly past 1.
+  if (sim > 1.0) sim = 1.0;
+  if (sim < -1.0) sim = -1.0;
+  return 1.0 - sim;
+}
+
+Isa active_isa() { return active().isa; }
+
+const char *isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512:
+      return "avx512f";
+    case Isa::kAvx2:
+      return "avx2";
+    default:
+      return "portable";
+  }
+}
+
+bool force_isa(Isa isa) {
+  if (!cpu_supports(isa)) return false;
+  active() = table_for(isa);
+  return true;
+}
+
+}  // namespace lookalike::kernels
