@@ -23,7 +23,7 @@ out=$root/build/test
 mkdir -p "$out"
 
 as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- env "PATH=$PATH" "$@"; else "$@"; fi
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- env "PATH=$PATH" "SHARED=$SHARED" "LOOKALIKE_ROOT=$root" "$@"; else LOOKALIKE_ROOT=$root "$@"; fi
 }
 own_dir() {  # a directory the server-side user can write
   rm -rf "$1"
