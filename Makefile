@@ -29,7 +29,8 @@ EXTRA_MODULES = lookalike_image$(DLSUFFIX) lookalike_model$(DLSUFFIX)
 LOOKALIKE_SQL = extension/lookalike--$(EXTVERSION).sql
 DATA_built = $(LOOKALIKE_SQL)
 DATA = extension/lookalike.control $(wildcard extension/lookalike--*--*.sql)
-EXTRA_CLEAN = $(LOOKALIKE_SQL) $(EXTRA_MODULES) $(IMAGE_OBJS) $(MODEL_OBJS)
+LOADER = tools/loader/lookalike-load
+EXTRA_CLEAN = $(LOOKALIKE_SQL) $(EXTRA_MODULES) $(IMAGE_OBJS) $(MODEL_OBJS) $(LOADER)
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=lookalike
@@ -52,7 +53,12 @@ include $(PGXS)
 $(LOOKALIKE_SQL): $(sort $(wildcard extension/parts/*.sql))
 	cat $^ > $@
 
-all: $(LOOKALIKE_SQL) $(EXTRA_MODULES)
+all: $(LOOKALIKE_SQL) $(EXTRA_MODULES) $(LOADER)
+
+# The catalogue loader, a libpq client (not part of the extension): tools/loader/.
+$(LOADER): tools/loader/lookalike_load.cpp src/loader/csv.cpp src/loader/csv.hpp src/common/errors.hpp
+	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -Isrc -I$(shell $(PG_CONFIG) --includedir) \
+	  -o $@ tools/loader/lookalike_load.cpp src/loader/csv.cpp -L$(shell $(PG_CONFIG) --libdir) -lpq
 
 lookalike_image$(DLSUFFIX): $(IMAGE_OBJS)
 	$(CXX) $(CXXFLAGS) -shared -o $@ $^ $(LDFLAGS) $(LDFLAGS_SL) $(OPENCV_LIBS) -lstdc++
@@ -79,4 +85,4 @@ demo:
 	SHARED=$(SHARED) scripts/demo.sh
 
 format:
-	clang-format -i $(SRCS) $(wildcard src/*/*.hpp) $(wildcard test/unit/*.cpp)
+	clang-format -i $(SRCS) $(wildcard src/*/*.hpp) $(wildcard test/unit/*.cpp) $(wildcard tools/*/*.cpp)
