@@ -112,12 +112,12 @@ inline Datum run_entry_point(FunctionCallInfo fcinfo, Impl impl) {
 // Defines the SQL-callable C function `name` (V1 calling convention) whose body follows, e.g.
 //   LOOKALIKE_FUNCTION(embedding_dims) { ... return Int32GetDatum(n); }
 // The body receives `fcinfo` as usual, so PG_GETARG_* / PG_RETURN_* work inside it.
-#define LOOKALIKE_FUNCTION(name)                                                     \
-  static Datum name##_body(FunctionCallInfo fcinfo);                                 \
-  extern "C" {                                                                       \
-  PG_FUNCTION_INFO_V1(name);                                                         \
-  }                                                                                  \
-  extern "C" Datum name(PG_FUNCTION_ARGS) {                                          \
-    return ::lookalike::pg::run_entry_point(fcinfo, name##_body);                    \
-  }                                                                                  \
+#define LOOKALIKE_FUNCTION(name)                                  \
+  static Datum name##_body(FunctionCallInfo fcinfo);              \
+  extern "C" {                                                    \
+  PG_FUNCTION_INFO_V1(name);                                      \
+  }                                                               \
+  extern "C" Datum name(PG_FUNCTION_ARGS) {                       \
+    return ::lookalike::pg::run_entry_point(fcinfo, name##_body); \
+  }                                                               \
   static Datum name##_body([[maybe_unused]] FunctionCallInfo fcinfo)
