@@ -21,7 +21,7 @@ pure_has_no_pg() {
 }
 no_deps() {  # library, forbidden regex
   local hits
-  hits=$(ldd "$1" | grep -E "$2" || true)
+  hits=$(ldd "$1" | awk '{print $1}' | grep -E "^lib($2)" || true)
   [ -z "$hits" ] || { echo "$1 links: $hits"; return 1; }
 }
 formatted() {
