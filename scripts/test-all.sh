@@ -55,6 +55,16 @@ build_ext() {
   export PATH="$bindir:$PATH"
 }
 
+run_layout() {
+  echo "== layout checks"
+  "$root/test/check_layout.sh" | tee "$out/layout.log"
+  passed=$((passed + $(grep -c '^ok ' "$out/layout.log")))
+  local bad
+  bad=$(grep -c '^not ok ' "$out/layout.log")
+  failed=$((failed + bad))
+  [ "$bad" = 0 ] || status=1
+}
+
 run_regress() {
   echo "== pg_regress"
   local tests
@@ -105,7 +115,7 @@ case "$what" in
   unit) run_unit ;;
   regress) build_ext; run_regress ;;
   tap) build_ext; run_tap ;;
-  all) run_unit; build_ext; run_regress; run_tap ;;
+  all) run_unit; build_ext; run_layout; run_regress; run_tap ;;
   *) echo "usage: $0 [all|unit|regress|tap]" >&2; exit 2 ;;
 esac
 echo "tests: $passed passed, $failed failed"

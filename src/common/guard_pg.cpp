@@ -21,7 +21,13 @@ void copy_text(char *dst, size_t cap, const char *src) noexcept {
 
 }  // namespace
 
+CapturedError &captured_error_slot() noexcept {
+  static CapturedError slot;
+  return slot;
+}
+
 void capture_current_exception(CapturedError &out) noexcept {
+  out = CapturedError{};
   try {
     throw;
   } catch (const PgException &e) {

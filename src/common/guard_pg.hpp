@@ -85,7 +85,12 @@ struct CapturedError {
   char hint[512] = {0};
 };
 
-// Fills `out` from the exception currently being handled. Never throws, never calls PostgreSQL.
+// The one capture slot of this (single-threaded) backend process. Only the error path touches it,
+// so the hot path of an entry point (a distance operator called per row) costs nothing extra.
+CapturedError &captured_error_slot() noexcept;
+
+// Fills `out` (entirely) from the exception currently being handled. Never throws, never calls
+// PostgreSQL.
 void capture_current_exception(CapturedError &out) noexcept;
 
 // Raises the captured error with ereport(ERROR) (or ReThrowError). Does not return.
@@ -94,13 +99,12 @@ pg_attribute_noreturn() void raise_captured(const CapturedError &err);
 // The body of every SQL entry point: run impl, convert any exception at the boundary.
 template <typename Impl>
 inline Datum run_entry_point(FunctionCallInfo fcinfo, Impl impl) {
-  CapturedError err;
   try {
     return impl(fcinfo);
   } catch (...) {
-    capture_current_exception(err);
+    capture_current_exception(captured_error_slot());
   }
-  raise_captured(err);  // outside the catch block: the exception object is gone
+  raise_captured(captured_error_slot());  // outside the catch block: the exception is gone
 }
 
 }  // namespace lookalike::pg
@@ -108,12 +112,12 @@ inline Datum run_entry_point(FunctionCallInfo fcinfo, Impl impl) {
 // Defines the SQL-callable C function `name` (V1 calling convention) whose body follows, e.g.
 //   LOOKALIKE_FUNCTION(embedding_dims) { ... return Int32GetDatum(n); }
 // The body receives `fcinfo` as usual, so PG_GETARG_* / PG_RETURN_* work inside it.
-#define LOOKALIKE_FUNCTION(name)                                                     \
-  static Datum name##_body(FunctionCallInfo fcinfo);                                 \
-  extern "C" {                                                                       \
-  PG_FUNCTION_INFO_V1(name);                                                         \
-  }                                                                                  \
-  extern "C" Datum name(PG_FUNCTION_ARGS) {                                          \
-    return ::lookalike::pg::run_entry_point(fcinfo, name##_body);                    \
-  }                                                                                  \
+#define LOOKALIKE_FUNCTION(name)                                  \
+  static Datum name##_body(FunctionCallInfo fcinfo);              \
+  extern "C" {                                                    \
+  PG_FUNCTION_INFO_V1(name);                                      \
+  }                                                               \
+  extern "C" Datum name(PG_FUNCTION_ARGS) {                       \
+    return ::lookalike::pg::run_entry_point(fcinfo, name##_body); \
+  }                                                               \
   static Datum name##_body([[maybe_unused]] FunctionCallInfo fcinfo)

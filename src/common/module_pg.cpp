@@ -1,10 +1,53 @@
-// The extension's shared library: module magic and _PG_init. _PG_init only defines settings
-// (GUCs); it creates no thread and loads no model (models load lazily in each backend).
+// lookalike.so: module magic and _PG_init. _PG_init defines every setting of the extension
+// (GUCs) -- lookalike_image.so and lookalike_model.so load this library first -- and does
+// nothing else: it creates no thread and loads no model (models load lazily in each backend).
 #include "common/guard_pg.hpp"
+#include "vector/kernels.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
 PGDLLEXPORT void _PG_init(void);
 }
 
-void _PG_init(void) { MarkGUCPrefixReserved("lookalike"); }
+namespace {
+
+namespace kernels = lookalike::kernels;
+
+// lookalike.simd: which distance kernels this backend uses.
+enum SimdChoice { kSimdAuto = -1 };
+const struct config_enum_entry simd_options[] = {
+    {"auto", kSimdAuto, false},
+    {"portable", static_cast<int>(kernels::Isa::kScalar), false},
+    {"avx2", static_cast<int>(kernels::Isa::kAvx2), false},
+    {"avx512", static_cast<int>(kernels::Isa::kAvx512), false},
+    {nullptr, 0, false}};
+int simd_setting = kSimdAuto;
+
+kernels::Isa best_isa() {
+  if (kernels::cpu_supports(kernels::Isa::kAvx512)) return kernels::Isa::kAvx512;
+  if (kernels::cpu_supports(kernels::Isa::kAvx2)) return kernels::Isa::kAvx2;
+  return kernels::Isa::kScalar;
+}
+
+bool check_simd(int *newval, void **, GucSource) {
+  if (*newval == kSimdAuto || kernels::cpu_supports(static_cast<kernels::Isa>(*newval)))
+    return true;
+  GUC_check_errdetail("This CPU does not support %s.",
+                      kernels::isa_name(static_cast<kernels::Isa>(*newval)));
+  return false;
+}
+
+void assign_simd(int newval, void *) {
+  kernels::force_isa(newval == kSimdAuto ? best_isa() : static_cast<kernels::Isa>(newval));
+}
+
+}  // namespace
+
+void _PG_init(void) {
+  DefineCustomEnumVariable(
+      "lookalike.simd", "Instruction set of the distance kernels.",
+      "auto picks the best one this CPU supports (avx512, then avx2, then portable); the others "
+      "exist for benchmarks and diagnosis.",
+      &simd_setting, kSimdAuto, simd_options, PGC_USERSET, 0, check_simd, assign_simd, nullptr);
+  MarkGUCPrefixReserved("lookalike");
+}

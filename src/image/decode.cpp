@@ -110,8 +110,8 @@ cv::Mat decode_bgr(const uint8_t *data, size_t len, int64_t max_pixels) {
     bad(std::string("corrupt ") + format_name(h.format) + " image: zero width or height");
   if (h.width * h.height > max_pixels) {
     throw Error(sqlstate::kProgramLimitExceeded,
-                std::string(format_name(h.format)) + " image of " + std::to_string(h.width) +
-                    "x" + std::to_string(h.height) + " pixels exceeds the limit of " +
+                std::string(format_name(h.format)) + " image of " + std::to_string(h.width) + "x" +
+                    std::to_string(h.height) + " pixels exceeds the limit of " +
                     std::to_string(max_pixels) + " pixels",
                 {}, "Raise lookalike.max_image_pixels to accept larger images.");
   }

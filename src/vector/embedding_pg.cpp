@@ -21,8 +21,8 @@ Embedding *new_embedding(int dim) {
 
 static void check_dim_range(int64 dim) {
   if (dim < 1)
-    ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                    errmsg("embedding must have at least 1 dimension")));
+    ereport(ERROR,
+            (errcode(ERRCODE_DATA_EXCEPTION), errmsg("embedding must have at least 1 dimension")));
   if (dim > kMaxDims)
     ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
                     errmsg("embedding cannot have more than %d dimensions", kMaxDims)));

@@ -113,7 +113,7 @@ __attribute__((target("avx2,fma"))) float l2_avx2(const float *a, const float *b
 }
 
 __attribute__((target("avx2,fma"))) CosineParts cosine_avx2(const float *a, const float *b,
-                                                             size_t n) {
+                                                            size_t n) {
   __m256 ab = _mm256_setzero_ps(), aa = _mm256_setzero_ps(), bb = _mm256_setzero_ps();
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -176,8 +176,8 @@ __attribute__((target("avx512f"))) float l2_avx512(const float *a, const float *
   s0 = _mm512_add_ps(s0, s1);
   while (i < n) {
     size_t rest = n - i;
-    __mmask16 m = rest >= 16 ? static_cast<__mmask16>(0xFFFF)
-                             : static_cast<__mmask16>((1u << rest) - 1u);
+    __mmask16 m =
+        rest >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << rest) - 1u);
     __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i));
     s0 = _mm512_fmadd_ps(d, d, s0);
     i += rest >= 16 ? 16 : rest;
@@ -186,21 +186,20 @@ __attribute__((target("avx512f"))) float l2_avx512(const float *a, const float *
 }
 
 __attribute__((target("avx512f"))) CosineParts cosine_avx512(const float *a, const float *b,
-                                                              size_t n) {
+                                                             size_t n) {
   __m512 ab = _mm512_setzero_ps(), aa = _mm512_setzero_ps(), bb = _mm512_setzero_ps();
   size_t i = 0;
   while (i < n) {
     size_t rest = n - i;
-    __mmask16 m = rest >= 16 ? static_cast<__mmask16>(0xFFFF)
-                             : static_cast<__mmask16>((1u << rest) - 1u);
+    __mmask16 m =
+        rest >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << rest) - 1u);
     __m512 va = _mm512_maskz_loadu_ps(m, a + i), vb = _mm512_maskz_loadu_ps(m, b + i);
     ab = _mm512_fmadd_ps(va, vb, ab);
     aa = _mm512_fmadd_ps(va, va, aa);
     bb = _mm512_fmadd_ps(vb, vb, bb);
     i += rest >= 16 ? 16 : rest;
   }
-  return CosineParts{hsum512(ab), hsum512(aa),
-                     hsum512(bb)};
+  return CosineParts{hsum512(ab), hsum512(aa), hsum512(bb)};
 }
 #endif  // LOOKALIKE_X86
 

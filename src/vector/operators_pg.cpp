@@ -128,12 +128,12 @@ static int compare(const Embedding *a, const Embedding *b) {
   return (a->dim > b->dim) - (a->dim < b->dim);
 }
 
-#define COMPARISON(name, expr)                                 \
-  LOOKALIKE_FUNCTION(name) {                                   \
-    Embedding *a = PG_GETARG_EMBEDDING_P(0);                   \
-    Embedding *b = PG_GETARG_EMBEDDING_P(1);                   \
-    int c = compare(a, b);                                     \
-    PG_RETURN_BOOL(expr);                                      \
+#define COMPARISON(name, expr)               \
+  LOOKALIKE_FUNCTION(name) {                 \
+    Embedding *a = PG_GETARG_EMBEDDING_P(0); \
+    Embedding *b = PG_GETARG_EMBEDDING_P(1); \
+    int c = compare(a, b);                   \
+    PG_RETURN_BOOL(expr);                    \
   }
 COMPARISON(embedding_lt, c < 0)
 COMPARISON(embedding_le, c <= 0)
@@ -164,8 +164,8 @@ ArrayType *new_state(int dim, MemoryContext cxt) {
   MemoryContext old = MemoryContextSwitchTo(cxt);
   auto *zeros = static_cast<Datum *>(palloc(sizeof(Datum) * (dim + 1)));
   for (int i = 0; i <= dim; ++i) zeros[i] = Float8GetDatum(0.0);
-  ArrayType *a = construct_array(zeros, dim + 1, FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL,
-                                 TYPALIGN_DOUBLE);
+  ArrayType *a =
+      construct_array(zeros, dim + 1, FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
   MemoryContextSwitchTo(old);
   return a;
 }

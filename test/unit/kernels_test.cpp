@@ -46,8 +46,8 @@ class KernelTest : public ::testing::TestWithParam<Isa> {
 TEST_P(KernelTest, MatchesDoubleReferenceAtManyLengths) {
   std::mt19937 rng(42);
   // Lengths around every vector width and tail case, plus the real feature sizes.
-  std::vector<size_t> lengths = {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100,
-                                 127, 128, 129, 255, 512, 1000, 1280, 2048, 4097};
+  std::vector<size_t> lengths = {1,  2,  3,   7,   8,   9,   15,  16,  17,   31,   32,   33,  63,
+                                 64, 65, 100, 127, 128, 129, 255, 512, 1000, 1280, 2048, 4097};
   for (size_t n : lengths) {
     auto a = random_vec(rng, n, 1.0f), b = random_vec(rng, n, 2.0f);
     Ref r = reference(a, b);
@@ -98,7 +98,7 @@ INSTANTIATE_TEST_SUITE_P(AllIsas, KernelTest,
 TEST(KernelDispatch, PicksTheBestSupportedIsa) {
   Isa best = cpu_supports(Isa::kAvx512) ? Isa::kAvx512
              : cpu_supports(Isa::kAvx2) ? Isa::kAvx2
-                                         : Isa::kScalar;
+                                        : Isa::kScalar;
   // force_isa(kScalar) in other tests' TearDown changes the table; restore and compare.
   ASSERT_TRUE(force_isa(best));
   EXPECT_EQ(active_isa(), best);

@@ -44,8 +44,8 @@ TEST(Text, ParsesWhitespaceSignsAndExponents) {
 }
 
 TEST(Text, RejectsMalformedTextWith22P02) {
-  for (const char *s : {"", "1,2", "[1,2", "[1,,2]", "[1 2]", "[a]", "[1]x", "[,]", "[1,]",
-                        "(1,2)", "[--1]"})
+  for (const char *s :
+       {"", "1,2", "[1,2", "[1,,2]", "[1 2]", "[a]", "[1]x", "[,]", "[1,]", "(1,2)", "[--1]"})
     EXPECT_EQ(sqlstate_of(s), "22P02") << s;
 }
 
@@ -68,10 +68,9 @@ TEST(Text, RejectsTooManyDimensionsWith54000) {
 TEST(Text, PrintsShortestRoundTripForm) {
   EXPECT_EQ(format({1, 2.5f, -3}), "[1,2.5,-3]");
   EXPECT_EQ(format({0.1f}), "[0.1]");
-  std::vector<float> extremes = {std::numeric_limits<float>::max(),
-                                 std::numeric_limits<float>::lowest(),
-                                 std::numeric_limits<float>::denorm_min(),
-                                 -std::numeric_limits<float>::min(), 1.0f / 3.0f};
+  std::vector<float> extremes = {
+      std::numeric_limits<float>::max(), std::numeric_limits<float>::lowest(),
+      std::numeric_limits<float>::denorm_min(), -std::numeric_limits<float>::min(), 1.0f / 3.0f};
   std::string s = format(extremes);
   EXPECT_LE(s.size(), text::max_text_length(extremes.size()));
   EXPECT_EQ(parse(s), extremes);  // bit-exact round trip

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs everything lookalike needs on Debian 12 (bookworm), from Debian's own packages only.
+# Run as root (or with sudo). Safe to re-run.
+set -euo pipefail
+if [ "$(id -u)" != 0 ]; then exec sudo "$0" "$@"; fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+  build-essential cmake pkg-config bc \
+  postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev libipc-run-perl \
+  libtorch-dev libopencv-dev libwebp-dev libssl-dev \
+  googletest libgtest-dev \
+  python3 python3-numpy python3-opencv python3-torch python3-torchvision \
+  chromium >/dev/null
+# The Debian postgresql-15 package starts a cluster of its own; lookalike's tests and demo use
+# throwaway clusters and do not need it.
+echo "lookalike: dependencies installed"

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Structural checks, one line each ("ok NAME" / "not ok NAME: why"):
+#  - the pure core (src/**/*.cpp|hpp not named *_pg.*) includes no PostgreSQL header;
+#  - lookalike.so does not link LibTorch or OpenCV, lookalike_image.so does not link LibTorch
+#    (a backend that only uses the type must not pay for them);
+#  - sources are clang-formatted (.clang-format).
+# Run from the repository root after `make`.
+set -uo pipefail
+fail=0
+check() {  # name, command...
+  local name=$1
+  shift
+  local out
+  if out=$("$@" 2>&1); then echo "ok $name"; else echo "not ok $name: $out"; fail=1; fi
+}
+pure_has_no_pg() {
+  local bad
+  bad=$(find src -name '*.cpp' -o -name '*.hpp' | grep -v -e '_pg\.' -e '^src/common/pg.hpp$' |
+        xargs grep -lE '#include *[<"](postgres|fmgr|common/pg|common/guard_pg|utils/|access/|catalog/|executor/|storage/|nodes/)' || true)
+  [ -z "$bad" ] || { echo "$bad"; return 1; }
+}
+no_deps() {  # library, forbidden regex
+  local hits
+  hits=$(ldd "$1" | awk '{print $1}' | grep -E "^lib($2)" || true)
+  [ -z "$hits" ] || { echo "$1 links: $hits"; return 1; }
+}
+formatted() {
+  command -v clang-format >/dev/null || { echo "clang-format missing"; return 1; }
+  find src test/unit -name '*.cpp' -o -name '*.hpp' | xargs clang-format --dry-run -Werror 2>&1 | head -20
+  [ "${PIPESTATUS[1]}" = 0 ]
+}
+check pure_core_has_no_postgres_headers pure_has_no_pg
+check lookalike_so_has_no_torch_or_opencv no_deps lookalike.so 'torch|c10|opencv'
+check lookalike_image_so_has_no_torch no_deps lookalike_image.so 'torch|c10'
+check sources_are_clang_formatted formatted
+exit $fail
