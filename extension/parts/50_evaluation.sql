@@ -10,7 +10,7 @@ CREATE FUNCTION exact_knn(query_ids bigint[], queries embedding[], ids bigint[],
                           vectors embedding[], k integer, metric text DEFAULT 'cosine',
                           exclude_self boolean DEFAULT true)
     RETURNS TABLE (query_id bigint, rank integer, id bigint, distance double precision)
-    AS 'MODULE_PATHNAME', 'embedding_exact_knn' LANGUAGE C STABLE STRICT PARALLEL SAFE ROWS 1000;
+    AS 'MODULE_PATHNAME', 'embedding_exact_knn' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1000;
 COMMENT ON FUNCTION exact_knn(bigint[], embedding[], bigint[], embedding[], integer, text, boolean) IS
     'exact k nearest neighbours of every query among the vectors, ranked by (distance, id); metric cosine (<=>), l2 (<->) or inner_product (<#>); exclude_self skips a vector whose id equals the query id';
 
