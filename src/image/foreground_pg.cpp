@@ -1,0 +1,41 @@
+// foreground_color_histogram(image bytea, hue_bins integer DEFAULT 12,
+//                            white_tolerance integer DEFAULT 20) RETURNS embedding
+// (see foreground.hpp and extension/parts/25_foreground.sql).
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+#include "common/constants.hpp"
+#include "image/decode.hpp"
+#include "image/foreground.hpp"
+#include "common/guard_pg.hpp"
+#include "vector/embedding_pg.hpp"
+
+using namespace lookalike;
+
+LOOKALIKE_FUNCTION(foreground_color_histogram) {
+  bytea *raw = nullptr;
+  image::ForegroundOptions opt;
+  pg::guarded([&] {
+    raw = PG_GETARG_BYTEA_PP(0);
+    opt.hue_bins = PG_GETARG_INT32(1);
+    opt.white_tolerance = PG_GETARG_INT32(2);
+    CHECK_FOR_INTERRUPTS();
+  });
+  const auto *data = reinterpret_cast<const uint8_t *>(VARDATA_ANY(raw));
+  const size_t len = VARSIZE_ANY_EXHDR(raw);
+  std::vector<float> h;
+  {
+    cv::Mat bgr = image::decode_bgr(data, len, kDefaultMaxImagePixels);
+    h = image::foreground_color_histogram(bgr, opt);
+  }
+  const int dim = static_cast<int>(h.size());
+  Embedding *e = nullptr;
+  pg::guarded([&] {
+    e = static_cast<Embedding *>(palloc0(embedding_size(dim)));
+    SET_VARSIZE(e, embedding_size(dim));
+    e->dim = static_cast<uint16>(dim);
+  });
+  for (int i = 0; i < dim; ++i) e->x[i] = h[i];
+  PG_RETURN_POINTER(e);
+}
