@@ -28,6 +28,7 @@ SELECT lookalike.create_evaluation(
 -- Features, one row per product with an image (demo/features.sql fills it).
 CREATE TABLE IF NOT EXISTS fashion.features (
     id integer PRIMARY KEY REFERENCES fashion.products (id) ON DELETE CASCADE,
+    image_md5 text,         -- md5 of the image the features were computed from
     histogram embedding,    -- color_histogram(image): RGB 8x8x8, the study's baseline
     cnn embedding,          -- image_embedding(image): MobileNetV2 ImageNet features (1280-d)
     foreground embedding,   -- foreground_color_histogram(image): colour of the product's own pixels

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# make demo: the style-retrieval study inside PostgreSQL, end to end (docs/demo.md).
+#  1. builds lookalike and the loader; unless LOOKALIKE_DSN names a server, installs them into
+#     the private tree (scripts/pg-tree.sh) and starts a throwaway cluster of its own
+#     (build/demo/data, port DEMO_PORT, default 54329; reused if already running);
+#  2. loads FASHION_DIR (default $SHARED/data/fashion) into fashion.products (lookalike-load);
+#  3. defines the style groups and the evaluation (demo/fashion.sql), registers the model
+#     (MODEL, default $SHARED/models/mobilenet_v2-imagenet-features.pt), computes every feature
+#     (demo/features.sql) and evaluates (lookalike.refresh_evaluation);
+#  4. prints the study's Table 1 beside ours and writes build/demo/report.html;
+#  5. leaves the database running and prints how to connect and how to stop it.
+# Environment: LOOKALIKE_DSN (libpq connection string of an existing server with lookalike
+# installed), FASHION_DIR, MODEL, SHARED, DEMO_PORT.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export SHARED=${SHARED:-$root/../shared}
+SHARED=$(cd "$SHARED" && pwd)
+FASHION_DIR=${FASHION_DIR:-$SHARED/data/fashion}
+FASHION_DIR=$(cd "$FASHION_DIR" && pwd)
+MODEL=${MODEL:-$SHARED/models/mobilenet_v2-imagenet-features.pt}
+port=${DEMO_PORT:-54329}
+out=$root/build/demo
+mkdir -p "$out"
+t_start=$(date +%s)
+step() { printf '\n== %s (%ds)\n' "$1" $(($(date +%s) - t_start)); }
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+step "building lookalike and the loader"
+make -s -j"$(nproc)" >"$out/make.log" 2>&1 || { tail -30 "$out/make.log"; exit 1; }
+
+if [ -n "${LOOKALIKE_DSN:-}" ]; then
+  dsn=$LOOKALIKE_DSN
+  psql_bin=psql
+  echo "using the server named by LOOKALIKE_DSN (lookalike must be installed there: make install)"
+else
+  step "starting a throwaway PostgreSQL cluster in $out/data (port $port)"
+  bindir=$(scripts/pg-tree.sh "$root/build/pg")
+  bindir=$(cd "$bindir" && pwd)
+  psql_bin=$bindir/psql
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres "$out"
+    # the server user must reach the private tree, the model and the images
+    chmod o+rx "$root" "$root/build" "$out" 2>/dev/null || true
+  fi
+  if [ ! -f "$out/data/PG_VERSION" ]; then
+    as_pg "$bindir/initdb" -D "$out/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >"$out/initdb.log"
+  fi
+  if as_pg "$bindir/pg_ctl" -D "$out/data" status >/dev/null 2>&1; then
+    as_pg "$bindir/pg_ctl" -D "$out/data" -w -l "$out/server.log" restart -m fast >/dev/null
+  else
+    as_pg "$bindir/pg_ctl" -D "$out/data" -w -l "$out/server.log" \
+      -o "-p $port -k $out -c listen_addresses='' -c shared_buffers=256MB -c max_parallel_workers_per_gather=0" \
+      start >/dev/null
+  fi
+  # a fresh database on every run: the extension and the catalogue come from this checkout
+  as_pg "$psql_bin" -X -q -h "$out" -p "$port" -U postgres -d postgres \
+    -c "DROP DATABASE IF EXISTS lookalike_demo" -c "CREATE DATABASE lookalike_demo"
+  dsn="host=$out port=$port dbname=lookalike_demo user=postgres"
+fi
+psql_demo() { "$psql_bin" -X -q -v ON_ERROR_STOP=1 "$dsn" "$@"; }
+
+step "loading $FASHION_DIR"
+tools/loader/lookalike-load --dsn "$dsn" "$FASHION_DIR"
+
+step "style groups and the evaluation (demo/fashion.sql)"
+psql_demo -f demo/fashion.sql >/dev/null
+psql_demo -c "SELECT count(*) AS style_groups, sum(products) AS products FROM fashion.style_groups"
+
+step "features (demo/features.sql)"
+has() { psql_demo -tA -c "SELECT to_regprocedure('$1') IS NOT NULL"; }
+if [ "$(has 'image_embedding(bytea,text)')" = t ]; then
+  if [ -r "$MODEL" ]; then
+    if [ "$(psql_demo -tA -c "SELECT count(*) FROM lookalike.models WHERE name = 'mobilenet_v2'")" = 0 ]; then
+      psql_demo -c "SELECT name, dims, sha256 FROM lookalike.register_model('mobilenet_v2', '$MODEL', description => 'MobileNetV2 ImageNet features (demo)')"
+    fi
+  else
+    echo "model file $MODEL not readable: cnn and fused are skipped"
+  fi
+fi
+psql_demo -v model=mobilenet_v2 -f demo/features.sql
+
+step "evaluation (lookalike.refresh_evaluation, seeds 1..20, k = 5)"
+psql_demo -f demo/evaluate.sql
+
+step "Table 1"
+psql_demo -f demo/table1.sql | tee "$out/table1.txt"
+
+step "HTML report"
+psql_demo -tA -f demo/report_data.sql >"$out/report_data.json"
+/usr/bin/python3 scripts/demo_report.py "$out/report_data.json" "$out/report.html"
+echo "report: $out/report.html"
+
+step "done"
+echo "The database is left running."
+if [ -z "${LOOKALIKE_DSN:-}" ]; then
+  echo "  connect: $psql_bin \"$dsn\""
+  echo "     e.g.: SELECT * FROM fashion.retrieval_summary;"
+  echo "  stop:    $( [ "$(id -u)" = 0 ] && echo 'runuser -u postgres -- ')$bindir/pg_ctl -D $out/data stop"
+else
+  echo "  connect: psql \"$dsn\""
+fi
