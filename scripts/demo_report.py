@@ -24,10 +24,10 @@ def bar_chart(summary):
     group_w = (w - left - 10) / len(METRICS)
     n = max(len(summary), 1)
     bar_w = min(40, (group_w - 30) / n)
-    ymax = 0.8
+    ymax = 1.0
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" '
            f'aria-label="P@5, R@5 and Hit@5 per method">']
-    for t in range(0, 9):
+    for t in range(0, 11):
         v = t / 10
         y = top + plot_h - v / ymax * plot_h
         out.append(f'<line x1="{left}" x2="{w - 10}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e5e5"/>')
