@@ -44,6 +44,7 @@ for my $id (@ids) {
 print $out $styles{44065};    # a name with unquoted commas, no image
 print $out "123456,Men,Apparel\n";    # too few fields: reported, skipped
 print $out "abc,Men,Apparel,Topwear,Shirts,Blue,Fall,2011,Casual,Bad id\n";    # reported, skipped
+print $out $styles{$ids[0]};    # a duplicate id: reported, skipped
 close $out;
 my $n = scalar @ids;
 my $commas = 1 + grep { (() = $styles{$_} =~ /,/g) > 9 } @ids;
@@ -57,10 +58,11 @@ my $dsn = $node->connstr('postgres');
 my ($stdout, $stderr);
 IPC::Run::run([ $loader, '--dsn', $dsn, "$dir/cat" ], '>', \$stdout, '2>', \$stderr);
 is($?, 0, 'loader succeeds');
-like($stderr, qr/@{[ $n + 1 ]} rows read \($commas with commas rejoined into productDisplayName\), @{[ $n + 1 ]} inserted, 0 updated, 0 unchanged; $n images, 1 missing, 0 unreadable; 2 unreadable lines skipped/,
+like($stderr, qr/@{[ $n + 1 ]} rows read \($commas with commas rejoined into productDisplayName\), @{[ $n + 1 ]} inserted, 0 updated, 0 unchanged; $n images, 1 missing, 0 unreadable; 3 unreadable lines skipped/,
 	'loader summary');
 like($stderr, qr/line @{[ $n + 3 ]}: 3 fields, expected 10/, 'short line reported with its number');
 like($stderr, qr/line @{[ $n + 4 ]}: id 'abc' is not an integer/, 'bad id reported');
+like($stderr, qr/line @{[ $n + 5 ]}: duplicate id $ids[0]/, 'duplicate id reported');
 is($node->safe_psql('postgres', "SELECT product_display_name FROM fashion.products WHERE id = 44065"),
 	'Boss Men Perfume, After Shave Balm and Shower Gel Set', 'commas rejoined into the name');
 IPC::Run::run([ $loader, '--dsn', $dsn, '--quiet', "$dir/cat" ], '>', \$stdout, '2>', \$stderr);

@@ -23,6 +23,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "common/errors.hpp"
@@ -221,7 +222,7 @@ int main(int argc, char **argv) {
     PQclear(r);
 
     const size_t total = table.records().size();
-    std::vector<bool> seen_ids;
+    std::unordered_set<int> seen_ids;
     CopyBuffer buf;
     std::string image;
     const char *exts[] = {".jpg", ".jpeg", ".png", ".webp"};
@@ -239,13 +240,9 @@ int main(int argc, char **argv) {
         bad.push_back({rec.line_number, "year '" + year_text + "' is not an integer"});
         continue;
       }
-      if (id >= 0) {
-        if (static_cast<size_t>(id) >= seen_ids.size()) seen_ids.resize(id + 1, false);
-        if (seen_ids[id]) {
-          bad.push_back({rec.line_number, "duplicate id " + std::to_string(id)});
-          continue;
-        }
-        seen_ids[id] = true;
+      if (!seen_ids.insert(id).second) {
+        bad.push_back({rec.line_number, "duplicate id " + std::to_string(id)});
+        continue;
       }
       if (rec.rejoined) ++rejoined;
       buf.begin_row(1 + kNumColumns + 1);
