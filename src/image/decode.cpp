@@ -1,9 +1,11 @@
 #include "image/decode.hpp"
 
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
 
 #include "common/errors.hpp"
@@ -11,8 +13,8 @@
 namespace lookalike::image {
 namespace {
 
-[[noreturn]] void bad(const std::string &msg) {
-  throw Error(sqlstate::kInvalidBinaryRepresentation, msg);
+[[noreturn]] void bad(const std::string &msg, const std::string &detail = {}) {
+  throw Error(sqlstate::kInvalidBinaryRepresentation, msg, detail);
 }
 
 uint32_t be16(const uint8_t *p) { return (uint32_t(p[0]) << 8) | p[1]; }
@@ -21,8 +23,13 @@ uint32_t le16(const uint8_t *p) { return uint32_t(p[0]) | (uint32_t(p[1]) << 8);
 uint32_t le24(const uint8_t *p) { return le16(p) | (uint32_t(p[2]) << 16); }
 uint32_t le32(const uint8_t *p) { return le16(p) | (le16(p + 2) << 16); }
 
+// Markers that stand alone (no length field): TEM, RST0..7, SOI, EOI.
+bool jpeg_standalone(uint8_t m) { return m == 0x01 || (m >= 0xD0 && m <= 0xD9); }
+// Start-of-frame markers SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC).
+bool jpeg_sof(uint8_t m) { return m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC; }
+
 Header jpeg_header(const uint8_t *d, size_t n) {
-  // Walk the marker segments up to the first start-of-frame (SOF0..SOF15 except DHT/JPG/DAC).
+  // Walk the marker segments up to the first start-of-frame.
   size_t i = 2;
   while (i + 4 <= n) {
     if (d[i] != 0xFF) bad("corrupt JPEG image: bad marker");
@@ -38,14 +45,87 @@ Header jpeg_header(const uint8_t *d, size_t n) {
     if (m == 0xD9 || m == 0xDA) break;  // end of image / start of scan before any frame header
     uint32_t seglen = be16(d + i + 2);
     if (seglen < 2) bad("corrupt JPEG image: bad segment length");
-    bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
-    if (sof) {
+    if (jpeg_sof(m)) {
       if (i + 9 > n) break;
       return {Format::kJpeg, be16(d + i + 7), be16(d + i + 5)};
     }
     i += 2 + seglen;
   }
   bad("truncated or corrupt JPEG image: no frame header");
+}
+
+// JPEG: every marker segment lies inside the data, the frame header comes before the first
+// scan, each scan's entropy-coded data is followed by a marker, and the stream reaches EOI.
+void jpeg_structure(const uint8_t *d, size_t n) {
+  const char *trunc = "truncated JPEG image";
+  size_t i = 2;
+  bool frame = false, scan = false;
+  for (;;) {
+    if (i >= n) bad(trunc, "The data ends before the end-of-image marker.");
+    if (d[i] != 0xFF) bad("corrupt JPEG image: bad marker");
+    while (i + 1 < n && d[i + 1] == 0xFF) ++i;  // fill bytes
+    if (i + 1 >= n) bad(trunc, "The data ends before the end-of-image marker.");
+    uint8_t m = d[i + 1];
+    if (m == 0xD9) break;  // EOI: trailing bytes after it are ignored, as libjpeg does
+    if (m == 0x00 || m == 0xD8) bad("corrupt JPEG image: bad marker");
+    if (jpeg_standalone(m)) {
+      i += 2;
+      continue;
+    }
+    if (i + 4 > n) bad(trunc, "The data ends inside a marker segment.");
+    size_t seglen = be16(d + i + 2);
+    if (seglen < 2) bad("corrupt JPEG image: bad segment length");
+    if (i + 2 + seglen > n) bad(trunc, "The data ends inside a marker segment.");
+    if (jpeg_sof(m)) {
+      if (seglen < 8) bad("corrupt JPEG image: bad frame header");
+      frame = true;
+    }
+    i += 2 + seglen;
+    if (m != 0xDA) continue;
+    // Start of scan: skip the entropy-coded data up to the next marker (FF followed by neither
+    // a stuffed zero nor a restart marker).
+    if (!frame) bad("corrupt JPEG image: scan before the frame header");
+    scan = true;
+    for (;;) {
+      const void *ff = i < n ? std::memchr(d + i, 0xFF, n - i) : nullptr;
+      if (ff == nullptr) bad(trunc, "The data ends inside the entropy-coded data.");
+      i = static_cast<size_t>(static_cast<const uint8_t *>(ff) - d);
+      if (i + 1 >= n) bad(trunc, "The data ends inside the entropy-coded data.");
+      uint8_t next = d[i + 1];
+      if (next == 0x00 || (next >= 0xD0 && next <= 0xD7)) {
+        i += 2;
+      } else if (next == 0xFF) {
+        i += 1;
+      } else {
+        break;  // a marker: back to the segment walk
+      }
+    }
+  }
+  if (!frame || !scan) bad("corrupt JPEG image: no image data");
+}
+
+// PNG: IHDR first, every chunk inside the data, at least one IDAT, IEND reached. CRCs and the
+// zlib stream are checked by libpng itself (a bad CRC of a critical chunk is an error there).
+void png_structure(const uint8_t *d, size_t n) {
+  size_t i = 8;
+  bool idat = false;
+  for (bool first = true;; first = false) {
+    if (i + 12 > n) bad("truncated PNG image", "The data ends before the IEND chunk.");
+    uint32_t len = be32(d + i);
+    if (len > 0x7FFFFFFFu) bad("corrupt PNG image: bad chunk length");
+    if (i + 12 + size_t(len) > n) bad("truncated PNG image", "The data ends inside a chunk.");
+    const uint8_t *type = d + i + 4;
+    for (int k = 0; k < 4; ++k) {
+      uint8_t c = type[k];
+      if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
+        bad("corrupt PNG image: bad chunk type");
+    }
+    if (first && std::memcmp(type, "IHDR", 4) != 0) bad("corrupt PNG image: IHDR is not first");
+    if (!std::memcmp(type, "IDAT", 4)) idat = true;
+    if (!std::memcmp(type, "IEND", 4)) break;
+    i += 12 + size_t(len);
+  }
+  if (!idat) bad("corrupt PNG image: no image data");
 }
 
 Header webp_header(const uint8_t *d, size_t n) {
@@ -63,6 +143,55 @@ Header webp_header(const uint8_t *d, size_t n) {
     return {Format::kWebp, int64_t(le24(d + 24)) + 1, int64_t(le24(d + 27)) + 1};
   }
   bad("unsupported WebP image");
+}
+
+// WebP: the RIFF size fits the data and its chunks tile it, with one VP8/VP8L bitstream chunk.
+void webp_structure(const uint8_t *d, size_t n) {
+  size_t riff = size_t(le32(d + 4)) + 8;
+  if (riff > n) bad("truncated WebP image", "The data is shorter than the RIFF size.");
+  if (riff < 20) bad("corrupt WebP image: bad RIFF size");
+  size_t i = 12;
+  bool bitstream = false;
+  while (i < riff) {
+    if (i + 8 > riff) bad("corrupt WebP image: bad chunk header");
+    size_t len = le32(d + i + 4);
+    size_t end = i + 8 + len + (len & 1);
+    if (end > riff) bad("truncated WebP image", "A chunk extends beyond the RIFF size.");
+    if (!std::memcmp(d + i, "VP8 ", 4) || !std::memcmp(d + i, "VP8L", 4)) bitstream = true;
+    i = end;
+  }
+  if (!bitstream) bad("corrupt WebP image: no image data");
+}
+
+// BMP: for uncompressed pixel arrays, the rows lie inside the data (RLE data is checked by
+// OpenCV's decoder, which stops at the end of the buffer).
+void bmp_structure(const uint8_t *d, size_t n, const Header &h) {
+  if (n < 30) bad("truncated BMP image");
+  size_t offset = le32(d + 10);
+  uint32_t header_size = le32(d + 14);
+  uint32_t bpp, compression = 0;
+  if (header_size == 12) {
+    bpp = le16(d + 24);
+  } else {
+    if (n < 34 || header_size < 16) bad("corrupt BMP image: bad header");
+    bpp = le16(d + 28);
+    compression = le32(d + 30);
+  }
+  if (bpp == 0 || bpp > 32) bad("corrupt BMP image: bad bit depth");
+  if (offset < 14 + size_t(header_size) || offset > n)
+    bad("truncated BMP image", "The pixel data offset lies beyond the data.");
+  if (compression == 0 || compression == 3) {  // BI_RGB, BI_BITFIELDS
+    uint64_t stride = ((uint64_t(h.width) * bpp + 31) / 32) * 4;
+    if (offset + stride * uint64_t(h.height) > n)
+      bad("truncated BMP image", "The data ends inside the pixel array.");
+  }
+}
+
+[[noreturn]] void over_limit(const Header &h, const std::string &limit) {
+  throw Error(sqlstate::kProgramLimitExceeded,
+              std::string(format_name(h.format)) + " image of " + std::to_string(h.width) + "x" +
+                  std::to_string(h.height) + " pixels exceeds " + limit,
+              {}, "Raise lookalike.max_image_pixels to accept larger images.");
 }
 
 }  // namespace
@@ -104,27 +233,56 @@ Header read_header(const uint8_t *d, size_t n) {
   bad("not a supported image (JPEG, PNG, WebP or BMP)");
 }
 
+void check_structure(const uint8_t *data, size_t len, const Header &h) {
+  switch (h.format) {
+    case Format::kJpeg:
+      return jpeg_structure(data, len);
+    case Format::kPng:
+      return png_structure(data, len);
+    case Format::kWebp:
+      return webp_structure(data, len);
+    case Format::kBmp:
+      return bmp_structure(data, len, h);
+    default:
+      bad("not a supported image (JPEG, PNG, WebP or BMP)");
+  }
+}
+
+void use_single_threaded_opencv() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    cv::setNumThreads(0);
+    cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
+  });
+}
+
 cv::Mat decode_bgr(const uint8_t *data, size_t len, int64_t max_pixels) {
+  use_single_threaded_opencv();
   Header h = read_header(data, len);
   if (h.width <= 0 || h.height <= 0)
     bad(std::string("corrupt ") + format_name(h.format) + " image: zero width or height");
-  if (h.width * h.height > max_pixels) {
-    throw Error(sqlstate::kProgramLimitExceeded,
-                std::string(format_name(h.format)) + " image of " + std::to_string(h.width) +
-                    "x" + std::to_string(h.height) + " pixels exceeds the limit of " +
-                    std::to_string(max_pixels) + " pixels",
-                {}, "Raise lookalike.max_image_pixels to accept larger images.");
-  }
+  if (h.width > kMaxImageSide || h.height > kMaxImageSide)
+    over_limit(h, "the largest side OpenCV decodes (" + std::to_string(kMaxImageSide) + ")");
+  if (max_pixels > kMaxImagePixelsLimit) max_pixels = kMaxImagePixelsLimit;
+  if (h.width * h.height > max_pixels)
+    over_limit(h, "the limit of " + std::to_string(max_pixels) + " pixels");
+  check_structure(data, len, h);
   // imdecode needs a Mat header over the bytes; it does not modify them.
   cv::Mat buf(1, static_cast<int>(len), CV_8UC1, const_cast<uint8_t *>(data));
   cv::Mat img;
   try {
     img = cv::imdecode(buf, cv::IMREAD_COLOR);
   } catch (const cv::Exception &e) {
-    bad(std::string("could not decode ") + format_name(h.format) + " image: " + e.what());
+    if (e.code == cv::Error::StsNoMem)
+      throw Error(sqlstate::kOutOfMemory,
+                  std::string("out of memory decoding ") + format_name(h.format) + " image");
+    bad(std::string("could not decode ") + format_name(h.format) + " image", e.what());
   }
   if (img.empty()) bad(std::string("could not decode ") + format_name(h.format) + " image");
-  if (img.cols != h.width || img.rows != h.height)
+  // imdecode applies the EXIF orientation of a JPEG, which may swap width and height.
+  bool same = img.cols == h.width && img.rows == h.height;
+  bool swapped = img.cols == h.height && img.rows == h.width;
+  if (!(same || (swapped && h.format == Format::kJpeg)) || img.type() != CV_8UC3)
     bad(std::string("corrupt ") + format_name(h.format) + " image: header and data disagree");
   return img;
 }
