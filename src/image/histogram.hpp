@@ -24,4 +24,9 @@ inline int histogram_dims(int bins) { return bins * bins * bins; }
 // -- the same vector as the reference's cv2.calcHist(...).flatten() / sum.
 void color_histogram(const cv::Mat &bgr, int bins, float *out);
 
+// The counting step alone, on an image of any size: the normalised 3-D histogram of an 8-bit BGR
+// image, bit for bit what cv::calcHist (uniform [0,256) ranges) divided by its float32 sum gives,
+// about 4x faster (unit tests compare both). Needs fewer than 2^24 pixels.
+void count_colors(const cv::Mat &bgr, int bins, float *out);
+
 }  // namespace lookalike::image
