@@ -14,6 +14,7 @@ data=$SHARED/data/fashion
 repeat=${REPEAT:-3}
 bins=${BINS:-8}
 n=$(($(wc -l <"$data/subset.csv") - 1))
+export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
 psql_q() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 
 # Load the images into a table (the bytes travel from this client, so the server needs no access
