@@ -1,5 +1,7 @@
 #include "image/decode.hpp"
 
+#include <csetjmp>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -9,6 +11,10 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "common/errors.hpp"
+
+// libjpeg (libjpeg-turbo, the library OpenCV decodes JPEG with) for the entropy-data check.
+#include <jpeglib.h>
+#include <jerror.h>
 
 namespace lookalike::image {
 namespace {
@@ -102,6 +108,62 @@ void jpeg_structure(const uint8_t *d, size_t n) {
     }
   }
   if (!frame || !scan) bad("corrupt JPEG image: no image data");
+}
+
+// JPEG entropy-coded data. libjpeg reports corrupt data (a bad Huffman code, a scan that ends
+// early, data before a marker...) only as warnings and fills the rest of the image with grey;
+// cv::imdecode passes such an image on. This pass decodes the coefficients (no IDCT, no colour
+// conversion) with those warnings turned into errors. C-style on purpose: libjpeg reports
+// failures by longjmp back to jpeg_entropy_check(), whose frame holds no C++ object.
+struct JpegCheck {
+  jpeg_error_mgr pub;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+[[noreturn]] void jpeg_check_error_exit(j_common_ptr cinfo) {
+  JpegCheck *c = reinterpret_cast<JpegCheck *>(cinfo->err);
+  (*cinfo->err->format_message)(cinfo, c->message);
+  std::longjmp(c->jump, 1);
+}
+
+void jpeg_check_emit_message(j_common_ptr cinfo, int level) {
+  if (level >= 0) return;  // trace messages
+  switch (cinfo->err->msg_code) {
+    case JWRN_ARITH_BAD_CODE:
+    case JWRN_BOGUS_PROGRESSION:
+    case JWRN_EXTRANEOUS_DATA:
+    case JWRN_HIT_MARKER:
+    case JWRN_HUFF_BAD_CODE:
+    case JWRN_JPEG_EOF:
+    case JWRN_MUST_RESYNC:
+    case JWRN_NOT_SEQUENTIAL:
+      jpeg_check_error_exit(cinfo);  // corrupt data: an error
+    default:
+      return;  // benign (unknown JFIF revision, Adobe transform, ICC marker...): ignored
+  }
+}
+
+// Returns false, with libjpeg's message in `message`, if the data is corrupt.
+bool jpeg_entropy_check(const uint8_t *d, size_t n, char *message) {
+  jpeg_decompress_struct cinfo;
+  JpegCheck err;
+  err.message[0] = '\0';
+  cinfo.err = jpeg_std_error(&err.pub);
+  err.pub.error_exit = jpeg_check_error_exit;
+  err.pub.emit_message = jpeg_check_emit_message;
+  jpeg_create_decompress(&cinfo);
+  if (setjmp(err.jump)) {
+    jpeg_destroy_decompress(&cinfo);
+    std::memcpy(message, err.message, JMSG_LENGTH_MAX);
+    return false;
+  }
+  jpeg_mem_src(&cinfo, d, static_cast<unsigned long>(n));
+  jpeg_read_header(&cinfo, TRUE);
+  jpeg_read_coefficients(&cinfo);
+  jpeg_finish_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  return true;
 }
 
 // PNG: IHDR first, every chunk inside the data, at least one IDAT, IEND reached. CRCs and the
@@ -267,6 +329,10 @@ cv::Mat decode_bgr(const uint8_t *data, size_t len, int64_t max_pixels) {
   if (h.width * h.height > max_pixels)
     over_limit(h, "the limit of " + std::to_string(max_pixels) + " pixels");
   check_structure(data, len, h);
+  if (h.format == Format::kJpeg) {
+    char message[JMSG_LENGTH_MAX];
+    if (!jpeg_entropy_check(data, len, message)) bad("corrupt JPEG image", message);
+  }
   // imdecode needs a Mat header over the bytes; it does not modify them.
   cv::Mat buf(1, static_cast<int>(len), CV_8UC1, const_cast<uint8_t *>(data));
   cv::Mat img;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <random>
@@ -200,6 +201,53 @@ TEST(ImageDecode, TruncatedRealJpegIsAnError) {
     EXPECT_EQ(state_of(Bytes(b.begin(), b.begin() + len)), "22P03") << len;
 }
 
+// Structure intact, entropy-coded data cut short: libjpeg would warn "premature end of data
+// segment" and fill the rest with grey; the decoder refuses it.
+TEST(ImageDecode, JpegWithCutEntropyDataIsAnError) {
+  for (const auto &src : {picture(64, 48), picture(64, 48, 1)}) {
+    Bytes b = encode(".jpg", src);
+    size_t sos = 0;
+    for (size_t i = 2; i + 1 < b.size(); ++i)
+      if (b[i] == 0xFF && b[i + 1] == 0xDA) sos = i;
+    ASSERT_GT(sos, 0u);
+    size_t data = sos + 2 + ((size_t(b[sos + 2]) << 8) | b[sos + 3]);
+    for (size_t cut = data + 10; cut + 2 < b.size(); cut += (b.size() - data) / 7) {
+      Bytes c(b.begin(), b.begin() + cut);
+      if (c.back() == 0xFF) c.pop_back();
+      c.push_back(0xFF);
+      c.push_back(0xD9);
+      try {
+        decode(c);
+        ADD_FAILURE() << "cut at " << cut << " accepted";
+      } catch (const Error &e) {
+        EXPECT_STREQ(e.sqlstate(), "22P03");
+        EXPECT_STREQ(e.what(), "corrupt JPEG image");
+        EXPECT_NE(e.detail().find("Corrupt JPEG data"), std::string::npos) << e.detail();
+      }
+    }
+  }
+}
+
+// Bytes overwritten inside the entropy-coded data: most such images are refused (libjpeg's
+// corrupt-data warnings are errors here); whatever is accepted is a well-formed image.
+TEST(ImageDecode, CorruptJpegEntropyDataIsMostlyDetected) {
+  Bytes b = encode(".jpg", picture(64, 48));
+  size_t sos = 0;
+  for (size_t i = 2; i + 1 < b.size(); ++i)
+    if (b[i] == 0xFF && b[i + 1] == 0xDA) sos = i;
+  size_t data = sos + 14;
+  std::mt19937 rng(7);
+  int refused = 0, total = 200;
+  for (int k = 0; k < total; ++k) {
+    Bytes c = b;
+    size_t at = data + rng() % (c.size() - data - 40);
+    for (int j = 0; j < 16; ++j) c[at + j] = static_cast<uint8_t>(rng() & 0x7F);
+    if (state_of(c) == "22P03") ++refused;
+  }
+  EXPECT_GT(refused, total / 2) << refused << " of " << total << " refused";
+  std::printf("corrupt JPEGs refused: %d of %d\n", refused, total);
+}
+
 TEST(ImageDecode, TrailingBytesAfterTheImageAreAccepted) {
   for (const char *ext : {".jpg", ".png"}) {
     Bytes b = encode(ext, picture(16, 16));
@@ -317,6 +365,28 @@ TEST(ImageDecode, ExifOrientationIsApplied) {
   EXPECT_EQ(img.cols, 20);
   EXPECT_EQ(img.rows, 40);
   EXPECT_TRUE(same_pixels(img, cv::imdecode(jpg, cv::IMREAD_COLOR)));
+}
+
+// Every image of the study decodes, to exactly what cv::imread gives the reference.
+TEST(ImageDecode, AllFashionImagesDecodeLikeImread) {
+  std::ifstream subset(std::string(LOOKALIKE_SHARED_DIR) + "/data/fashion/subset.csv");
+  ASSERT_TRUE(subset.good());
+  std::string line;
+  std::getline(subset, line);  // header
+  int count = 0, gray = 0;
+  while (std::getline(subset, line)) {
+    std::string id = line.substr(0, line.find(','));
+    Bytes b = read_file(shared_image(id));
+    cv::Mat img = decode(b);
+    ASSERT_TRUE(same_pixels(img, cv::imread(shared_image(id), cv::IMREAD_COLOR))) << id;
+    std::vector<cv::Mat> ch;
+    cv::split(img, ch);
+    if (cv::norm(ch[0], ch[1], cv::NORM_INF) == 0 && cv::norm(ch[0], ch[2], cv::NORM_INF) == 0)
+      ++gray;
+    ++count;
+  }
+  EXPECT_EQ(count, 6217);
+  EXPECT_GE(gray, 36);  // the 36 single-channel JPEGs (and any colour image that is all grey)
 }
 
 TEST(ImageDecode, RealFashionImages) {
