@@ -166,6 +166,73 @@ bool jpeg_entropy_check(const uint8_t *d, size_t n, char *message) {
   return true;
 }
 
+// True if the JPEG has an APP1 segment (EXIF) before its first scan: cv::imdecode may then
+// rotate or flip the image, so such files take the OpenCV path.
+bool jpeg_has_app1(const uint8_t *d, size_t n) {
+  size_t i = 2;
+  while (i + 4 <= n && d[i] == 0xFF) {
+    uint8_t m = d[i + 1];
+    if (m == 0xFF) {
+      ++i;
+      continue;
+    }
+    if (m == 0xDA || m == 0xD9) return false;
+    if (jpeg_standalone(m)) {
+      i += 2;
+      continue;
+    }
+    if (m == 0xE1) return true;
+    i += 2 + be16(d + i + 2);
+  }
+  return false;
+}
+
+enum class JpegStatus { kOk, kCorrupt, kUseOpenCV };
+
+// Decodes a JPEG whose 1 or 3 components libjpeg converts itself (grayscale, YCbCr, RGB) straight
+// into `bgr` (height rows of width * 3 bytes, `step` apart), with libjpeg's corrupt-data warnings
+// as errors. The settings are OpenCV's JpegDecoder's (scale 1, default IDCT and upsampling,
+// output in B, G, R order), so the pixels are those of cv::imdecode(IMREAD_COLOR) -- the unit
+// tests compare both on every image of the study. CMYK/YCCK images, whose conversion OpenCV
+// does itself, return kUseOpenCV before any decoding. C-style for setjmp, as above.
+JpegStatus jpeg_decode_bgr(const uint8_t *d, size_t n, uint8_t *bgr, size_t step, int64_t width,
+                           int64_t height, char *message) {
+  jpeg_decompress_struct cinfo;
+  JpegCheck err;
+  err.message[0] = '\0';
+  cinfo.err = jpeg_std_error(&err.pub);
+  err.pub.error_exit = jpeg_check_error_exit;
+  err.pub.emit_message = jpeg_check_emit_message;
+  jpeg_create_decompress(&cinfo);
+  if (setjmp(err.jump)) {
+    jpeg_destroy_decompress(&cinfo);
+    std::memcpy(message, err.message, JMSG_LENGTH_MAX);
+    return JpegStatus::kCorrupt;
+  }
+  jpeg_mem_src(&cinfo, d, static_cast<unsigned long>(n));
+  jpeg_read_header(&cinfo, TRUE);
+  if (cinfo.num_components != 1 && cinfo.num_components != 3) {
+    jpeg_destroy_decompress(&cinfo);
+    return JpegStatus::kUseOpenCV;
+  }
+  cinfo.out_color_space = JCS_EXT_BGR;
+  cinfo.out_color_components = 3;
+  jpeg_start_decompress(&cinfo);
+  if (int64_t(cinfo.output_width) != width || int64_t(cinfo.output_height) != height ||
+      cinfo.output_components != 3) {
+    jpeg_destroy_decompress(&cinfo);
+    std::snprintf(message, JMSG_LENGTH_MAX, "header and data disagree");
+    return JpegStatus::kCorrupt;
+  }
+  while (cinfo.output_scanline < cinfo.output_height) {
+    JSAMPROW row = bgr + step * cinfo.output_scanline;
+    jpeg_read_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  return JpegStatus::kOk;
+}
+
 // PNG: IHDR first, every chunk inside the data, at least one IDAT, IEND reached. CRCs and the
 // zlib stream are checked by libpng itself (a bad CRC of a critical chunk is an error there).
 void png_structure(const uint8_t *d, size_t n) {
@@ -331,6 +398,14 @@ cv::Mat decode_bgr(const uint8_t *data, size_t len, int64_t max_pixels) {
   check_structure(data, len, h);
   if (h.format == Format::kJpeg) {
     char message[JMSG_LENGTH_MAX];
+    if (!jpeg_has_app1(data, len)) {
+      // One libjpeg pass decodes and checks (most JPEGs).
+      cv::Mat img(static_cast<int>(h.height), static_cast<int>(h.width), CV_8UC3);
+      JpegStatus st = jpeg_decode_bgr(data, len, img.data, img.step[0], h.width, h.height, message);
+      if (st == JpegStatus::kOk) return img;
+      if (st == JpegStatus::kCorrupt) bad("corrupt JPEG image", message);
+    }
+    // EXIF (orientation) or CMYK: check the entropy-coded data, then let OpenCV decode.
     if (!jpeg_entropy_check(data, len, message)) bad("corrupt JPEG image", message);
   }
   // imdecode needs a Mat header over the bytes; it does not modify them.
