@@ -187,7 +187,7 @@ bool jpeg_has_app1(const uint8_t *d, size_t n) {
   return false;
 }
 
-enum class JpegStatus { kOk, kCorrupt, kUseOpenCV };
+enum class JpegStatus { kOk, kCorrupt, kOutOfMemory, kUseOpenCV };
 
 // Decodes a JPEG whose 1 or 3 components libjpeg converts itself (grayscale, YCbCr, RGB) straight
 // into `bgr` (height rows of width * 3 bytes, `step` apart), with libjpeg's corrupt-data warnings
@@ -207,7 +207,7 @@ JpegStatus jpeg_decode_bgr(const uint8_t *d, size_t n, uint8_t *bgr, size_t step
   if (setjmp(err.jump)) {
     jpeg_destroy_decompress(&cinfo);
     std::memcpy(message, err.message, JMSG_LENGTH_MAX);
-    return JpegStatus::kCorrupt;
+    return err.pub.msg_code == JERR_OUT_OF_MEMORY ? JpegStatus::kOutOfMemory : JpegStatus::kCorrupt;
   }
   jpeg_mem_src(&cinfo, d, static_cast<unsigned long>(n));
   jpeg_read_header(&cinfo, TRUE);
@@ -323,6 +323,11 @@ void bmp_structure(const uint8_t *d, size_t n, const Header &h) {
               {}, "Raise lookalike.max_image_pixels to accept larger images.");
 }
 
+[[noreturn]] void out_of_memory(const Header &h) {
+  throw Error(sqlstate::kOutOfMemory,
+              std::string("out of memory decoding ") + format_name(h.format) + " image");
+}
+
 }  // namespace
 
 const char *format_name(Format f) {
@@ -400,9 +405,15 @@ cv::Mat decode_bgr(const uint8_t *data, size_t len, int64_t max_pixels) {
     char message[JMSG_LENGTH_MAX];
     if (!jpeg_has_app1(data, len)) {
       // One libjpeg pass decodes and checks (most JPEGs).
-      cv::Mat img(static_cast<int>(h.height), static_cast<int>(h.width), CV_8UC3);
+      cv::Mat img;
+      try {
+        img.create(static_cast<int>(h.height), static_cast<int>(h.width), CV_8UC3);
+      } catch (const cv::Exception &) {
+        out_of_memory(h);
+      }
       JpegStatus st = jpeg_decode_bgr(data, len, img.data, img.step[0], h.width, h.height, message);
       if (st == JpegStatus::kOk) return img;
+      if (st == JpegStatus::kOutOfMemory) out_of_memory(h);
       if (st == JpegStatus::kCorrupt) bad("corrupt JPEG image", message);
     }
     // EXIF (orientation) or CMYK: check the entropy-coded data, then let OpenCV decode.
@@ -414,9 +425,7 @@ cv::Mat decode_bgr(const uint8_t *data, size_t len, int64_t max_pixels) {
   try {
     img = cv::imdecode(buf, cv::IMREAD_COLOR);
   } catch (const cv::Exception &e) {
-    if (e.code == cv::Error::StsNoMem)
-      throw Error(sqlstate::kOutOfMemory,
-                  std::string("out of memory decoding ") + format_name(h.format) + " image");
+    if (e.code == cv::Error::StsNoMem) out_of_memory(h);
     bad(std::string("could not decode ") + format_name(h.format) + " image", e.what());
   }
   if (img.empty()) bad(std::string("could not decode ") + format_name(h.format) + " image");
