@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <random>
@@ -13,6 +14,8 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+
+#include <jpeglib.h>
 
 #include "common/constants.hpp"
 #include "common/errors.hpp"
@@ -387,6 +390,38 @@ TEST(ImageDecode, AllFashionImagesDecodeLikeImread) {
   }
   EXPECT_EQ(count, 6217);
   EXPECT_GE(gray, 36);  // the 36 single-channel JPEGs (and any colour image that is all grey)
+}
+
+// A CMYK JPEG (as print workflows write them), made with libjpeg: OpenCV converts it to BGR.
+TEST(ImageDecode, CmykJpegDecodesLikeImdecode) {
+  const int w = 24, h = 16;
+  cv::Mat cmyk = picture(w, h, 4, 3);
+  jpeg_compress_struct c;
+  jpeg_error_mgr err;
+  c.err = jpeg_std_error(&err);
+  jpeg_create_compress(&c);
+  unsigned char *buf = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&c, &buf, &size);
+  c.image_width = w;
+  c.image_height = h;
+  c.input_components = 4;
+  c.in_color_space = JCS_CMYK;
+  jpeg_set_defaults(&c);
+  jpeg_start_compress(&c, TRUE);
+  while (c.next_scanline < c.image_height) {
+    JSAMPROW row = cmyk.ptr<uint8_t>(static_cast<int>(c.next_scanline));
+    jpeg_write_scanlines(&c, &row, 1);
+  }
+  jpeg_finish_compress(&c);
+  jpeg_destroy_compress(&c);
+  Bytes b(buf, buf + size);
+  std::free(buf);
+  cv::Mat img = decode(b);
+  EXPECT_EQ(img.type(), CV_8UC3);
+  EXPECT_EQ(img.cols, w);
+  EXPECT_TRUE(same_pixels(img, cv::imdecode(b, cv::IMREAD_COLOR)));
+  EXPECT_EQ(state_of(Bytes(b.begin(), b.end() - 1)), "22P03");
 }
 
 TEST(ImageDecode, RealFashionImages) {
