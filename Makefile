@@ -37,6 +37,7 @@ REGRESS_OPTS = --inputdir=. --load-extension=lookalike
 
 OPENCV_CFLAGS := $(shell pkg-config --cflags-only-I opencv4 | sed 's/-I/-isystem /g')
 OPENCV_LIBS = -lopencv_imgcodecs -lopencv_imgproc -lopencv_core
+JPEG_LIBS = -ljpeg
 TORCH_CFLAGS = -isystem /usr/include/torch/csrc/api/include
 TORCH_LIBS = -ltorch -ltorch_cpu -lc10
 
@@ -61,10 +62,10 @@ $(LOADER): tools/loader/lookalike_load.cpp src/loader/csv.cpp src/loader/csv.hpp
 	  -o $@ tools/loader/lookalike_load.cpp src/loader/csv.cpp -L$(shell $(PG_CONFIG) --libdir) -lpq
 
 lookalike_image$(DLSUFFIX): $(IMAGE_OBJS)
-	$(CXX) $(CXXFLAGS) -shared -o $@ $^ $(LDFLAGS) $(LDFLAGS_SL) $(OPENCV_LIBS) -lstdc++
+	$(CXX) $(CXXFLAGS) -shared -o $@ $^ $(LDFLAGS) $(LDFLAGS_SL) $(OPENCV_LIBS) $(JPEG_LIBS) -lstdc++
 
 lookalike_model$(DLSUFFIX): $(MODEL_OBJS)
-	$(CXX) $(CXXFLAGS) -shared -o $@ $^ $(LDFLAGS) $(LDFLAGS_SL) -Wl,--no-as-needed $(TORCH_LIBS) -Wl,--as-needed $(OPENCV_LIBS) -lstdc++
+	$(CXX) $(CXXFLAGS) -shared -o $@ $^ $(LDFLAGS) $(LDFLAGS_SL) -Wl,--no-as-needed $(TORCH_LIBS) -Wl,--as-needed $(OPENCV_LIBS) $(JPEG_LIBS) -lstdc++
 
 install: install-extra-modules
 .PHONY: install-extra-modules

@@ -14,6 +14,9 @@ inline constexpr int kMaxDims = 16000;  // same bound as pgvector's vector type
 inline constexpr int kDefaultHistogramBins = 8;
 inline constexpr int kMaxHistogramBins = 32;  // 32^3 = 32768 > kMaxDims: checked at run time
 inline constexpr int64_t kDefaultMaxImagePixels = 50'000'000;
+// Upper bound of lookalike.max_image_pixels: OpenCV's own decoder limit
+// (OPENCV_IO_MAX_IMAGE_PIXELS).
+inline constexpr int64_t kMaxImagePixelsLimit = int64_t(1) << 30;
 
 // Model runtime (issue #3).
 inline constexpr int kDefaultBatchSize = 32;

@@ -1,6 +1,7 @@
 // lookalike.so: module magic and _PG_init. _PG_init defines every setting of the extension
 // (GUCs) -- lookalike_image.so and lookalike_model.so load this library first -- and does
 // nothing else: it creates no thread and loads no model (models load lazily in each backend).
+#include "common/constants.hpp"
 #include "common/guard_pg.hpp"
 #include "vector/kernels.hpp"
 
@@ -41,6 +42,12 @@ void assign_simd(int newval, void *) {
   kernels::force_isa(newval == kSimdAuto ? best_isa() : static_cast<kernels::Isa>(newval));
 }
 
+// lookalike.max_image_pixels: the decompression-bomb guard of the image functions
+// (lookalike_image.so and lookalike_model.so read it with GetConfigOption). PGC_SUSET: changing a
+// denial-of-service guard is a superuser's decision, or that of a role granted
+// SET ON PARAMETER lookalike.max_image_pixels (PostgreSQL 15); see docs/image.md.
+int max_image_pixels = static_cast<int>(lookalike::kDefaultMaxImagePixels);
+
 }  // namespace
 
 void _PG_init(void) {
@@ -49,5 +56,11 @@ void _PG_init(void) {
       "auto picks the best one this CPU supports (avx512, then avx2, then portable); the others "
       "exist for benchmarks and diagnosis.",
       &simd_setting, kSimdAuto, simd_options, PGC_USERSET, 0, check_simd, assign_simd, nullptr);
+  DefineCustomIntVariable(
+      "lookalike.max_image_pixels",
+      "Largest image, in pixels (width x height), that the image functions decode.",
+      "Guards against decompression bombs: larger images are refused before decoding.",
+      &max_image_pixels, static_cast<int>(lookalike::kDefaultMaxImagePixels), 1,
+      static_cast<int>(lookalike::kMaxImagePixelsLimit), PGC_SUSET, 0, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("lookalike");
 }

@@ -1,18 +1,26 @@
 #include "image/decode.hpp"
 
+#include <csetjmp>
+#include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
 
 #include "common/errors.hpp"
 
+// libjpeg (libjpeg-turbo, the library OpenCV decodes JPEG with) for the entropy-data check.
+#include <jpeglib.h>
+#include <jerror.h>
+
 namespace lookalike::image {
 namespace {
 
-[[noreturn]] void bad(const std::string &msg) {
-  throw Error(sqlstate::kInvalidBinaryRepresentation, msg);
+[[noreturn]] void bad(const std::string &msg, const std::string &detail = {}) {
+  throw Error(sqlstate::kInvalidBinaryRepresentation, msg, detail);
 }
 
 uint32_t be16(const uint8_t *p) { return (uint32_t(p[0]) << 8) | p[1]; }
@@ -21,8 +29,13 @@ uint32_t le16(const uint8_t *p) { return uint32_t(p[0]) | (uint32_t(p[1]) << 8);
 uint32_t le24(const uint8_t *p) { return le16(p) | (uint32_t(p[2]) << 16); }
 uint32_t le32(const uint8_t *p) { return le16(p) | (le16(p + 2) << 16); }
 
+// Markers that stand alone (no length field): TEM, RST0..7, SOI, EOI.
+bool jpeg_standalone(uint8_t m) { return m == 0x01 || (m >= 0xD0 && m <= 0xD9); }
+// Start-of-frame markers SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC).
+bool jpeg_sof(uint8_t m) { return m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC; }
+
 Header jpeg_header(const uint8_t *d, size_t n) {
-  // Walk the marker segments up to the first start-of-frame (SOF0..SOF15 except DHT/JPG/DAC).
+  // Walk the marker segments up to the first start-of-frame.
   size_t i = 2;
   while (i + 4 <= n) {
     if (d[i] != 0xFF) bad("corrupt JPEG image: bad marker");
@@ -38,14 +51,210 @@ Header jpeg_header(const uint8_t *d, size_t n) {
     if (m == 0xD9 || m == 0xDA) break;  // end of image / start of scan before any frame header
     uint32_t seglen = be16(d + i + 2);
     if (seglen < 2) bad("corrupt JPEG image: bad segment length");
-    bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
-    if (sof) {
+    if (jpeg_sof(m)) {
       if (i + 9 > n) break;
       return {Format::kJpeg, be16(d + i + 7), be16(d + i + 5)};
     }
     i += 2 + seglen;
   }
   bad("truncated or corrupt JPEG image: no frame header");
+}
+
+// JPEG: every marker segment lies inside the data, the frame header comes before the first
+// scan, each scan's entropy-coded data is followed by a marker, and the stream reaches EOI.
+void jpeg_structure(const uint8_t *d, size_t n) {
+  const char *trunc = "truncated JPEG image";
+  size_t i = 2;
+  bool frame = false, scan = false;
+  for (;;) {
+    if (i >= n) bad(trunc, "The data ends before the end-of-image marker.");
+    if (d[i] != 0xFF) bad("corrupt JPEG image: bad marker");
+    while (i + 1 < n && d[i + 1] == 0xFF) ++i;  // fill bytes
+    if (i + 1 >= n) bad(trunc, "The data ends before the end-of-image marker.");
+    uint8_t m = d[i + 1];
+    if (m == 0xD9) break;  // EOI: trailing bytes after it are ignored, as libjpeg does
+    if (m == 0x00 || m == 0xD8) bad("corrupt JPEG image: bad marker");
+    if (jpeg_standalone(m)) {
+      i += 2;
+      continue;
+    }
+    if (i + 4 > n) bad(trunc, "The data ends inside a marker segment.");
+    size_t seglen = be16(d + i + 2);
+    if (seglen < 2) bad("corrupt JPEG image: bad segment length");
+    if (i + 2 + seglen > n) bad(trunc, "The data ends inside a marker segment.");
+    if (jpeg_sof(m)) {
+      if (seglen < 8) bad("corrupt JPEG image: bad frame header");
+      frame = true;
+    }
+    i += 2 + seglen;
+    if (m != 0xDA) continue;
+    // Start of scan: skip the entropy-coded data up to the next marker (FF followed by neither
+    // a stuffed zero nor a restart marker).
+    if (!frame) bad("corrupt JPEG image: scan before the frame header");
+    scan = true;
+    for (;;) {
+      const void *ff = i < n ? std::memchr(d + i, 0xFF, n - i) : nullptr;
+      if (ff == nullptr) bad(trunc, "The data ends inside the entropy-coded data.");
+      i = static_cast<size_t>(static_cast<const uint8_t *>(ff) - d);
+      if (i + 1 >= n) bad(trunc, "The data ends inside the entropy-coded data.");
+      uint8_t next = d[i + 1];
+      if (next == 0x00 || (next >= 0xD0 && next <= 0xD7)) {
+        i += 2;
+      } else if (next == 0xFF) {
+        i += 1;
+      } else {
+        break;  // a marker: back to the segment walk
+      }
+    }
+  }
+  if (!frame || !scan) bad("corrupt JPEG image: no image data");
+}
+
+// JPEG entropy-coded data. libjpeg reports corrupt data (a bad Huffman code, a scan that ends
+// early, data before a marker...) only as warnings and fills the rest of the image with grey;
+// cv::imdecode passes such an image on. This pass decodes the coefficients (no IDCT, no colour
+// conversion) with those warnings turned into errors. C-style on purpose: libjpeg reports
+// failures by longjmp back to jpeg_entropy_check(), whose frame holds no C++ object.
+struct JpegCheck {
+  jpeg_error_mgr pub;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+[[noreturn]] void jpeg_check_error_exit(j_common_ptr cinfo) {
+  JpegCheck *c = reinterpret_cast<JpegCheck *>(cinfo->err);
+  (*cinfo->err->format_message)(cinfo, c->message);
+  std::longjmp(c->jump, 1);
+}
+
+void jpeg_check_emit_message(j_common_ptr cinfo, int level) {
+  if (level >= 0) return;  // trace messages
+  switch (cinfo->err->msg_code) {
+    case JWRN_ARITH_BAD_CODE:
+    case JWRN_BOGUS_PROGRESSION:
+    case JWRN_EXTRANEOUS_DATA:
+    case JWRN_HIT_MARKER:
+    case JWRN_HUFF_BAD_CODE:
+    case JWRN_JPEG_EOF:
+    case JWRN_MUST_RESYNC:
+    case JWRN_NOT_SEQUENTIAL:
+      jpeg_check_error_exit(cinfo);  // corrupt data: an error
+    default:
+      return;  // benign (unknown JFIF revision, Adobe transform, ICC marker...): ignored
+  }
+}
+
+// Returns false, with libjpeg's message in `message`, if the data is corrupt.
+bool jpeg_entropy_check(const uint8_t *d, size_t n, char *message) {
+  jpeg_decompress_struct cinfo;
+  JpegCheck err;
+  err.message[0] = '\0';
+  cinfo.err = jpeg_std_error(&err.pub);
+  err.pub.error_exit = jpeg_check_error_exit;
+  err.pub.emit_message = jpeg_check_emit_message;
+  jpeg_create_decompress(&cinfo);
+  if (setjmp(err.jump)) {
+    jpeg_destroy_decompress(&cinfo);
+    std::memcpy(message, err.message, JMSG_LENGTH_MAX);
+    return false;
+  }
+  jpeg_mem_src(&cinfo, d, static_cast<unsigned long>(n));
+  jpeg_read_header(&cinfo, TRUE);
+  jpeg_read_coefficients(&cinfo);
+  jpeg_finish_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  return true;
+}
+
+// True if the JPEG has an APP1 segment (EXIF) before its first scan: cv::imdecode may then
+// rotate or flip the image, so such files take the OpenCV path.
+bool jpeg_has_app1(const uint8_t *d, size_t n) {
+  size_t i = 2;
+  while (i + 4 <= n && d[i] == 0xFF) {
+    uint8_t m = d[i + 1];
+    if (m == 0xFF) {
+      ++i;
+      continue;
+    }
+    if (m == 0xDA || m == 0xD9) return false;
+    if (jpeg_standalone(m)) {
+      i += 2;
+      continue;
+    }
+    if (m == 0xE1) return true;
+    i += 2 + be16(d + i + 2);
+  }
+  return false;
+}
+
+enum class JpegStatus { kOk, kCorrupt, kOutOfMemory, kUseOpenCV };
+
+// Decodes a JPEG whose 1 or 3 components libjpeg converts itself (grayscale, YCbCr, RGB) straight
+// into `bgr` (height rows of width * 3 bytes, `step` apart), with libjpeg's corrupt-data warnings
+// as errors. The settings are OpenCV's JpegDecoder's (scale 1, default IDCT and upsampling,
+// output in B, G, R order), so the pixels are those of cv::imdecode(IMREAD_COLOR) -- the unit
+// tests compare both on every image of the study. CMYK/YCCK images, whose conversion OpenCV
+// does itself, return kUseOpenCV before any decoding. C-style for setjmp, as above.
+JpegStatus jpeg_decode_bgr(const uint8_t *d, size_t n, uint8_t *bgr, size_t step, int64_t width,
+                           int64_t height, char *message) {
+  jpeg_decompress_struct cinfo;
+  JpegCheck err;
+  err.message[0] = '\0';
+  cinfo.err = jpeg_std_error(&err.pub);
+  err.pub.error_exit = jpeg_check_error_exit;
+  err.pub.emit_message = jpeg_check_emit_message;
+  jpeg_create_decompress(&cinfo);
+  if (setjmp(err.jump)) {
+    jpeg_destroy_decompress(&cinfo);
+    std::memcpy(message, err.message, JMSG_LENGTH_MAX);
+    return err.pub.msg_code == JERR_OUT_OF_MEMORY ? JpegStatus::kOutOfMemory : JpegStatus::kCorrupt;
+  }
+  jpeg_mem_src(&cinfo, d, static_cast<unsigned long>(n));
+  jpeg_read_header(&cinfo, TRUE);
+  if (cinfo.num_components != 1 && cinfo.num_components != 3) {
+    jpeg_destroy_decompress(&cinfo);
+    return JpegStatus::kUseOpenCV;
+  }
+  cinfo.out_color_space = JCS_EXT_BGR;
+  cinfo.out_color_components = 3;
+  jpeg_start_decompress(&cinfo);
+  if (int64_t(cinfo.output_width) != width || int64_t(cinfo.output_height) != height ||
+      cinfo.output_components != 3) {
+    jpeg_destroy_decompress(&cinfo);
+    std::snprintf(message, JMSG_LENGTH_MAX, "header and data disagree");
+    return JpegStatus::kCorrupt;
+  }
+  while (cinfo.output_scanline < cinfo.output_height) {
+    JSAMPROW row = bgr + step * cinfo.output_scanline;
+    jpeg_read_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  return JpegStatus::kOk;
+}
+
+// PNG: IHDR first, every chunk inside the data, at least one IDAT, IEND reached. CRCs and the
+// zlib stream are checked by libpng itself (a bad CRC of a critical chunk is an error there).
+void png_structure(const uint8_t *d, size_t n) {
+  size_t i = 8;
+  bool idat = false;
+  for (bool first = true;; first = false) {
+    if (i + 12 > n) bad("truncated PNG image", "The data ends before the IEND chunk.");
+    uint32_t len = be32(d + i);
+    if (len > 0x7FFFFFFFu) bad("corrupt PNG image: bad chunk length");
+    if (i + 12 + size_t(len) > n) bad("truncated PNG image", "The data ends inside a chunk.");
+    const uint8_t *type = d + i + 4;
+    for (int k = 0; k < 4; ++k) {
+      uint8_t c = type[k];
+      if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
+        bad("corrupt PNG image: bad chunk type");
+    }
+    if (first && std::memcmp(type, "IHDR", 4) != 0) bad("corrupt PNG image: IHDR is not first");
+    if (!std::memcmp(type, "IDAT", 4)) idat = true;
+    if (!std::memcmp(type, "IEND", 4)) break;
+    i += 12 + size_t(len);
+  }
+  if (!idat) bad("corrupt PNG image: no image data");
 }
 
 Header webp_header(const uint8_t *d, size_t n) {
@@ -63,6 +272,60 @@ Header webp_header(const uint8_t *d, size_t n) {
     return {Format::kWebp, int64_t(le24(d + 24)) + 1, int64_t(le24(d + 27)) + 1};
   }
   bad("unsupported WebP image");
+}
+
+// WebP: the RIFF size fits the data and its chunks tile it, with one VP8/VP8L bitstream chunk.
+void webp_structure(const uint8_t *d, size_t n) {
+  size_t riff = size_t(le32(d + 4)) + 8;
+  if (riff > n) bad("truncated WebP image", "The data is shorter than the RIFF size.");
+  if (riff < 20) bad("corrupt WebP image: bad RIFF size");
+  size_t i = 12;
+  bool bitstream = false;
+  while (i < riff) {
+    if (i + 8 > riff) bad("corrupt WebP image: bad chunk header");
+    size_t len = le32(d + i + 4);
+    size_t end = i + 8 + len + (len & 1);
+    if (end > riff) bad("truncated WebP image", "A chunk extends beyond the RIFF size.");
+    if (!std::memcmp(d + i, "VP8 ", 4) || !std::memcmp(d + i, "VP8L", 4)) bitstream = true;
+    i = end;
+  }
+  if (!bitstream) bad("corrupt WebP image: no image data");
+}
+
+// BMP: for uncompressed pixel arrays, the rows lie inside the data (RLE data is checked by
+// OpenCV's decoder, which stops at the end of the buffer).
+void bmp_structure(const uint8_t *d, size_t n, const Header &h) {
+  if (n < 30) bad("truncated BMP image");
+  size_t offset = le32(d + 10);
+  uint32_t header_size = le32(d + 14);
+  uint32_t bpp, compression = 0;
+  if (header_size == 12) {
+    bpp = le16(d + 24);
+  } else {
+    if (n < 34 || header_size < 16) bad("corrupt BMP image: bad header");
+    bpp = le16(d + 28);
+    compression = le32(d + 30);
+  }
+  if (bpp == 0 || bpp > 32) bad("corrupt BMP image: bad bit depth");
+  if (offset < 14 + size_t(header_size) || offset > n)
+    bad("truncated BMP image", "The pixel data offset lies beyond the data.");
+  if (compression == 0 || compression == 3) {  // BI_RGB, BI_BITFIELDS
+    uint64_t stride = ((uint64_t(h.width) * bpp + 31) / 32) * 4;
+    if (offset + stride * uint64_t(h.height) > n)
+      bad("truncated BMP image", "The data ends inside the pixel array.");
+  }
+}
+
+[[noreturn]] void over_limit(const Header &h, const std::string &limit) {
+  throw Error(sqlstate::kProgramLimitExceeded,
+              std::string(format_name(h.format)) + " image of " + std::to_string(h.width) + "x" +
+                  std::to_string(h.height) + " pixels exceeds " + limit,
+              {}, "Raise lookalike.max_image_pixels to accept larger images.");
+}
+
+[[noreturn]] void out_of_memory(const Header &h) {
+  throw Error(sqlstate::kOutOfMemory,
+              std::string("out of memory decoding ") + format_name(h.format) + " image");
 }
 
 }  // namespace
@@ -104,16 +367,57 @@ Header read_header(const uint8_t *d, size_t n) {
   bad("not a supported image (JPEG, PNG, WebP or BMP)");
 }
 
+void check_structure(const uint8_t *data, size_t len, const Header &h) {
+  switch (h.format) {
+    case Format::kJpeg:
+      return jpeg_structure(data, len);
+    case Format::kPng:
+      return png_structure(data, len);
+    case Format::kWebp:
+      return webp_structure(data, len);
+    case Format::kBmp:
+      return bmp_structure(data, len, h);
+    default:
+      bad("not a supported image (JPEG, PNG, WebP or BMP)");
+  }
+}
+
+void use_single_threaded_opencv() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    cv::setNumThreads(0);
+    cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
+  });
+}
+
 cv::Mat decode_bgr(const uint8_t *data, size_t len, int64_t max_pixels) {
+  use_single_threaded_opencv();
   Header h = read_header(data, len);
   if (h.width <= 0 || h.height <= 0)
     bad(std::string("corrupt ") + format_name(h.format) + " image: zero width or height");
-  if (h.width * h.height > max_pixels) {
-    throw Error(sqlstate::kProgramLimitExceeded,
-                std::string(format_name(h.format)) + " image of " + std::to_string(h.width) + "x" +
-                    std::to_string(h.height) + " pixels exceeds the limit of " +
-                    std::to_string(max_pixels) + " pixels",
-                {}, "Raise lookalike.max_image_pixels to accept larger images.");
+  if (h.width > kMaxImageSide || h.height > kMaxImageSide)
+    over_limit(h, "the largest side OpenCV decodes (" + std::to_string(kMaxImageSide) + ")");
+  if (max_pixels > kMaxImagePixelsLimit) max_pixels = kMaxImagePixelsLimit;
+  if (h.width * h.height > max_pixels)
+    over_limit(h, "the limit of " + std::to_string(max_pixels) + " pixels");
+  check_structure(data, len, h);
+  if (h.format == Format::kJpeg) {
+    char message[JMSG_LENGTH_MAX];
+    if (!jpeg_has_app1(data, len)) {
+      // One libjpeg pass decodes and checks (most JPEGs).
+      cv::Mat img;
+      try {
+        img.create(static_cast<int>(h.height), static_cast<int>(h.width), CV_8UC3);
+      } catch (const cv::Exception &) {
+        out_of_memory(h);
+      }
+      JpegStatus st = jpeg_decode_bgr(data, len, img.data, img.step[0], h.width, h.height, message);
+      if (st == JpegStatus::kOk) return img;
+      if (st == JpegStatus::kOutOfMemory) out_of_memory(h);
+      if (st == JpegStatus::kCorrupt) bad("corrupt JPEG image", message);
+    }
+    // EXIF (orientation) or CMYK: check the entropy-coded data, then let OpenCV decode.
+    if (!jpeg_entropy_check(data, len, message)) bad("corrupt JPEG image", message);
   }
   // imdecode needs a Mat header over the bytes; it does not modify them.
   cv::Mat buf(1, static_cast<int>(len), CV_8UC1, const_cast<uint8_t *>(data));
@@ -121,10 +425,14 @@ cv::Mat decode_bgr(const uint8_t *data, size_t len, int64_t max_pixels) {
   try {
     img = cv::imdecode(buf, cv::IMREAD_COLOR);
   } catch (const cv::Exception &e) {
-    bad(std::string("could not decode ") + format_name(h.format) + " image: " + e.what());
+    if (e.code == cv::Error::StsNoMem) out_of_memory(h);
+    bad(std::string("could not decode ") + format_name(h.format) + " image", e.what());
   }
   if (img.empty()) bad(std::string("could not decode ") + format_name(h.format) + " image");
-  if (img.cols != h.width || img.rows != h.height)
+  // imdecode applies the EXIF orientation of a JPEG, which may swap width and height.
+  bool same = img.cols == h.width && img.rows == h.height;
+  bool swapped = img.cols == h.height && img.rows == h.width;
+  if (!(same || (swapped && h.format == Format::kJpeg)) || img.type() != CV_8UC3)
     bad(std::string("corrupt ") + format_name(h.format) + " image: header and data disagree");
   return img;
 }
