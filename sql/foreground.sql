@@ -32,3 +32,9 @@ SELECT fused_embedding('[1]', '[1]', 'NaN');
 SELECT fused_embedding('[0,0]', '[1]');
 SELECT fused_embedding(array_fill(1, ARRAY[9000])::embedding, array_fill(1, ARRAY[9000])::embedding);
 \set VERBOSITY default
+-- the decompression-bomb guard applies (lookalike.max_image_pixels)
+SET lookalike.max_image_pixels = 1000;
+\set VERBOSITY sqlstate
+SELECT foreground_color_histogram(:'img'::bytea);
+\set VERBOSITY default
+RESET lookalike.max_image_pixels;

@@ -1,6 +1,7 @@
 // foreground_color_histogram(image bytea, hue_bins integer DEFAULT 12,
 //                            white_tolerance integer DEFAULT 20) RETURNS embedding
 // (see foreground.hpp and extension/parts/25_foreground.sql).
+#include <cstdlib>
 #include <vector>
 
 #include <opencv2/core.hpp>
@@ -15,18 +16,22 @@ using namespace lookalike;
 
 LOOKALIKE_FUNCTION(foreground_color_histogram) {
   bytea *raw = nullptr;
+  const char *max_setting = nullptr;  // lookalike.max_image_pixels, defined by lookalike.so
   image::ForegroundOptions opt;
   pg::guarded([&] {
     raw = PG_GETARG_BYTEA_PP(0);
     opt.hue_bins = PG_GETARG_INT32(1);
     opt.white_tolerance = PG_GETARG_INT32(2);
+    max_setting = GetConfigOption("lookalike.max_image_pixels", true, false);
     CHECK_FOR_INTERRUPTS();
   });
+  int64_t max_pixels = max_setting ? std::strtoll(max_setting, nullptr, 10) : 0;
+  if (max_pixels <= 0) max_pixels = kDefaultMaxImagePixels;
   const auto *data = reinterpret_cast<const uint8_t *>(VARDATA_ANY(raw));
   const size_t len = VARSIZE_ANY_EXHDR(raw);
   std::vector<float> h;
   {
-    cv::Mat bgr = image::decode_bgr(data, len, kDefaultMaxImagePixels);
+    cv::Mat bgr = image::decode_bgr(data, len, max_pixels);
     h = image::foreground_color_histogram(bgr, opt);
   }
   const int dim = static_cast<int>(h.size());
