@@ -73,9 +73,65 @@ __attribute__((target("avx512f"))) float dot_code_avx512(const float *q, const i
   for (; i < dim; ++i) s += q[i] * static_cast<float>(c[i]);
   return s;
 }
+
+__attribute__((target("avx2"))) int32_t dot_i8_avx2(const int8_t *a, const int8_t *b, int dim) {
+  __m256i acc = _mm256_setzero_si256();
+  int i = 0;
+  for (; i + 16 <= dim; i += 16) {
+    __m256i x = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(a + i)));
+    __m256i y = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(b + i)));
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(x, y));
+  }
+  alignas(32) int32_t t[8];
+  _mm256_store_si256(reinterpret_cast<__m256i *>(t), acc);
+  int32_t s = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+  for (; i < dim; ++i) s += int32_t(a[i]) * b[i];
+  return s;
+}
+
+__attribute__((target("avx512f,avx512bw"))) int32_t dot_i8_avx512(const int8_t *a,
+                                                                  const int8_t *b, int dim) {
+  __m512i acc = _mm512_setzero_si512();
+  int i = 0;
+  for (; i + 32 <= dim; i += 32) {
+    __m512i x = _mm512_maskz_cvtepi8_epi16(
+        0xFFFFFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(a + i)));
+    __m512i y = _mm512_maskz_cvtepi8_epi16(
+        0xFFFFFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b + i)));
+    acc = _mm512_add_epi32(acc, _mm512_madd_epi16(x, y));
+  }
+  alignas(64) int32_t t[16];
+  _mm512_store_si512(t, acc);
+  int32_t s = 0;
+  for (int j = 0; j < 16; ++j) s += t[j];
+  for (; i < dim; ++i) s += int32_t(a[i]) * b[i];
+  return s;
+}
 #endif
 
+int32_t dot_i8_scalar(const int8_t *a, const int8_t *b, int dim) {
+  int32_t s = 0;
+  for (int i = 0; i < dim; ++i) s += int32_t(a[i]) * b[i];
+  return s;
+}
+
 }  // namespace
+
+int32_t dot_i8(const int8_t *a, const int8_t *b, int dim) {
+#ifdef LOOKALIKE_X86
+  static const bool bw = __builtin_cpu_supports("avx512bw");
+  switch (kernels::active_isa()) {
+    case kernels::Isa::kAvx512:
+      if (bw) return dot_i8_avx512(a, b, dim);
+      return dot_i8_avx2(a, b, dim);
+    case kernels::Isa::kAvx2:
+      return dot_i8_avx2(a, b, dim);
+    default:
+      break;
+  }
+#endif
+  return dot_i8_scalar(a, b, dim);
+}
 
 float dot_code(const float *q, const int8_t *code, int dim) {
 #ifdef LOOKALIKE_X86
@@ -147,15 +203,15 @@ int random_level(double u, int m) {
 
 int select_neighbors(Metric metric, int dim, const float *dist, const int8_t *const *codes,
                      const CodeHeader *const *hdrs, int n, int max_sel, int *out, float *scratch,
-                     bool *kept_flags) {
+                     bool *kept_flags, bool fill) {
   int nsel = 0;
   for (int i = 0; i < n; ++i) kept_flags[i] = false;
+  (void)scratch;
   for (int i = 0; i < n && nsel < max_sel; ++i) {
-    dequantize(codes[i], *hdrs[i], dim, scratch);
     bool good = true;
     for (int s = 0; s < nsel; ++s) {
       int j = out[s];
-      float d = code_distance(metric, scratch, hdrs[i]->norm2, codes[j], *hdrs[j], dim);
+      float d = pair_distance(metric, codes[i], *hdrs[i], codes[j], *hdrs[j], dim);
       if (d < dist[i]) {
         good = false;
         break;
@@ -167,7 +223,7 @@ int select_neighbors(Metric metric, int dim, const float *dist, const int8_t *co
     }
   }
   // Fill with the nearest discarded candidates.
-  for (int i = 0; i < n && nsel < max_sel; ++i)
+  for (int i = 0; fill && i < n && nsel < max_sel; ++i)
     if (!kept_flags[i]) {
       out[nsel++] = i;
       kept_flags[i] = true;
@@ -254,12 +310,12 @@ void Graph::connect(uint32_t from, uint32_t to, float dist, int layer) {
     return;
   }
   // Full: re-select among the current neighbours and the new one.
-  std::vector<float> base(dim_);
-  dequantize(code(from), hdrs_[from], dim_, base.data());
-  float bn = hdrs_[from].norm2;
   std::vector<Candidate> c;
   c.reserve(n + 1);
-  for (int i = 0; i < n; ++i) c.push_back({node_distance(base.data(), bn, s[1 + i]), s[1 + i]});
+  for (int i = 0; i < n; ++i)
+    c.push_back({pair_distance(metric_, code(from), hdrs_[from], code(s[1 + i]), hdrs_[s[1 + i]],
+                               dim_),
+                 s[1 + i]});
   c.push_back({dist, to});
   std::sort(c.begin(), c.end(), [](const Candidate &a, const Candidate &b) {
     return a.dist < b.dist;
@@ -276,7 +332,7 @@ void Graph::connect(uint32_t from, uint32_t to, float dist, int layer) {
   std::unique_ptr<bool[]> flags(new bool[c.size()]);
   int k = select_neighbors(metric_, dim_, d.data(), codes.data(), hs.data(),
                            static_cast<int>(c.size()), cap, sel.data(), scratch_.data(),
-                           flags.get());
+                           flags.get(), false);
   for (int i = 0; i < k; ++i) s[1 + i] = c[sel[i]].id;
   s[0] = k;
 }
@@ -325,7 +381,8 @@ uint32_t Graph::add(const float *x, int level) {
       hs[i] = &hdrs_[w[i].id];
     }
     int k = select_neighbors(metric_, dim_, d.data(), codes.data(), hs.data(),
-                             static_cast<int>(n), cap, sel.data(), scratch_.data(), flags.get());
+                             static_cast<int>(n), cap, sel.data(), scratch_.data(), flags.get(),
+                             false);
     uint32_t *s = slot(id, l);
     for (int i = 0; i < k; ++i) s[1 + i] = w[sel[i]].id;
     s[0] = k;

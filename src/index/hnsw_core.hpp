@@ -35,6 +35,17 @@ void dequantize(const int8_t *code, const CodeHeader &h, int dim, float *out);
 // sum q[i] * code[i] (the instruction set follows kernels::active_isa()).
 float dot_code(const float *q, const int8_t *code, int dim);
 
+// sum a[i] * b[i] over two codes.
+int32_t dot_i8(const int8_t *a, const int8_t *b, int dim);
+
+// Graph distance between two codes (both sides quantised).
+inline float pair_distance(Metric metric, const int8_t *a, const CodeHeader &ha, const int8_t *b,
+                           const CodeHeader &hb, int dim) {
+  float ab = ha.scale * hb.scale * static_cast<float>(dot_i8(a, b, dim));
+  if (metric == Metric::kL2) return ha.norm2 + hb.norm2 - 2.0f * ab;
+  return -ab;
+}
+
 // Graph distance between the float query q (|q|^2 = qnorm2) and a code.
 inline float code_distance(Metric metric, const float *q, float qnorm2, const int8_t *code,
                            const CodeHeader &h, int dim) {
@@ -58,12 +69,12 @@ inline int max_neighbors(int m, int layer) { return layer == 0 ? 2 * m : m; }
 // The HNSW neighbour-selection heuristic ("select neighbors heuristic" of Malkov & Yashunin):
 // candidates are given nearest first (dist[i] = graph distance to the base point); candidate i is
 // kept when it is nearer to the base than to every candidate kept before it, so the kept edges
-// point in diverse directions. If fewer than max_sel are kept, the nearest discarded ones fill
-// up the list (keeps layer-0 degree high on clustered data). Writes the indices of the kept
+// point in diverse directions. With fill, the nearest discarded ones fill up the list when fewer
+// than max_sel are kept. Writes the indices of the kept
 // candidates to out, returns how many. scratch: dim floats. Never throws, never allocates.
 int select_neighbors(Metric metric, int dim, const float *dist, const int8_t *const *codes,
                      const CodeHeader *const *hdrs, int n, int max_sel, int *out, float *scratch,
-                     bool *kept_flags);
+                     bool *kept_flags, bool fill);
 
 // A search result: graph distance and node id.
 struct Candidate {

@@ -79,7 +79,7 @@ int choose_neighbors(Relation index, const MetaPage *meta, const float *base, fl
   int *sel = static_cast<int *>(palloc(sizeof(int) * (live + 1)));
   bool *flags = static_cast<bool *>(palloc(sizeof(bool) * (live + 1)));
   float *scratch = static_cast<float *>(palloc(sizeof(float) * dim));
-  int k = hnsw::select_neighbors(metric, dim, sd, cp, hp, live, cap, sel, scratch, flags);
+  int k = hnsw::select_neighbors(metric, dim, sd, cp, hp, live, cap, sel, scratch, flags, false);
   for (int i = 0; i < k; ++i) out[i] = cands[items[sel[i]].idx];
   pfree(codes);
   pfree(hs);

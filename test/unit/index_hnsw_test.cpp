@@ -183,7 +183,7 @@ TEST(IndexHnsw, HeuristicPrefersDiverseNeighbours) {
   float scratch[2];
   bool flags[3];
   // Order by distance: a (1), b (1.2125), c (1.44).
-  int n = select_neighbors(Metric::kL2, dim, dist, cp, hp, 3, 2, out, scratch, flags);
+  int n = select_neighbors(Metric::kL2, dim, dist, cp, hp, 3, 2, out, scratch, flags, false);
   ASSERT_EQ(n, 2);
   EXPECT_EQ(out[0], 0);
   EXPECT_EQ(out[1], 2);  // b is nearer to a than to the base: skipped for c
