@@ -11,11 +11,10 @@ PGDLLEXPORT void _PG_init(void);
 void _PG_init(void) {
   // Index (src/index/): the lookalike_hnsw access method.
   lookalike::hnswpg::init_reloptions();
-  DefineCustomIntVariable("lookalike.ef_search",
-                          "Size of the candidate list of a lookalike_hnsw index scan.",
-                          "Larger finds more of the true nearest neighbours, slower.",
-                          &lookalike::hnswpg::ef_search, 40, 1, 1000, PGC_USERSET, 0, nullptr,
-                          nullptr, nullptr);
+  DefineCustomIntVariable(
+      "lookalike.ef_search", "Size of the candidate list of a lookalike_hnsw index scan.",
+      "Larger finds more of the true nearest neighbours, slower.", &lookalike::hnswpg::ef_search,
+      40, 1, 1000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("lookalike.max_scan_tuples",
                           "Most elements one lookalike_hnsw index scan visits.",
                           "Bounds the search that continues past ef_search when a WHERE clause "

@@ -145,8 +145,8 @@ void flush_graph(BuildState *st) {
         }
       }
       memcpy(element_code(tup, m), g.code(id), dim);
-      if (PageAddItem(page, reinterpret_cast<Item>(tup), size, InvalidOffsetNumber, false,
-                      false) != ItemPointerGetOffsetNumber(&pos[id]))
+      if (PageAddItem(page, reinterpret_cast<Item>(tup), size, InvalidOffsetNumber, false, false) !=
+          ItemPointerGetOffsetNumber(&pos[id]))
         elog(ERROR, "lookalike_hnsw build: page layout mismatch");
     }
     Buffer buf = ReadBuffer(index, P_NEW);
@@ -231,9 +231,10 @@ void build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull
     MemoryContextSwitchTo(o2);
   }
   if (e->dim != st->dim)
-    ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
-                    errmsg("expected %d dimensions, not %d", st->dim, e->dim),
-                    errdetail("All embeddings in a lookalike_hnsw index have the same dimension.")));
+    ereport(
+        ERROR,
+        (errcode(ERRCODE_DATA_EXCEPTION), errmsg("expected %d dimensions, not %d", st->dim, e->dim),
+         errdetail("All embeddings in a lookalike_hnsw index have the same dimension.")));
   if (prepare_vector(st->metric, e->x, st->dim, st->xbuf)) {
     add_row(st, st->xbuf, tid);
     st->index_tuples += 1;
@@ -264,14 +265,13 @@ void init_state(BuildState *st, Relation heap, Relation index) {
 
 }  // namespace
 
-extern "C" IndexBuildResult *lookalike_hnsw_build(Relation heap, Relation index,
-                                                  IndexInfo *info) {
+extern "C" IndexBuildResult *lookalike_hnsw_build(Relation heap, Relation index, IndexInfo *info) {
   if (RelationGetNumberOfBlocks(index) != 0)
     elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
   BuildState st;
   init_state(&st, heap, index);
-  st.build_cxt = AllocSetContextCreate(CurrentMemoryContext, "lookalike_hnsw build",
-                                       ALLOCSET_DEFAULT_SIZES);
+  st.build_cxt =
+      AllocSetContextCreate(CurrentMemoryContext, "lookalike_hnsw build", ALLOCSET_DEFAULT_SIZES);
   st.tmp_cxt = AllocSetContextCreate(CurrentMemoryContext, "lookalike_hnsw build tuple",
                                      ALLOCSET_DEFAULT_SIZES);
   MemoryContextCallback *cb = static_cast<MemoryContextCallback *>(

@@ -28,8 +28,7 @@ float dot_code_scalar(const float *q, const int8_t *c, int dim) {
 }
 
 #ifdef LOOKALIKE_X86
-__attribute__((target("avx2,fma"))) float dot_code_avx2(const float *q, const int8_t *c,
-                                                        int dim) {
+__attribute__((target("avx2,fma"))) float dot_code_avx2(const float *q, const int8_t *c, int dim) {
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
   int i = 0;
   for (; i + 16 <= dim; i += 16) {
@@ -48,21 +47,23 @@ __attribute__((target("avx2,fma"))) float dot_code_avx2(const float *q, const in
   return s;
 }
 
-__attribute__((target("avx512f"))) float dot_code_avx512(const float *q, const int8_t *c,
-                                                         int dim) {
+__attribute__((target("avx512f"))) float dot_code_avx512(const float *q, const int8_t *c, int dim) {
   __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
   int i = 0;
   for (; i + 32 <= dim; i += 32) {
     __m512 c0 = _mm512_maskz_cvtepi32_ps(
-        0xFFFF, _mm512_maskz_cvtepi8_epi32(0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i *>(c + i))));
+        0xFFFF, _mm512_maskz_cvtepi8_epi32(
+                    0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i *>(c + i))));
     __m512 c1 = _mm512_maskz_cvtepi32_ps(
-        0xFFFF, _mm512_maskz_cvtepi8_epi32(0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i *>(c + i + 16))));
+        0xFFFF, _mm512_maskz_cvtepi8_epi32(
+                    0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i *>(c + i + 16))));
     s0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), c0, s0);
     s1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), c1, s1);
   }
   for (; i + 16 <= dim; i += 16) {
     __m512 c0 = _mm512_maskz_cvtepi32_ps(
-        0xFFFF, _mm512_maskz_cvtepi8_epi32(0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i *>(c + i))));
+        0xFFFF, _mm512_maskz_cvtepi8_epi32(
+                    0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i *>(c + i))));
     s0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), c0, s0);
   }
   s0 = _mm512_add_ps(s0, s1);
@@ -89,8 +90,8 @@ __attribute__((target("avx2"))) int32_t dot_i8_avx2(const int8_t *a, const int8_
   return s;
 }
 
-__attribute__((target("avx512f,avx512bw"))) int32_t dot_i8_avx512(const int8_t *a,
-                                                                  const int8_t *b, int dim) {
+__attribute__((target("avx512f,avx512bw"))) int32_t dot_i8_avx512(const int8_t *a, const int8_t *b,
+                                                                  int dim) {
   __m512i acc = _mm512_setzero_si512();
   int i = 0;
   for (; i + 32 <= dim; i += 32) {
@@ -313,13 +314,12 @@ void Graph::connect(uint32_t from, uint32_t to, float dist, int layer) {
   std::vector<Candidate> c;
   c.reserve(n + 1);
   for (int i = 0; i < n; ++i)
-    c.push_back({pair_distance(metric_, code(from), hdrs_[from], code(s[1 + i]), hdrs_[s[1 + i]],
-                               dim_),
-                 s[1 + i]});
+    c.push_back(
+        {pair_distance(metric_, code(from), hdrs_[from], code(s[1 + i]), hdrs_[s[1 + i]], dim_),
+         s[1 + i]});
   c.push_back({dist, to});
-  std::sort(c.begin(), c.end(), [](const Candidate &a, const Candidate &b) {
-    return a.dist < b.dist;
-  });
+  std::sort(c.begin(), c.end(),
+            [](const Candidate &a, const Candidate &b) { return a.dist < b.dist; });
   std::vector<float> d(c.size());
   std::vector<const int8_t *> codes(c.size());
   std::vector<const CodeHeader *> hs(c.size());
@@ -330,9 +330,9 @@ void Graph::connect(uint32_t from, uint32_t to, float dist, int layer) {
   }
   std::vector<int> sel(c.size());
   std::unique_ptr<bool[]> flags(new bool[c.size()]);
-  int k = select_neighbors(metric_, dim_, d.data(), codes.data(), hs.data(),
-                           static_cast<int>(c.size()), cap, sel.data(), scratch_.data(),
-                           flags.get(), false);
+  int k =
+      select_neighbors(metric_, dim_, d.data(), codes.data(), hs.data(), static_cast<int>(c.size()),
+                       cap, sel.data(), scratch_.data(), flags.get(), true);
   for (int i = 0; i < k; ++i) s[1 + i] = c[sel[i]].id;
   s[0] = k;
 }
@@ -380,9 +380,8 @@ uint32_t Graph::add(const float *x, int level) {
       codes[i] = code(w[i].id);
       hs[i] = &hdrs_[w[i].id];
     }
-    int k = select_neighbors(metric_, dim_, d.data(), codes.data(), hs.data(),
-                             static_cast<int>(n), cap, sel.data(), scratch_.data(), flags.get(),
-                             false);
+    int k = select_neighbors(metric_, dim_, d.data(), codes.data(), hs.data(), static_cast<int>(n),
+                             cap, sel.data(), scratch_.data(), flags.get(), true);
     uint32_t *s = slot(id, l);
     for (int i = 0; i < k; ++i) s[1 + i] = w[sel[i]].id;
     s[0] = k;

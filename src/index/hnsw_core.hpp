@@ -57,8 +57,7 @@ inline float code_distance(Metric metric, const float *q, float qnorm2, const in
 // A value never larger than what the SQL operator returns for (query, original vector), given
 // the code of the vector: the executor re-checks the ORDER BY with the heap row and re-ranks.
 // For cosine, q must be the unit-length query.
-double lower_bound(Metric metric, const float *q, const int8_t *code, const CodeHeader &h,
-                   int dim);
+double lower_bound(Metric metric, const float *q, const int8_t *code, const CodeHeader &h, int dim);
 
 // Level of a new element from a uniform u in (0, 1]: floor(-ln(u) / ln(m)), at most kMaxLevel.
 int random_level(double u, int m);

@@ -79,7 +79,7 @@ int choose_neighbors(Relation index, const MetaPage *meta, const float *base, fl
   int *sel = static_cast<int *>(palloc(sizeof(int) * (live + 1)));
   bool *flags = static_cast<bool *>(palloc(sizeof(bool) * (live + 1)));
   float *scratch = static_cast<float *>(palloc(sizeof(float) * dim));
-  int k = hnsw::select_neighbors(metric, dim, sd, cp, hp, live, cap, sel, scratch, flags, false);
+  int k = hnsw::select_neighbors(metric, dim, sd, cp, hp, live, cap, sel, scratch, flags, true);
   for (int i = 0; i < k; ++i) out[i] = cands[items[sel[i]].idx];
   pfree(codes);
   pfree(hs);
@@ -94,8 +94,8 @@ int choose_neighbors(Relation index, const MetaPage *meta, const float *base, fl
 }
 
 // Overwrites the neighbour list of the element at pos on a layer (generic WAL).
-void write_neighbors(Relation index, int m, ItemPointer pos, int layer,
-                     const ItemPointerData *list, int n) {
+void write_neighbors(Relation index, int m, ItemPointer pos, int layer, const ItemPointerData *list,
+                     int n) {
   Buffer buf = ReadBuffer(index, ItemPointerGetBlockNumber(pos));
   LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
   GenericXLogState *state = GenericXLogStart(index);
@@ -141,7 +141,8 @@ static void link_back(Relation index, const MetaPage *meta, ItemPointer nb, int 
                       ItemPointer newpos) {
   int m = meta->m, dim = meta->dim;
   int cap = hnsw::max_neighbors(m, layer);
-  ItemPointerData *list = static_cast<ItemPointerData *>(palloc(sizeof(ItemPointerData) * (cap + 1)));
+  ItemPointerData *list =
+      static_cast<ItemPointerData *>(palloc(sizeof(ItemPointerData) * (cap + 1)));
   int8_t *code = static_cast<int8_t *>(palloc(dim));
   hnsw::CodeHeader h;
   int n = read_neighbors(index, m, dim, nb, layer, list, code, &h);
@@ -174,8 +175,8 @@ static void place_element(Relation index, const MetaPage *meta, ElementTuple *tu
     if (PageGetFreeSpace(BufferGetPage(buf)) >= MAXALIGN(size)) {
       GenericXLogState *state = GenericXLogStart(index);
       Page page = GenericXLogRegisterBuffer(state, buf, 0);
-      OffsetNumber off = PageAddItem(page, reinterpret_cast<Item>(tup), size, InvalidOffsetNumber,
-                                     false, false);
+      OffsetNumber off =
+          PageAddItem(page, reinterpret_cast<Item>(tup), size, InvalidOffsetNumber, false, false);
       if (off == InvalidOffsetNumber) {
         GenericXLogAbort(state);
         UnlockReleaseBuffer(buf);
@@ -239,7 +240,8 @@ void insert_element(Relation index, const MetaPage *meta, const float *x, ItemPo
     DiskCand *w;
     int nw = search_layer(&qy, entries, nentries, meta->ef_construction, l, &w);
     int cap = hnsw::max_neighbors(m, l);
-    ItemPointerData *cp = static_cast<ItemPointerData *>(palloc(sizeof(ItemPointerData) * (nw + 1)));
+    ItemPointerData *cp =
+        static_cast<ItemPointerData *>(palloc(sizeof(ItemPointerData) * (nw + 1)));
     float *cd = static_cast<float *>(palloc(sizeof(float) * (nw + 1)));
     for (int i = 0; i < nw; ++i) {
       cp[i] = w[i].pos;
@@ -271,8 +273,8 @@ extern "C" bool lookalike_hnsw_insert(Relation index, Datum *values, bool *isnul
                                       ItemPointer heap_tid, Relation, IndexUniqueCheck, bool,
                                       IndexInfo *) {
   if (isnull[0]) return false;  // NULLs are not indexed
-  MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "lookalike_hnsw insert",
-                                            ALLOCSET_DEFAULT_SIZES);
+  MemoryContext cxt =
+      AllocSetContextCreate(CurrentMemoryContext, "lookalike_hnsw insert", ALLOCSET_DEFAULT_SIZES);
   MemoryContext old = MemoryContextSwitchTo(cxt);
   Embedding *e = datum_get_embedding(values[0]);
   LockPage(index, kUpdateLock, ExclusiveLock);

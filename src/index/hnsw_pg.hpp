@@ -89,14 +89,17 @@ inline Size element_size(int dim, int m, int level) {
 inline int8_t *element_code(ElementTuple *e, int m) {
   return reinterpret_cast<int8_t *>(&e->neighbors[neighbor_slots(m, e->level)]);
 }
-inline PageOpaque *page_opaque(Page p) { return reinterpret_cast<PageOpaque *>(PageGetSpecialPointer(p)); }
+inline PageOpaque *page_opaque(Page p) {
+  return reinterpret_cast<PageOpaque *>(PageGetSpecialPointer(p));
+}
 inline MetaPage *page_meta(Page p) { return reinterpret_cast<MetaPage *>(PageGetContents(p)); }
 inline ElementTuple *page_element(Page p, OffsetNumber off) {
   return reinterpret_cast<ElementTuple *>(PageGetItem(p, PageGetItemId(p, off)));
 }
 // Largest element tuple that fits on a page.
 inline Size max_element_size() {
-  return BLCKSZ - MAXALIGN(SizeOfPageHeaderData + sizeof(ItemIdData)) - MAXALIGN(sizeof(PageOpaque));
+  return BLCKSZ - MAXALIGN(SizeOfPageHeaderData + sizeof(ItemIdData)) -
+         MAXALIGN(sizeof(PageOpaque));
 }
 
 struct Options {

@@ -68,8 +68,8 @@ bool read_result(HnswScanState *so, ItemPointer pos, ScanResult *out) {
   ElementTuple *e = page_element(page, ItemPointerGetOffsetNumber(pos));
   bool ok = !e->deleted && ItemPointerIsValid(&e->heaptid);
   if (ok) {
-    out->lb = hnsw::lower_bound(so->qy.metric, so->q, element_code(e, so->meta.m),
-                                e->code_header, so->qy.dim);
+    out->lb = hnsw::lower_bound(so->qy.metric, so->q, element_code(e, so->meta.m), e->code_header,
+                                so->qy.dim);
     out->heaptid = e->heaptid;
   }
   UnlockReleaseBuffer(buf);
@@ -198,9 +198,9 @@ bool next_sequential(IndexScanDesc scan, HnswScanState *so) {
       scan->xs_recheck = false;
       scan->xs_recheckorderby = true;
       scan->xs_orderbynulls[0] = so->null_query;
-      scan->xs_orderbyvals[0] =
-          so->null_query ? static_cast<Datum>(0)
-                         : Float8GetDatum(std::numeric_limits<double>::quiet_NaN());
+      scan->xs_orderbyvals[0] = so->null_query
+                                    ? static_cast<Datum>(0)
+                                    : Float8GetDatum(std::numeric_limits<double>::quiet_NaN());
       return true;
     }
     UnlockReleaseBuffer(buf);
@@ -215,8 +215,8 @@ bool next_sequential(IndexScanDesc scan, HnswScanState *so) {
 extern "C" IndexScanDesc lookalike_hnsw_beginscan(Relation index, int nkeys, int norderbys) {
   IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
   HnswScanState *so = static_cast<HnswScanState *>(palloc0(sizeof(HnswScanState)));
-  so->cxt = AllocSetContextCreate(CurrentMemoryContext, "lookalike_hnsw scan",
-                                  ALLOCSET_DEFAULT_SIZES);
+  so->cxt =
+      AllocSetContextCreate(CurrentMemoryContext, "lookalike_hnsw scan", ALLOCSET_DEFAULT_SIZES);
   scan->opaque = so;
   // The AM allocates the ORDER BY value arrays (the executor reads them for the re-check).
   scan->xs_orderbyvals = static_cast<Datum *>(palloc0(sizeof(Datum) * Max(norderbys, 1)));
@@ -225,8 +225,8 @@ extern "C" IndexScanDesc lookalike_hnsw_beginscan(Relation index, int nkeys, int
   return scan;
 }
 
-extern "C" void lookalike_hnsw_rescan(IndexScanDesc scan, ScanKey keys, int nkeys,
-                                      ScanKey orderbys, int norderbys) {
+extern "C" void lookalike_hnsw_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys,
+                                      int norderbys) {
   HnswScanState *so = static_cast<HnswScanState *>(scan->opaque);
   MemoryContextReset(so->cxt);
   MemoryContext cxt = so->cxt;

@@ -65,9 +65,9 @@ void read_meta(Relation index, MetaPage *out) {
   MetaPage *m = page_meta(page);
   if (PageIsNew(page) || page_opaque(page)->page_id != kPageId || m->magic != kMagic) {
     UnlockReleaseBuffer(buf);
-    ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
-                    errmsg("index \"%s\" is not a lookalike_hnsw index",
-                           RelationGetRelationName(index))));
+    ereport(ERROR,
+            (errcode(ERRCODE_DATA_CORRUPTED),
+             errmsg("index \"%s\" is not a lookalike_hnsw index", RelationGetRelationName(index))));
   }
   if (m->version != kIndexVersion) {
     UnlockReleaseBuffer(buf);
@@ -119,8 +119,7 @@ bool prepare_vector(hnsw::Metric metric, const float *x, int dim, float *out) {
 // ---- TidSet --------------------------------------------------------------------------------
 
 static inline uint64 tid_key(ItemPointer t) {
-  return (static_cast<uint64>(ItemPointerGetBlockNumber(t)) << 16) |
-         ItemPointerGetOffsetNumber(t);
+  return (static_cast<uint64>(ItemPointerGetBlockNumber(t)) << 16) | ItemPointerGetOffsetNumber(t);
 }
 
 static inline uint32 tid_hash(uint64 k) {
@@ -182,7 +181,8 @@ void heap_init(CandHeap *h, int cap, bool is_min) {
   h->cap = cap < 16 ? 16 : cap;
   h->n = 0;
   h->is_min = is_min;
-  h->a = static_cast<DiskCand *>(MemoryContextAllocHuge(CurrentMemoryContext, sizeof(DiskCand) * h->cap));
+  h->a = static_cast<DiskCand *>(
+      MemoryContextAllocHuge(CurrentMemoryContext, sizeof(DiskCand) * h->cap));
 }
 
 static inline bool before(const CandHeap *h, const DiskCand &x, const DiskCand &y) {
@@ -370,9 +370,9 @@ static bool hnsw_validate(Oid) { return true; }
 
 // Planner cost: an ordered scan visits about ef_search * 2m elements in a few random pages per
 // layer; without an ORDER BY on the distance the index is useless (infinite cost).
-static void hnsw_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
-                              Cost *startup, Cost *total, Selectivity *selectivity,
-                              double *correlation, double *pages) {
+static void hnsw_costestimate(PlannerInfo *root, IndexPath *path, double loop_count, Cost *startup,
+                              Cost *total, Selectivity *selectivity, double *correlation,
+                              double *pages) {
   if (path->indexorderbys == NIL) {
     *startup = get_float8_infinity();
     *total = get_float8_infinity();

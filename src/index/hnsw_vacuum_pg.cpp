@@ -20,8 +20,8 @@ namespace lookalike::hnswpg {
 int choose_neighbors(Relation index, const MetaPage *meta, const float *base, float base_norm2,
                      const ItemPointerData *cands, const float *dists, int n, int cap,
                      ItemPointerData *out);
-void write_neighbors(Relation index, int m, ItemPointer pos, int layer,
-                     const ItemPointerData *list, int n);
+void write_neighbors(Relation index, int m, ItemPointer pos, int layer, const ItemPointerData *list,
+                     int n);
 }  // namespace lookalike::hnswpg
 
 namespace {
@@ -45,8 +45,7 @@ int read_list(Relation index, const MetaPage *meta, ItemPointer pos, int layer,
   return n;
 }
 
-void repair(Relation index, const MetaPage *meta, const TidSet *dead, ItemPointer pos,
-            int layer) {
+void repair(Relation index, const MetaPage *meta, const TidSet *dead, ItemPointer pos, int layer) {
   int m = meta->m, dim = meta->dim;
   int cap = hnsw::max_neighbors(m, layer);
   ItemPointerData *list = static_cast<ItemPointerData *>(palloc(sizeof(ItemPointerData) * cap));

@@ -48,7 +48,8 @@ double recall_at(Metric metric, int n, int dim, int k, int ef, int m, int efc) {
   Graph g(dim, metric, m, efc);
   std::mt19937_64 rng(7);
   std::uniform_real_distribution<double> u(0.0, 1.0);
-  for (int i = 0; i < n; ++i) g.add(&data[static_cast<size_t>(i) * dim], random_level(1.0 - u(rng), m));
+  for (int i = 0; i < n; ++i)
+    g.add(&data[static_cast<size_t>(i) * dim], random_level(1.0 - u(rng), m));
   std::vector<float> queries = clustered(100, dim, 50, 42);  // same centres: in-distribution
   queries = std::vector<float>(queries.begin(), queries.end());
   std::vector<float> qs = clustered(n + 100, dim, 50, 42);
@@ -63,7 +64,8 @@ double recall_at(Metric metric, int n, int dim, int k, int ef, int m, int efc) {
     std::vector<Candidate> got = g.search(q, ef, ef);
     std::vector<std::pair<double, int>> rr;
     for (auto &c : got)
-      rr.push_back({sql_distance(metric, q, &data[static_cast<size_t>(c.id) * dim], dim), int(c.id)});
+      rr.push_back(
+          {sql_distance(metric, q, &data[static_cast<size_t>(c.id) * dim], dim), int(c.id)});
     std::sort(rr.begin(), rr.end());
     std::set<int> truth;
     for (int i = 0; i < k; ++i) truth.insert(exact[i].second);
@@ -206,7 +208,8 @@ TEST(IndexHnsw, GraphEdgesValid) {
   Graph g(16, Metric::kL2, 4, 16);
   std::mt19937_64 rng(7);
   std::uniform_real_distribution<double> u(0.0, 1.0);
-  for (int i = 0; i < 2000; ++i) g.add(&data[static_cast<size_t>(i) * 16], random_level(1 - u(rng), 4));
+  for (int i = 0; i < 2000; ++i)
+    g.add(&data[static_cast<size_t>(i) * 16], random_level(1 - u(rng), 4));
   for (uint32_t id = 0; id < g.size(); ++id)
     for (int l = 0; l <= g.level(id); ++l) {
       int n;
