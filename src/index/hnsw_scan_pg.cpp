@@ -48,6 +48,7 @@ struct HnswScanState {
   CandHeap pool;  // found, not yet returned, not deleted (nearest first)
   CandHeap best;  // scratch: the ef nearest of the pool (farthest first)
   int64 nvisited;
+  int ef;  // lookalike.ef_search when the scan started (a cursor may outlive a SET)
   bool exhausted;  // no more expansion (limit reached or queue empty)
   ItemPointerData *nb;
   ScanResult *batch;
@@ -100,7 +101,7 @@ void best_offer(HnswScanState *so, float d, int ef) {
 
 // One batch: resume the layer-0 search, then move the ef nearest of the pool into so->batch.
 void run_batch(HnswScanState *so) {
-  int ef = ef_search;
+  int ef = so->ef;
   // The stop threshold: the ef-th smallest distance among found, unreturned elements.
   so->best.n = 0;
   for (int i = 0; i < so->pool.n; ++i) best_offer(so, so->pool.a[i].dist, ef);
@@ -162,6 +163,7 @@ void start_search(IndexScanDesc scan, HnswScanState *so) {
     return;
   }
   int ef = ef_search;
+  so->ef = ef;
   tidset_init(&so->visited, ef * 32);
   heap_init(&so->cand, ef * 16, true);
   heap_init(&so->pool, ef * 16, true);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The lookalike_hnsw index on 100,000 clustered unit vectors of 512 dimensions (seeded; the same
-# data as the exact-scan benchmark): build time, index size, and for ef_search in 20 40 80 100
+# data as the exact-scan benchmark): build time, index size, and for ef_search in 20 40 80 100 160
 # queries/s from one client (pgbench) and recall@5 against the exact scan.
 # References:
 #  - measured in the same run: the exact scan (the same query with the index disabled), whose
@@ -16,7 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 N=${N:-100000}
 DIMS=${DIMS:-512}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-15}
-EF_LIST=${EF_LIST:-"20 40 80 100"}
+EF_LIST=${EF_LIST:-"20 40 80 100 160"}
 MWM=${MWM:-2GB}
 Q=100
 psql() { command psql -X -q -v ON_ERROR_STOP=1 "$@"; }
