@@ -3,6 +3,7 @@
 // nothing else: it creates no thread and loads no model (models load lazily in each backend).
 #include "common/constants.hpp"
 #include "common/guard_pg.hpp"
+#include "index/hnsw_pg.hpp"
 #include "vector/kernels.hpp"
 
 extern "C" {
@@ -62,5 +63,17 @@ void _PG_init(void) {
       "Guards against decompression bombs: larger images are refused before decoding.",
       &max_image_pixels, static_cast<int>(lookalike::kDefaultMaxImagePixels), 1,
       static_cast<int>(lookalike::kMaxImagePixelsLimit), PGC_SUSET, 0, nullptr, nullptr, nullptr);
+  // Index (src/index/): the lookalike_hnsw access method.
+  lookalike::hnswpg::init_reloptions();
+  DefineCustomIntVariable(
+      "lookalike.ef_search", "Size of the candidate list of a lookalike_hnsw index scan.",
+      "Larger finds more of the true nearest neighbours, slower.", &lookalike::hnswpg::ef_search,
+      40, 1, 1000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("lookalike.max_scan_tuples",
+                          "Most elements one lookalike_hnsw index scan visits.",
+                          "Bounds the search that continues past ef_search when a WHERE clause "
+                          "filters out rows; the scan ends when it is reached.",
+                          &lookalike::hnswpg::max_scan_tuples, 20000, 1, INT_MAX, PGC_USERSET, 0,
+                          nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("lookalike");
 }
