@@ -17,5 +17,9 @@ inline constexpr int64_t kDefaultMaxImagePixels = 50'000'000;
 
 // Model runtime (issue #3).
 inline constexpr int kDefaultBatchSize = 32;
+inline constexpr int kMaxBatchSize = 1024;
+inline constexpr int kDefaultModelThreads = 1;  // per backend: never oversubscribes the cores
+inline constexpr int kMaxModelThreads = 256;
+inline constexpr int kDefaultProgressInterval = 10;  // seconds
 
 }  // namespace lookalike

@@ -43,18 +43,19 @@ std::vector<char> read_file(const std::string &path) {
   std::FILE *f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) {
     int e = errno;
-    throw Error(e == ENOENT ? ss::kUndefinedFile : sqlstate::kIoError,
+    throw Error(e == ENOENT ? ss::kUndefinedFile : kSqlstateIoError,
                 "could not open model file \"" + path + "\": " + std::strerror(e));
   }
   std::vector<char> buf;
   char chunk[1 << 16];
   size_t got;
-  while ((got = std::fread(chunk, 1, sizeof chunk, f)) > 0) buf.insert(buf.end(), chunk, chunk + got);
+  while ((got = std::fread(chunk, 1, sizeof chunk, f)) > 0)
+    buf.insert(buf.end(), chunk, chunk + got);
   bool failed = std::ferror(f) != 0;
   int e = errno;
   std::fclose(f);
   if (failed)
-    throw Error(sqlstate::kIoError,
+    throw Error(kSqlstateIoError,
                 "could not read model file \"" + path + "\": " + std::strerror(e));
   return buf;
 }
@@ -205,6 +206,7 @@ std::string shape_text(const at::Tensor &t) {
 struct Model::Impl {
   std::string path;
   std::string sha256;
+  std::string optimize_error;
   torch::jit::Module module;
 };
 
@@ -212,12 +214,14 @@ Model::Model() : impl_(std::make_unique<Impl>()) {}
 Model::~Model() = default;
 const std::string &Model::path() const { return impl_->path; }
 const std::string &Model::sha256() const { return impl_->sha256; }
+const std::string &Model::optimize_error() const { return impl_->optimize_error; }
 
 std::unique_ptr<Model> Model::load(const std::string &path, const std::string &expected_sha256) {
   std::vector<char> bytes = read_file(path);
   std::string digest = sha256_hex(bytes.data(), bytes.size());
   if (!expected_sha256.empty() && digest != expected_sha256)
-    throw Error(ss::kDataCorrupted, "model file \"" + path + "\" has changed since it was registered",
+    throw Error(ss::kDataCorrupted,
+                "model file \"" + path + "\" has changed since it was registered",
                 "Its sha256 is " + digest + "; the registration recorded " + expected_sha256 + ".",
                 "Register the model again (lookalike.unregister_model, lookalike.register_model) "
                 "if the new file is intended.");
@@ -239,13 +243,16 @@ std::unique_ptr<Model> Model::load(const std::string &path, const std::string &e
                 "(torch 1.13 or older).");
   }
   if (!module.find_method("forward"))
-    throw Error(ss::kInvalidParameterValue, "TorchScript module \"" + path + "\" has no forward method");
+    throw Error(ss::kInvalidParameterValue,
+                "TorchScript module \"" + path + "\" has no forward method");
   module.eval();
   try {
     // Freezing folds the weights and batch norms into the graph; optimize_for_inference then
     // moves convolutions to oneDNN. The plain module stays in use if this is refused.
     module = torch::jit::optimize_for_inference(module);
-  } catch (const std::exception &) {
+  } catch (const std::exception &e) {
+    m->impl_->optimize_error = e.what();
+    if (m->impl_->optimize_error.empty()) m->impl_->optimize_error = "unknown error";
   }
   m->impl_->module = std::move(module);
   return m;
@@ -279,8 +286,7 @@ int Model::forward(const float *input, int n, int size, std::vector<float> &out)
       std::string first = what.substr(0, what.find('\n'));
       if (first.size() > 300) first = first.substr(0, 300) + "...";
       if (what.size() > 1000) what = what.substr(0, 1000) + "...";
-      throw Error(ss::kExternalRoutineException, "the model's forward pass failed: " + first,
-                  what);
+      throw Error(ss::kExternalRoutineException, "the model's forward pass failed: " + first, what);
     }
   }
   const int64_t d = y.size(1);
@@ -291,8 +297,7 @@ int Model::forward(const float *input, int n, int size, std::vector<float> &out)
     const float *row = p + size_t(i) * d;
     double s = 0;
     for (int64_t j = 0; j < d; ++j) s += double(row[j]) * row[j];
-    if (!std::isfinite(s))
-      throw Error(ss::kDataException, "the model returned a non-finite value");
+    if (!std::isfinite(s)) throw Error(ss::kDataException, "the model returned a non-finite value");
     float inv = s > 0 ? float(1.0 / std::sqrt(s)) : 0.0f;
     float *o = out.data() + size_t(i) * d;
     for (int64_t j = 0; j < d; ++j) o[j] = row[j] * inv;

@@ -21,10 +21,8 @@
 
 namespace lookalike::model {
 
-// SQLSTATEs of the runtime that errors.hpp does not name.
-namespace sqlstate {
-inline constexpr const char *kIoError = "58030";
-}
+// io_error: a SQLSTATE of the runtime that errors.hpp does not name.
+inline constexpr const char *kSqlstateIoError = "58030";
 
 inline constexpr int kMinInputSize = 8;
 inline constexpr int kMaxInputSize = 1024;
@@ -77,6 +75,8 @@ class Model {
 
   const std::string &path() const;
   const std::string &sha256() const;
+  // Empty if the inference optimisation succeeded, else why it was refused.
+  const std::string &optimize_error() const;
 
   // Forward pass over n preprocessed images (input: n x 3 x size x size floats, NCHW). Writes
   // the n L2-normalised output rows to out (n x D) and returns D. Errors: 38000 the model

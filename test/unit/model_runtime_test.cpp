@@ -93,7 +93,9 @@ TEST(ModelLoad, Errors) {
 
 TEST(ModelForward, FeaturesAreUnitVectorsOf1280) {
   lm::configure_threads(2);
-  auto m = lm::Model::load(kFeatures, "e438e9679ff6d92e9dc2c76d3e106a4a91cc71d544e54cdd98898af624c0fb54");
+  auto m = lm::Model::load(kFeatures,
+                           "e438e9679ff6d92e9dc2c76d3e106a4a91cc71d544e54cdd98898af624c0fb54");
+  EXPECT_EQ(m->optimize_error(), "");
   lm::Normalization n;
   EXPECT_EQ(m->probe_dims(n), 1280);
   lm::Preprocessor pre(n);
