@@ -16,7 +16,8 @@ inline constexpr int kMaxHistogramBins = 32;            // 32^3 = 32768 > kMaxDi
 inline constexpr int64_t kDefaultMaxImagePixels = 50'000'000;
 
 // Model runtime (issue #3).
-inline constexpr int kDefaultBatchSize = 32;
+// 16 images per forward pass: near the throughput of 32 on a CPU, half the cancel latency.
+inline constexpr int kDefaultBatchSize = 16;
 inline constexpr int kMaxBatchSize = 1024;
 inline constexpr int kDefaultModelThreads = 1;  // per backend: never oversubscribes the cores
 inline constexpr int kMaxModelThreads = 256;
