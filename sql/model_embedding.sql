@@ -91,7 +91,7 @@ SET lookalike.default_model = 'mobilenet_v2';
 SET lookalike.progress_interval = 0;
 SELECT image_embedding(pg_read_binary_file(:'img1'), 'changing');  -- a new backend checks the sha256
 SELECT dims(image_embedding(pg_read_binary_file(:'img1'), 'mobilenet_v2'));
-\set VERBOSITY default
+\set VERBOSITY terse
 SELECT image_embedding(pg_read_binary_file(:'img1'), 'changing') IS NULL;
 \set VERBOSITY sqlstate
 \set removed `rm :'fixtures'/changed.pt && echo removed`

@@ -220,9 +220,9 @@ std::unique_ptr<Model> Model::load(const std::string &path, const std::string &e
   std::vector<char> bytes = read_file(path);
   std::string digest = sha256_hex(bytes.data(), bytes.size());
   if (!expected_sha256.empty() && digest != expected_sha256)
-    throw Error(ss::kDataCorrupted,
-                "model file \"" + path + "\" has changed since it was registered",
-                "Its sha256 is " + digest + "; the registration recorded " + expected_sha256 + ".",
+    throw Error(ss::kDataCorrupted, "model file has changed since it was registered",
+                "The sha256 of \"" + path + "\" is " + digest + "; the registration recorded " +
+                    expected_sha256 + ".",
                 "Register the model again (lookalike.unregister_model, lookalike.register_model) "
                 "if the new file is intended.");
   std::unique_ptr<Model> m(new Model());
