@@ -12,7 +12,7 @@ inline constexpr int kMaxDims = 16000;  // same bound as pgvector's vector type
 
 // Image functions (issue #3).
 inline constexpr int kDefaultHistogramBins = 8;
-inline constexpr int kMaxHistogramBins = 32;  // 32^3 = 32768 > kMaxDims: checked at run time
+inline constexpr int kMaxHistogramBins = 32;            // 32^3 = 32768 > kMaxDims: checked at run time
 inline constexpr int64_t kDefaultMaxImagePixels = 50'000'000;
 
 // Model runtime (issue #3).
