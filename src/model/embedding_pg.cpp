@@ -104,6 +104,8 @@ char *resolve_model_name(FunctionCallInfo fcinfo, int argno) {
   return pstrdup(def);
 }
 
+// lookalike::new_embedding() lives in lookalike.so, whose symbols this library cannot link
+// against (it is loaded with load_file), hence this small twin that also copies the values.
 Embedding *make_embedding(const float *x, int dim) {
   size_t size = embedding_size(dim);
   auto *e = static_cast<Embedding *>(palloc0(size));
