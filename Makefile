@@ -40,6 +40,10 @@ OPENCV_LIBS = -lopencv_imgcodecs -lopencv_imgproc -lopencv_core
 JPEG_LIBS = -ljpeg
 TORCH_CFLAGS = -isystem /usr/include/torch/csrc/api/include
 TORCH_LIBS = -ltorch -ltorch_cpu -lc10
+# The model runtime parallelises preprocessing with LibTorch's OpenMP pool (at::parallel_for is
+# a header template: it needs -fopenmp where it is compiled); sha256 comes from OpenSSL.
+MODEL_LIBS = -fopenmp -lcrypto
+src/model/%.o: override CXXFLAGS += -fopenmp
 
 PG_CPPFLAGS = -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server) $(OPENCV_CFLAGS) $(TORCH_CFLAGS)
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-missing-field-initializers -fPIC
@@ -65,7 +69,7 @@ lookalike_image$(DLSUFFIX): $(IMAGE_OBJS)
 	$(CXX) $(CXXFLAGS) -shared -o $@ $^ $(LDFLAGS) $(LDFLAGS_SL) $(OPENCV_LIBS) $(JPEG_LIBS) -lstdc++
 
 lookalike_model$(DLSUFFIX): $(MODEL_OBJS)
-	$(CXX) $(CXXFLAGS) -shared -o $@ $^ $(LDFLAGS) $(LDFLAGS_SL) -Wl,--no-as-needed $(TORCH_LIBS) -Wl,--as-needed $(OPENCV_LIBS) $(JPEG_LIBS) -lstdc++
+	$(CXX) $(CXXFLAGS) -shared -o $@ $^ $(LDFLAGS) $(LDFLAGS_SL) -Wl,--no-as-needed $(TORCH_LIBS) -Wl,--as-needed $(OPENCV_LIBS) $(JPEG_LIBS) $(MODEL_LIBS) -lstdc++
 
 install: install-extra-modules
 .PHONY: install-extra-modules

@@ -19,6 +19,11 @@ inline constexpr int64_t kDefaultMaxImagePixels = 50'000'000;
 inline constexpr int64_t kMaxImagePixelsLimit = int64_t(1) << 30;
 
 // Model runtime (issue #3).
-inline constexpr int kDefaultBatchSize = 32;
+// 16 images per forward pass: near the throughput of 32 on a CPU, half the cancel latency.
+inline constexpr int kDefaultBatchSize = 16;
+inline constexpr int kMaxBatchSize = 1024;
+inline constexpr int kDefaultModelThreads = 1;  // per backend: never oversubscribes the cores
+inline constexpr int kMaxModelThreads = 256;
+inline constexpr int kDefaultProgressInterval = 10;  // seconds
 
 }  // namespace lookalike

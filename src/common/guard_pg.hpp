@@ -41,37 +41,37 @@ class PgException : public std::exception {
   ErrorData *edata_;
 };
 
+// Runs fn() (a void lambda that calls PostgreSQL) under PG_TRY and turns a PostgreSQL error
+// into PgException. Not inlined, so that setjmp stays in this small frame and no variable of the
+// caller can be clobbered by the longjmp.
+template <typename Fn>
+[[gnu::noinline]] void guarded_void(Fn &fn) {
+  MemoryContext volatile caller_cxt = CurrentMemoryContext;
+  ErrorData *volatile edata = nullptr;
+  PG_TRY();
+  { fn(); }
+  PG_CATCH();
+  {
+    MemoryContextSwitchTo(caller_cxt);
+    edata = CopyErrorData();
+    FlushErrorState();
+  }
+  PG_END_TRY();
+  if (edata != nullptr) throw PgException(edata);
+}
+
 // Runs fn() (a lambda that calls PostgreSQL) and turns a PostgreSQL error into PgException.
 // fn must not itself own C++ resources across the PostgreSQL call.
 template <typename Fn>
 decltype(auto) guarded(Fn &&fn) {
   using R = decltype(fn());
-  MemoryContext volatile caller_cxt = CurrentMemoryContext;
-  ErrorData *volatile edata = nullptr;
   if constexpr (std::is_void_v<R>) {
-    PG_TRY();
-    { fn(); }
-    PG_CATCH();
-    {
-      MemoryContextSwitchTo(caller_cxt);
-      edata = CopyErrorData();
-      FlushErrorState();
-    }
-    PG_END_TRY();
-    if (edata != nullptr) throw PgException(edata);
+    guarded_void(fn);
   } else {
     static_assert(std::is_trivially_copyable_v<R>, "pg::guarded returns plain values only");
     R result{};
-    PG_TRY();
-    { result = fn(); }
-    PG_CATCH();
-    {
-      MemoryContextSwitchTo(caller_cxt);
-      edata = CopyErrorData();
-      FlushErrorState();
-    }
-    PG_END_TRY();
-    if (edata != nullptr) throw PgException(edata);
+    auto store = [&] { result = fn(); };
+    guarded_void(store);
     return result;
   }
 }

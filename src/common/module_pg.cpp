@@ -3,6 +3,7 @@
 // nothing else: it creates no thread and loads no model (models load lazily in each backend).
 #include "common/constants.hpp"
 #include "common/guard_pg.hpp"
+#include "index/hnsw_pg.hpp"
 #include "vector/kernels.hpp"
 
 extern "C" {
@@ -48,6 +49,12 @@ void assign_simd(int newval, void *) {
 // SET ON PARAMETER lookalike.max_image_pixels (PostgreSQL 15); see docs/image.md.
 int max_image_pixels = static_cast<int>(lookalike::kDefaultMaxImagePixels);
 
+// Model runtime settings (issue #3); read by lookalike_model.so through GetConfigOption.
+char *default_model = nullptr;
+int model_threads = lookalike::kDefaultModelThreads;
+int batch_size = lookalike::kDefaultBatchSize;
+int progress_interval = lookalike::kDefaultProgressInterval;
+
 }  // namespace
 
 void _PG_init(void) {
@@ -62,5 +69,39 @@ void _PG_init(void) {
       "Guards against decompression bombs: larger images are refused before decoding.",
       &max_image_pixels, static_cast<int>(lookalike::kDefaultMaxImagePixels), 1,
       static_cast<int>(lookalike::kMaxImagePixelsLimit), PGC_SUSET, 0, nullptr, nullptr, nullptr);
+  // Index (src/index/): the lookalike_hnsw access method.
+  lookalike::hnswpg::init_reloptions();
+  DefineCustomIntVariable(
+      "lookalike.ef_search", "Size of the candidate list of a lookalike_hnsw index scan.",
+      "Larger finds more of the true nearest neighbours, slower.", &lookalike::hnswpg::ef_search,
+      40, 1, 1000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("lookalike.max_scan_tuples",
+                          "Most elements one lookalike_hnsw index scan visits.",
+                          "Bounds the search that continues past ef_search when a WHERE clause "
+                          "filters out rows; the scan ends when it is reached.",
+                          &lookalike::hnswpg::max_scan_tuples, 20000, 1, INT_MAX, PGC_USERSET, 0,
+                          nullptr, nullptr, nullptr);
+  // Model runtime (src/model/).
+  DefineCustomStringVariable("lookalike.default_model",
+                             "Model that image_embedding() uses when no model is named.",
+                             "The name of a model in lookalike.models.", &default_model, "",
+                             PGC_USERSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "lookalike.threads", "Intra-op threads of the model runtime in each backend.",
+      "Every backend that runs a model has its own pool; the default of 1 keeps N concurrent "
+      "sessions on N cores. Raise it (up to the number of cores) for one session that embeds "
+      "a whole table.",
+      &model_threads, lookalike::kDefaultModelThreads, 1, lookalike::kMaxModelThreads, PGC_USERSET,
+      0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "lookalike.batch_size", "Images per forward pass in image_embeddings().",
+      "Larger batches amortise the model's per-call cost; a cancel request waits for at most "
+      "one batch.",
+      &batch_size, lookalike::kDefaultBatchSize, 1, lookalike::kMaxBatchSize, PGC_USERSET, 0,
+      nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "lookalike.progress_interval", "Seconds between progress notices of image_embeddings().",
+      "0 turns the notices off.", &progress_interval, lookalike::kDefaultProgressInterval, 0, 86400,
+      PGC_USERSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("lookalike");
 }

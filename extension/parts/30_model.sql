@@ -1,0 +1,112 @@
+-- ============================================================================================
+-- CNN embeddings with LibTorch: the model registry, image_embedding(), image_embeddings()
+-- (src/model/, lookalike_model.so)
+-- ============================================================================================
+
+CREATE SCHEMA lookalike;
+COMMENT ON SCHEMA lookalike IS 'lookalike''s catalog: the model registry';
+GRANT USAGE ON SCHEMA lookalike TO PUBLIC;
+
+CREATE TABLE lookalike.models (
+    name text PRIMARY KEY CHECK (name <> ''),
+    path text NOT NULL CHECK (path LIKE '/%'),
+    sha256 text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+    input_size integer NOT NULL CHECK (input_size BETWEEN 8 AND 1024),
+    mean real[] NOT NULL CHECK (cardinality(mean) = 3 AND array_ndims(mean) = 1),
+    std real[] NOT NULL CHECK (cardinality(std) = 3 AND array_ndims(std) = 1 AND 0 < ALL (std)),
+    dims integer NOT NULL CHECK (dims BETWEEN 1 AND 16000),
+    description text,
+    registered_at timestamptz NOT NULL DEFAULT now(),
+    registered_by name NOT NULL DEFAULT current_user
+);
+COMMENT ON TABLE lookalike.models IS
+    'TorchScript image encoders that image_embedding() can run; write it only through lookalike.register_model() and lookalike.unregister_model()';
+COMMENT ON COLUMN lookalike.models.name IS 'the name image_embedding() and lookalike.default_model use';
+COMMENT ON COLUMN lookalike.models.path IS 'absolute path of the TorchScript file, read by the server';
+COMMENT ON COLUMN lookalike.models.sha256 IS 'sha256 of the file at registration; checked whenever a backend loads it';
+COMMENT ON COLUMN lookalike.models.input_size IS 'images are resized to input_size x input_size (bilinear)';
+COMMENT ON COLUMN lookalike.models.mean IS 'per-channel (R, G, B) mean subtracted from pixel/255';
+COMMENT ON COLUMN lookalike.models.std IS 'per-channel (R, G, B) standard deviation dividing pixel/255 - mean';
+COMMENT ON COLUMN lookalike.models.dims IS 'output dimension, measured by a forward pass at registration';
+COMMENT ON COLUMN lookalike.models.description IS 'free text';
+COMMENT ON COLUMN lookalike.models.registered_at IS 'when the model was registered';
+COMMENT ON COLUMN lookalike.models.registered_by IS 'the superuser who registered it';
+-- pg_dump keeps the registrations (the table belongs to the extension).
+SELECT pg_catalog.pg_extension_config_dump('lookalike.models', '');
+REVOKE ALL ON lookalike.models FROM PUBLIC;
+GRANT SELECT ON lookalike.models TO PUBLIC;
+
+CREATE FUNCTION lookalike._probe_model(path text, input_size integer, mean real[], std real[],
+                                       OUT sha256 text, OUT dims integer)
+    AS '$libdir/lookalike_model', 'lookalike_probe_model' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION lookalike._probe_model(text, integer, real[], real[]) IS
+    'internal (superusers): loads a TorchScript file, returns its sha256 and output dimension';
+REVOKE ALL ON FUNCTION lookalike._probe_model(text, integer, real[], real[]) FROM PUBLIC;
+
+CREATE FUNCTION lookalike.register_model(
+    name text, path text, input_size integer DEFAULT 224,
+    mean real[] DEFAULT '{0.485,0.456,0.406}', std real[] DEFAULT '{0.229,0.224,0.225}',
+    description text DEFAULT NULL)
+RETURNS lookalike.models
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    probe record;
+    result lookalike.models;
+BEGIN
+    IF NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION 'only superusers may register models'
+            USING ERRCODE = '42501', DETAIL = 'A TorchScript file is code that runs inside the server.';
+    END IF;
+    IF name IS NULL OR name = '' OR path IS NULL OR input_size IS NULL OR mean IS NULL OR std IS NULL THEN
+        RAISE EXCEPTION 'name, path, input_size, mean and std must not be null or empty'
+            USING ERRCODE = '22023';
+    END IF;
+    IF EXISTS (SELECT 1 FROM lookalike.models m WHERE m.name = register_model.name) THEN
+        RAISE EXCEPTION 'model "%" is already registered', name
+            USING ERRCODE = '42710', HINT = 'Unregister it first with lookalike.unregister_model().';
+    END IF;
+    probe := lookalike._probe_model(path, input_size, mean, std);
+    INSERT INTO lookalike.models (name, path, sha256, input_size, mean, std, dims, description)
+        VALUES (name, path, probe.sha256, input_size, mean, std, probe.dims, description)
+        RETURNING * INTO result;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION lookalike.register_model(text, text, integer, real[], real[], text) IS
+    'superusers: registers a TorchScript image encoder (records its sha256, measures its output dimension)';
+REVOKE ALL ON FUNCTION lookalike.register_model(text, text, integer, real[], real[], text) FROM PUBLIC;
+
+CREATE FUNCTION lookalike.unregister_model(name text) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION 'only superusers may unregister models' USING ERRCODE = '42501';
+    END IF;
+    DELETE FROM lookalike.models m WHERE m.name = unregister_model.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" is not registered', name USING ERRCODE = '42704';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION lookalike.unregister_model(text) IS
+    'superusers: removes a model from the registry (embeddings already stored are kept)';
+REVOKE ALL ON FUNCTION lookalike.unregister_model(text) FROM PUBLIC;
+
+-- STABLE: the result depends on the registry (a catalog table) and on settings.
+-- PARALLEL RESTRICTED: it would be correct in a parallel worker, but every worker would load
+-- LibTorch and the model (about a second each) and run its own thread pool; use
+-- image_embeddings() to embed many images.
+CREATE FUNCTION image_embedding(image bytea, model text DEFAULT NULL) RETURNS embedding
+    AS '$libdir/lookalike_model', 'image_embedding' LANGUAGE C STABLE CALLED ON NULL INPUT
+    PARALLEL RESTRICTED;
+COMMENT ON FUNCTION image_embedding(bytea, text) IS
+    'L2-normalised CNN embedding of an image (JPEG, PNG, WebP, BMP) with a registered model; NULL model: lookalike.default_model';
+
+CREATE FUNCTION image_embeddings(query text, model text DEFAULT NULL)
+    RETURNS TABLE (id bigint, embedding embedding)
+    AS '$libdir/lookalike_model', 'image_embeddings' LANGUAGE C VOLATILE CALLED ON NULL INPUT
+    PARALLEL UNSAFE ROWS 1000;
+COMMENT ON FUNCTION image_embeddings(text, text) IS
+    'embeds every image of a query returning (id, image bytea) in batches of lookalike.batch_size; progress NOTICEs every lookalike.progress_interval';

@@ -1,0 +1,217 @@
+// The lookalike_hnsw index access method: on-disk layout and the functions its phases share.
+//
+// Pages: block 0 is the metapage; every other page holds element tuples. One element tuple per
+// indexed row: a header, the int8 code of the vector (the graph is traversed over codes; the
+// executor re-ranks candidates with the exact distance from the heap row), and the neighbour
+// lists of every layer the element is on (2m slots on layer 0, m above; free slots hold an
+// invalid item pointer). Every page change after the build goes through generic WAL; the build
+// writes its pages and then WAL-logs them whole (log_newpage_range).
+//
+// Concurrency: inserts and VACUUM's graph repair serialise on a heavyweight page lock
+// (kUpdateLock, a lock tag only: no such page exists); scans take none and read one page at a
+// time under a shared buffer lock. An insert writes its element before linking to it, so a scan
+// never follows a link to a tuple that does not exist yet.
+//
+// C-style code over palloc'd memory (see docs/architecture.md): these frames own no C++ objects,
+// so PostgreSQL errors may longjmp through them. C++ exceptions can only come from the pure core
+// (hnsw_core.hpp), which is called inside the AM entry points' catch-all (see guard_index).
+#pragma once
+
+#include "index/hnsw_core.hpp"
+#include "common/guard_pg.hpp"
+
+extern "C" {
+#include "access/amapi.h"
+#include "access/generic_xlog.h"
+#include "access/reloptions.h"
+#include "access/relscan.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
+#include "utils/rel.h"
+}
+
+namespace lookalike::hnswpg {
+
+inline constexpr uint32 kMagic = 0x4c4b4857;  // "LKHW"
+inline constexpr uint32 kIndexVersion = 1;
+inline constexpr BlockNumber kMetaBlock = 0;
+inline constexpr BlockNumber kUpdateLock = 0;  // heavyweight lock tag
+inline constexpr uint16 kPageId = 0xFA11;
+inline constexpr uint16 kPageMeta = 1;
+inline constexpr uint16 kPageElement = 2;
+
+inline constexpr int kDefaultM = 16;
+inline constexpr int kMinM = 2;
+inline constexpr int kMaxM = 100;
+inline constexpr int kDefaultEfConstruction = 64;
+inline constexpr int kMinEfConstruction = 4;
+inline constexpr int kMaxEfConstruction = 1000;
+
+// Build sub-phases reported in pg_stat_progress_create_index.
+inline constexpr int64 kPhaseLoad = 2;   // scanning the table, building the graph in memory
+inline constexpr int64 kPhaseWrite = 3;  // writing the graph to pages
+
+struct PageOpaque {
+  uint16 kind;
+  uint16 page_id;
+};
+
+struct MetaPage {
+  uint32 magic;
+  uint32 version;
+  uint32 dim;
+  uint16 m;
+  uint16 ef_construction;
+  uint8 metric;
+  uint8 unused[3];
+  BlockNumber entry_blk;  // InvalidBlockNumber: empty graph
+  OffsetNumber entry_off;
+  int16 entry_level;
+  BlockNumber insert_blk;  // last element page (where inserts try first)
+};
+
+struct ElementTuple {
+  uint8 level;
+  uint8 deleted;  // set by VACUUM: the row is gone; the element is no longer linked to
+  uint16 dim;
+  ItemPointerData heaptid;
+  uint16 unused;
+  hnsw::CodeHeader code_header;
+  ItemPointerData neighbors[FLEXIBLE_ARRAY_MEMBER];  // then int8 code[dim]
+};
+
+inline int neighbor_slots(int m, int level) { return 2 * m + level * m; }
+inline int layer_offset(int m, int layer) { return layer == 0 ? 0 : 2 * m + (layer - 1) * m; }
+inline Size element_size(int dim, int m, int level) {
+  return offsetof(ElementTuple, neighbors) + sizeof(ItemPointerData) * neighbor_slots(m, level) +
+         dim;
+}
+inline int8_t *element_code(ElementTuple *e, int m) {
+  return reinterpret_cast<int8_t *>(&e->neighbors[neighbor_slots(m, e->level)]);
+}
+inline PageOpaque *page_opaque(Page p) {
+  return reinterpret_cast<PageOpaque *>(PageGetSpecialPointer(p));
+}
+inline MetaPage *page_meta(Page p) { return reinterpret_cast<MetaPage *>(PageGetContents(p)); }
+inline ElementTuple *page_element(Page p, OffsetNumber off) {
+  return reinterpret_cast<ElementTuple *>(PageGetItem(p, PageGetItemId(p, off)));
+}
+// Largest element tuple that fits on a page.
+inline Size max_element_size() {
+  return BLCKSZ - MAXALIGN(SizeOfPageHeaderData + sizeof(ItemIdData)) -
+         MAXALIGN(sizeof(PageOpaque));
+}
+
+struct Options {
+  int32 vl_len_;
+  int m;
+  int ef_construction;
+};
+
+// Settings (defined in common/module_pg.cpp).
+extern int ef_search;
+extern int max_scan_tuples;
+
+// ---- utils (hnsw_utils_pg.cpp) -------------------------------------------------------------
+void init_reloptions();
+int option_m(Relation index);
+int option_ef_construction(Relation index);
+hnsw::Metric index_metric(Relation index);
+void init_page(Page page, uint16 kind);
+// Copies the metapage (raises XX001 if it is not a lookalike_hnsw metapage).
+void read_meta(Relation index, MetaPage *out);
+// Updates entry point and/or insert block of the metapage (generic WAL). Passing
+// InvalidBlockNumber as insert_blk leaves it unchanged; set_entry false leaves the entry.
+void update_meta(Relation index, bool set_entry, ItemPointer entry, int entry_level,
+                 BlockNumber insert_blk);
+// Prepares a query/row vector for the metric: copies to out (dim floats) and, for cosine,
+// normalises. Returns false for a cosine zero vector (not indexed / no direction).
+bool prepare_vector(hnsw::Metric metric, const float *x, int dim, float *out);
+
+// A set of item pointers (open addressing over palloc'd memory).
+struct TidSet {
+  uint64 *keys;
+  uint32 cap;
+  uint32 count;
+};
+void tidset_init(TidSet *s, uint32 cap);
+bool tidset_add(TidSet *s, ItemPointer tid);  // true if newly added
+bool tidset_contains(const TidSet *s, ItemPointer tid);
+
+// A search candidate on disk.
+struct DiskCand {
+  float dist;
+  ItemPointerData pos;  // element position in the index
+};
+// A binary heap of DiskCand over palloc'd memory; min-heap if is_min, else max-heap.
+struct CandHeap {
+  DiskCand *a;
+  int n;
+  int cap;
+  bool is_min;
+};
+void heap_init(CandHeap *h, int cap, bool is_min);
+void heap_push(CandHeap *h, DiskCand c);
+DiskCand heap_pop(CandHeap *h);
+inline const DiskCand &heap_top(const CandHeap *h) { return h->a[0]; }
+
+// A query against the on-disk graph.
+struct GraphQuery {
+  Relation index;
+  hnsw::Metric metric;
+  int dim;
+  int m;
+  const float *q;  // prepared (unit length for cosine)
+  float qnorm2;
+};
+// Reads the element at pos: graph distance to the query, its level and deleted flag, and
+// (if nb != NULL) its neighbour list on `layer` (up to the layer's capacity; invalid slots
+// skipped). Returns false if pos holds no element (which would be corruption: raises XX001).
+void read_element(const GraphQuery *qy, ItemPointer pos, float *dist, int *level, bool *deleted,
+                  int layer, ItemPointerData *nb, int *nnb);
+// HNSW search of one layer from the entry candidates; returns up to ef nearest (nearest first)
+// in *out. Deleted elements are traversed but not returned.
+int search_layer(const GraphQuery *qy, const DiskCand *entry, int nentry, int ef, int layer,
+                 DiskCand **out);
+// Greedy descent from the metapage entry point to `to_layer` + 1, then returns the entry
+// candidate for to_layer. Returns false for an empty graph.
+bool descend(const GraphQuery *qy, const MetaPage *meta, int to_layer, DiskCand *entry);
+
+// Runs an AM callback's body: a C++ exception (from the pure core) is caught, the catch block
+// is left, and the error is raised as a PostgreSQL error.
+template <typename R, typename Fn>
+R guard_index(Fn &&fn) {
+  pg::CapturedError err;
+  try {
+    return fn();
+  } catch (...) {
+    pg::capture_current_exception(err);
+  }
+  pg::raise_captured(err);
+}
+
+// ---- insert (hnsw_insert_pg.cpp) -----------------------------------------------------------
+// Inserts one prepared vector (generic WAL). The caller holds kUpdateLock exclusively.
+void insert_element(Relation index, const MetaPage *meta, const float *x, ItemPointer heaptid);
+
+}  // namespace lookalike::hnswpg
+
+extern "C" {
+// AM callbacks.
+IndexBuildResult *lookalike_hnsw_build(Relation heap, Relation index, IndexInfo *info);
+void lookalike_hnsw_buildempty(Relation index);
+bool lookalike_hnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
+                           Relation heap, IndexUniqueCheck check_unique, bool index_unchanged,
+                           IndexInfo *info);
+IndexBulkDeleteResult *lookalike_hnsw_bulkdelete(IndexVacuumInfo *info,
+                                                 IndexBulkDeleteResult *stats,
+                                                 IndexBulkDeleteCallback callback,
+                                                 void *callback_state);
+IndexBulkDeleteResult *lookalike_hnsw_vacuumcleanup(IndexVacuumInfo *info,
+                                                    IndexBulkDeleteResult *stats);
+IndexScanDesc lookalike_hnsw_beginscan(Relation index, int nkeys, int norderbys);
+void lookalike_hnsw_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys,
+                           int norderbys);
+bool lookalike_hnsw_gettuple(IndexScanDesc scan, ScanDirection dir);
+void lookalike_hnsw_endscan(IndexScanDesc scan);
+}

@@ -1,0 +1,270 @@
+// lookalike_hnsw: index scans for ORDER BY col <op> const [LIMIT k].
+//
+// The search descends the layers greedily, then runs the HNSW best-first search on layer 0 with
+// a candidate list of lookalike.ef_search over the int8 codes. Results go out in batches: each
+// batch is the ef_search nearest elements not returned yet, ordered by a lower bound of the true
+// distance (hnsw::lower_bound); the executor re-checks the ORDER BY with the heap row and
+// re-ranks (xs_recheckorderby), so rows come out in exact distance order within what the index
+// found. When the executor asks for more rows than a batch holds (a WHERE clause filtered many
+// out), the search resumes where it stopped -- visited set, candidate queue and pool of found but
+// unreturned elements are kept -- until lookalike.max_scan_tuples elements have been visited or
+// the graph is exhausted. C-style code over palloc'd memory.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+
+#include "index/hnsw_pg.hpp"
+#include "vector/embedding_pg.hpp"
+
+extern "C" {
+#include "access/relscan.h"
+#include "pgstat.h"
+}
+
+using namespace lookalike;
+using namespace lookalike::hnswpg;
+
+namespace {
+
+struct ScanResult {
+  double lb;
+  ItemPointerData heaptid;
+};
+
+struct HnswScanState {
+  MemoryContext cxt;  // everything of one search; reset by rescan
+  bool started;
+  bool done;
+  bool seq_mode;  // NULL query, or zero query with cosine: every element, no order
+  bool null_query;
+  BlockNumber seq_blk;
+  OffsetNumber seq_off;
+  MetaPage meta;
+  GraphQuery qy;
+  float *q;
+  TidSet visited;
+  CandHeap cand;  // to expand (nearest first)
+  CandHeap pool;  // found, not yet returned, not deleted (nearest first)
+  CandHeap best;  // scratch: the ef nearest of the pool (farthest first)
+  int64 nvisited;
+  int ef;          // lookalike.ef_search when the scan started (a cursor may outlive a SET)
+  bool exhausted;  // no more expansion (limit reached or queue empty)
+  ItemPointerData *nb;
+  ScanResult *batch;
+  int nbatch;
+  int ibatch;
+};
+
+int cmp_result(const void *a, const void *b) {
+  double x = static_cast<const ScanResult *>(a)->lb, y = static_cast<const ScanResult *>(b)->lb;
+  return (x > y) - (x < y);
+}
+
+// Lower bound, heap TID and deleted flag of the element at pos.
+bool read_result(HnswScanState *so, ItemPointer pos, ScanResult *out) {
+  Buffer buf = ReadBuffer(so->qy.index, ItemPointerGetBlockNumber(pos));
+  LockBuffer(buf, BUFFER_LOCK_SHARE);
+  Page page = BufferGetPage(buf);
+  ElementTuple *e = page_element(page, ItemPointerGetOffsetNumber(pos));
+  bool ok = !e->deleted && ItemPointerIsValid(&e->heaptid);
+  if (ok) {
+    out->lb = hnsw::lower_bound(so->qy.metric, so->q, element_code(e, so->meta.m), e->code_header,
+                                so->qy.dim);
+    out->heaptid = e->heaptid;
+  }
+  UnlockReleaseBuffer(buf);
+  return ok;
+}
+
+// Reads a newly found element: queued for expansion, and pooled for return unless deleted.
+// Returns false for a deleted element.
+bool visit(HnswScanState *so, ItemPointer pos, float *dist) {
+  bool del;
+  read_element(&so->qy, pos, dist, nullptr, &del, 0, nullptr, nullptr);
+  so->nvisited++;
+  DiskCand c{*dist, *pos};
+  heap_push(&so->cand, c);
+  if (!del) heap_push(&so->pool, c);
+  return !del;
+}
+
+void best_offer(HnswScanState *so, float d, int ef) {
+  DiskCand c{d, {}};
+  if (so->best.n < ef) {
+    heap_push(&so->best, c);
+  } else if (d < heap_top(&so->best).dist) {
+    heap_pop(&so->best);
+    heap_push(&so->best, c);
+  }
+}
+
+// One batch: resume the layer-0 search, then move the ef nearest of the pool into so->batch.
+void run_batch(HnswScanState *so) {
+  int ef = so->ef;
+  // The stop threshold: the ef-th smallest distance among found, unreturned elements.
+  so->best.n = 0;
+  for (int i = 0; i < so->pool.n; ++i) best_offer(so, so->pool.a[i].dist, ef);
+  while (!so->exhausted) {
+    if (so->cand.n == 0 || so->nvisited >= max_scan_tuples) {
+      so->exhausted = true;
+      break;
+    }
+    DiskCand c = heap_top(&so->cand);
+    if (so->best.n >= ef && c.dist > heap_top(&so->best).dist) break;
+    heap_pop(&so->cand);
+    CHECK_FOR_INTERRUPTS();
+    int nnb;
+    read_element(&so->qy, &c.pos, nullptr, nullptr, nullptr, 0, so->nb, &nnb);
+    for (int i = 0; i < nnb; ++i) {
+      if (!tidset_add(&so->visited, &so->nb[i])) continue;
+      float d;
+      if (visit(so, &so->nb[i], &d)) best_offer(so, d, ef);
+    }
+  }
+  so->nbatch = 0;
+  so->ibatch = 0;
+  while (so->pool.n > 0 && so->nbatch < ef) {
+    DiskCand c = heap_pop(&so->pool);
+    if (read_result(so, &c.pos, &so->batch[so->nbatch])) so->nbatch++;
+  }
+  qsort(so->batch, so->nbatch, sizeof(ScanResult), cmp_result);
+  if (so->nbatch == 0 && so->pool.n == 0 && so->exhausted) so->done = true;
+}
+
+void start_search(IndexScanDesc scan, HnswScanState *so) {
+  Relation index = scan->indexRelation;
+  MemoryContext old = MemoryContextSwitchTo(so->cxt);
+  read_meta(index, &so->meta);
+  so->started = true;
+  if (scan->numberOfOrderBys == 0 || scan->orderByData == nullptr)
+    ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                    errmsg("a lookalike_hnsw index can only be scanned with ORDER BY a distance")));
+  hnsw::Metric metric = static_cast<hnsw::Metric>(so->meta.metric);
+  so->qy = GraphQuery{index, metric, static_cast<int>(so->meta.dim), so->meta.m, nullptr, 0.0f};
+  ScanKey key = &scan->orderByData[0];
+  if (key->sk_flags & SK_ISNULL) {
+    so->seq_mode = true;
+    so->null_query = true;
+  } else {
+    Embedding *e = datum_get_embedding(key->sk_argument);
+    if (so->meta.dim != 0 && e->dim != so->meta.dim)
+      ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
+                      errmsg("different embedding dimensions %u and %d", so->meta.dim, e->dim)));
+    so->q = static_cast<float *>(palloc(sizeof(float) * Max(e->dim, 1)));
+    if (!prepare_vector(metric, e->x, e->dim, so->q)) so->seq_mode = true;
+    for (int i = 0; i < e->dim; ++i) so->qy.qnorm2 += so->q[i] * so->q[i];
+    so->qy.q = so->q;
+  }
+  if (so->seq_mode) {
+    so->seq_blk = 1;
+    so->seq_off = FirstOffsetNumber;
+    MemoryContextSwitchTo(old);
+    return;
+  }
+  int ef = ef_search;
+  so->ef = ef;
+  tidset_init(&so->visited, ef * 32);
+  heap_init(&so->cand, ef * 16, true);
+  heap_init(&so->pool, ef * 16, true);
+  heap_init(&so->best, ef + 1, false);
+  so->nb = static_cast<ItemPointerData *>(palloc(sizeof(ItemPointerData) * 2 * so->meta.m));
+  so->batch = static_cast<ScanResult *>(palloc(sizeof(ScanResult) * ef));
+  DiskCand ep;
+  if (!descend(&so->qy, &so->meta, 0, &ep)) {
+    so->done = true;
+  } else {
+    float d;
+    tidset_add(&so->visited, &ep.pos);
+    visit(so, &ep.pos, &d);
+  }
+  MemoryContextSwitchTo(old);
+}
+
+// Sequential mode: every live element, in physical order, with a NULL or NaN distance.
+bool next_sequential(IndexScanDesc scan, HnswScanState *so) {
+  Relation index = scan->indexRelation;
+  BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+  while (so->seq_blk < nblocks) {
+    CHECK_FOR_INTERRUPTS();
+    Buffer buf = ReadBuffer(index, so->seq_blk);
+    LockBuffer(buf, BUFFER_LOCK_SHARE);
+    Page page = BufferGetPage(buf);
+    OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
+    while (so->seq_off <= maxoff) {
+      ElementTuple *e = page_element(page, so->seq_off);
+      so->seq_off++;
+      if (e->deleted || !ItemPointerIsValid(&e->heaptid)) continue;
+      scan->xs_heaptid = e->heaptid;
+      UnlockReleaseBuffer(buf);
+      scan->xs_recheck = false;
+      scan->xs_recheckorderby = true;
+      scan->xs_orderbynulls[0] = so->null_query;
+      scan->xs_orderbyvals[0] = so->null_query
+                                    ? static_cast<Datum>(0)
+                                    : Float8GetDatum(std::numeric_limits<double>::quiet_NaN());
+      return true;
+    }
+    UnlockReleaseBuffer(buf);
+    so->seq_blk++;
+    so->seq_off = FirstOffsetNumber;
+  }
+  return false;
+}
+
+}  // namespace
+
+extern "C" IndexScanDesc lookalike_hnsw_beginscan(Relation index, int nkeys, int norderbys) {
+  IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
+  HnswScanState *so = static_cast<HnswScanState *>(palloc0(sizeof(HnswScanState)));
+  so->cxt =
+      AllocSetContextCreate(CurrentMemoryContext, "lookalike_hnsw scan", ALLOCSET_DEFAULT_SIZES);
+  scan->opaque = so;
+  // The AM allocates the ORDER BY value arrays (the executor reads them for the re-check).
+  scan->xs_orderbyvals = static_cast<Datum *>(palloc0(sizeof(Datum) * Max(norderbys, 1)));
+  scan->xs_orderbynulls = static_cast<bool *>(palloc(sizeof(bool) * Max(norderbys, 1)));
+  scan->xs_orderbynulls[0] = true;
+  return scan;
+}
+
+extern "C" void lookalike_hnsw_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys,
+                                      int norderbys) {
+  HnswScanState *so = static_cast<HnswScanState *>(scan->opaque);
+  MemoryContextReset(so->cxt);
+  MemoryContext cxt = so->cxt;
+  memset(so, 0, sizeof(*so));
+  so->cxt = cxt;
+  if (keys && scan->numberOfKeys > 0)
+    memmove(scan->keyData, keys, scan->numberOfKeys * sizeof(ScanKeyData));
+  if (orderbys && scan->numberOfOrderBys > 0)
+    memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
+  (void)nkeys;
+  (void)norderbys;
+}
+
+extern "C" bool lookalike_hnsw_gettuple(IndexScanDesc scan, ScanDirection) {
+  HnswScanState *so = static_cast<HnswScanState *>(scan->opaque);
+  if (!so->started) {
+    start_search(scan, so);
+    pgstat_count_index_scan(scan->indexRelation);
+  }
+  if (so->seq_mode) return next_sequential(scan, so);
+  MemoryContext old = MemoryContextSwitchTo(so->cxt);
+  while (!so->done && so->ibatch >= so->nbatch) run_batch(so);
+  MemoryContextSwitchTo(old);
+  if (so->done && so->ibatch >= so->nbatch) return false;
+  ScanResult *r = &so->batch[so->ibatch++];
+  scan->xs_heaptid = r->heaptid;
+  scan->xs_recheck = false;
+  scan->xs_recheckorderby = true;
+  scan->xs_orderbynulls[0] = false;
+  scan->xs_orderbyvals[0] = Float8GetDatum(r->lb);
+  return true;
+}
+
+extern "C" void lookalike_hnsw_endscan(IndexScanDesc scan) {
+  HnswScanState *so = static_cast<HnswScanState *>(scan->opaque);
+  MemoryContextDelete(so->cxt);
+  pfree(so);
+  scan->opaque = nullptr;
+}

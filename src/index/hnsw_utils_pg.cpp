@@ -1,0 +1,454 @@
+// lookalike_hnsw: the handler, options, planner costs, metapage and the on-disk graph search
+// shared by insert, scan and VACUUM. C-style code over palloc'd memory (see hnsw_pg.hpp).
+#include <cfloat>
+#include <cmath>
+
+#include "index/hnsw_pg.hpp"
+
+extern "C" {
+#include "access/genam.h"
+#include "commands/progress.h"
+#include "commands/vacuum.h"
+#include "optimizer/optimizer.h"
+#include "utils/selfuncs.h"
+#include "utils/spccache.h"
+}
+
+using namespace lookalike;
+using namespace lookalike::hnswpg;
+
+namespace lookalike::hnswpg {
+
+int ef_search = 40;
+int max_scan_tuples = 20000;
+
+static relopt_kind relopt_kind_hnsw;
+
+void init_reloptions() {
+  relopt_kind_hnsw = add_reloption_kind();
+  add_int_reloption(relopt_kind_hnsw, "m", "Max number of connections per element and layer",
+                    kDefaultM, kMinM, kMaxM, AccessExclusiveLock);
+  add_int_reloption(relopt_kind_hnsw, "ef_construction",
+                    "Size of the candidate list when building the graph", kDefaultEfConstruction,
+                    kMinEfConstruction, kMaxEfConstruction, AccessExclusiveLock);
+}
+
+int option_m(Relation index) {
+  auto *o = reinterpret_cast<Options *>(index->rd_options);
+  return o ? o->m : kDefaultM;
+}
+
+int option_ef_construction(Relation index) {
+  auto *o = reinterpret_cast<Options *>(index->rd_options);
+  return o ? o->ef_construction : kDefaultEfConstruction;
+}
+
+hnsw::Metric index_metric(Relation index) {
+  FmgrInfo *proc = index_getprocinfo(index, 1, 1);
+  int32 v = DatumGetInt32(FunctionCall1(proc, PointerGetDatum(nullptr)));
+  if (v < 1 || v > 3)
+    ereport(ERROR, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+                    errmsg("invalid metric %d from the support function of lookalike_hnsw", v)));
+  return static_cast<hnsw::Metric>(v);
+}
+
+void init_page(Page page, uint16 kind) {
+  PageInit(page, BLCKSZ, sizeof(PageOpaque));
+  page_opaque(page)->kind = kind;
+  page_opaque(page)->page_id = kPageId;
+}
+
+void read_meta(Relation index, MetaPage *out) {
+  Buffer buf = ReadBuffer(index, kMetaBlock);
+  LockBuffer(buf, BUFFER_LOCK_SHARE);
+  Page page = BufferGetPage(buf);
+  MetaPage *m = page_meta(page);
+  if (PageIsNew(page) || page_opaque(page)->page_id != kPageId || m->magic != kMagic) {
+    UnlockReleaseBuffer(buf);
+    ereport(ERROR,
+            (errcode(ERRCODE_DATA_CORRUPTED),
+             errmsg("index \"%s\" is not a lookalike_hnsw index", RelationGetRelationName(index))));
+  }
+  if (m->version != kIndexVersion) {
+    UnlockReleaseBuffer(buf);
+    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                    errmsg("index \"%s\" has on-disk version %u, this build reads version %u",
+                           RelationGetRelationName(index), m->version, kIndexVersion),
+                    errhint("REINDEX the index.")));
+  }
+  *out = *m;
+  UnlockReleaseBuffer(buf);
+}
+
+void update_meta(Relation index, bool set_entry, ItemPointer entry, int entry_level,
+                 BlockNumber insert_blk) {
+  Buffer buf = ReadBuffer(index, kMetaBlock);
+  LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+  GenericXLogState *state = GenericXLogStart(index);
+  Page page = GenericXLogRegisterBuffer(state, buf, 0);
+  MetaPage *m = page_meta(page);
+  if (set_entry) {
+    if (entry == nullptr) {
+      m->entry_blk = InvalidBlockNumber;
+      m->entry_off = InvalidOffsetNumber;
+      m->entry_level = -1;
+    } else {
+      m->entry_blk = ItemPointerGetBlockNumber(entry);
+      m->entry_off = ItemPointerGetOffsetNumber(entry);
+      m->entry_level = static_cast<int16>(entry_level);
+    }
+  }
+  if (insert_blk != InvalidBlockNumber) m->insert_blk = insert_blk;
+  GenericXLogFinish(state);
+  UnlockReleaseBuffer(buf);
+}
+
+bool prepare_vector(hnsw::Metric metric, const float *x, int dim, float *out) {
+  double s = 0;
+  for (int i = 0; i < dim; ++i) {
+    out[i] = x[i];
+    s += static_cast<double>(x[i]) * x[i];
+  }
+  if (metric != hnsw::Metric::kCosine) return true;
+  if (!(s > 0)) return false;
+  double inv = 1.0 / std::sqrt(s);
+  for (int i = 0; i < dim; ++i) out[i] = static_cast<float>(x[i] * inv);
+  return true;
+}
+
+// ---- TidSet --------------------------------------------------------------------------------
+
+static inline uint64 tid_key(ItemPointer t) {
+  return (static_cast<uint64>(ItemPointerGetBlockNumber(t)) << 16) | ItemPointerGetOffsetNumber(t);
+}
+
+static inline uint32 tid_hash(uint64 k) {
+  k ^= k >> 33;
+  k *= UINT64CONST(0xff51afd7ed558ccd);
+  k ^= k >> 33;
+  return static_cast<uint32>(k);
+}
+
+void tidset_init(TidSet *s, uint32 cap) {
+  uint32 c = 64;
+  while (c < cap * 2) c <<= 1;
+  s->cap = c;
+  s->count = 0;
+  s->keys = static_cast<uint64 *>(MemoryContextAllocHuge(CurrentMemoryContext, sizeof(uint64) * c));
+  for (uint32 i = 0; i < c; ++i) s->keys[i] = ~UINT64CONST(0);
+}
+
+static void tidset_insert_key(TidSet *s, uint64 k) {
+  uint32 mask = s->cap - 1;
+  for (uint32 i = tid_hash(k) & mask;; i = (i + 1) & mask)
+    if (s->keys[i] == ~UINT64CONST(0)) {
+      s->keys[i] = k;
+      s->count++;
+      return;
+    }
+}
+
+bool tidset_contains(const TidSet *s, ItemPointer tid) {
+  uint64 k = tid_key(tid);
+  uint32 mask = s->cap - 1;
+  for (uint32 i = tid_hash(k) & mask;; i = (i + 1) & mask) {
+    if (s->keys[i] == k) return true;
+    if (s->keys[i] == ~UINT64CONST(0)) return false;
+  }
+}
+
+bool tidset_add(TidSet *s, ItemPointer tid) {
+  if (tidset_contains(s, tid)) return false;
+  if ((s->count + 1) * 2 > s->cap) {
+    uint64 *old = s->keys;
+    uint32 oldcap = s->cap;
+    s->cap *= 2;
+    s->count = 0;
+    s->keys = static_cast<uint64 *>(
+        MemoryContextAllocHuge(CurrentMemoryContext, sizeof(uint64) * s->cap));
+    for (uint32 i = 0; i < s->cap; ++i) s->keys[i] = ~UINT64CONST(0);
+    for (uint32 i = 0; i < oldcap; ++i)
+      if (old[i] != ~UINT64CONST(0)) tidset_insert_key(s, old[i]);
+    pfree(old);
+  }
+  tidset_insert_key(s, tid_key(tid));
+  return true;
+}
+
+// ---- candidate heaps -----------------------------------------------------------------------
+
+void heap_init(CandHeap *h, int cap, bool is_min) {
+  h->cap = cap < 16 ? 16 : cap;
+  h->n = 0;
+  h->is_min = is_min;
+  h->a = static_cast<DiskCand *>(
+      MemoryContextAllocHuge(CurrentMemoryContext, sizeof(DiskCand) * h->cap));
+}
+
+static inline bool before(const CandHeap *h, const DiskCand &x, const DiskCand &y) {
+  return h->is_min ? x.dist < y.dist : x.dist > y.dist;
+}
+
+void heap_push(CandHeap *h, DiskCand c) {
+  if (h->n == h->cap) {
+    h->cap *= 2;
+    h->a = static_cast<DiskCand *>(repalloc_huge(h->a, sizeof(DiskCand) * h->cap));
+  }
+  int i = h->n++;
+  while (i > 0) {
+    int p = (i - 1) / 2;
+    if (!before(h, c, h->a[p])) break;
+    h->a[i] = h->a[p];
+    i = p;
+  }
+  h->a[i] = c;
+}
+
+DiskCand heap_pop(CandHeap *h) {
+  DiskCand top = h->a[0];
+  DiskCand last = h->a[--h->n];
+  int i = 0;
+  for (;;) {
+    int l = 2 * i + 1;
+    if (l >= h->n) break;
+    int c = (l + 1 < h->n && before(h, h->a[l + 1], h->a[l])) ? l + 1 : l;
+    if (!before(h, h->a[c], last)) break;
+    h->a[i] = h->a[c];
+    i = c;
+  }
+  if (h->n > 0) h->a[i] = last;
+  return top;
+}
+
+// ---- reading elements and searching --------------------------------------------------------
+
+void read_element(const GraphQuery *qy, ItemPointer pos, float *dist, int *level, bool *deleted,
+                  int layer, ItemPointerData *nb, int *nnb) {
+  BlockNumber blk = ItemPointerGetBlockNumber(pos);
+  OffsetNumber off = ItemPointerGetOffsetNumber(pos);
+  Buffer buf = ReadBuffer(qy->index, blk);
+  LockBuffer(buf, BUFFER_LOCK_SHARE);
+  Page page = BufferGetPage(buf);
+  if (PageIsNew(page) || page_opaque(page)->kind != kPageElement ||
+      off > PageGetMaxOffsetNumber(page)) {
+    UnlockReleaseBuffer(buf);
+    ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
+                    errmsg("lookalike_hnsw index \"%s\" links to a missing element (%u,%u)",
+                           RelationGetRelationName(qy->index), blk, off),
+                    errhint("REINDEX the index.")));
+  }
+  ElementTuple *e = page_element(page, off);
+  if (dist != nullptr)
+    *dist = hnsw::code_distance(qy->metric, qy->q, qy->qnorm2, element_code(e, qy->m),
+                                e->code_header, qy->dim);
+  if (level) *level = e->level;
+  if (deleted) *deleted = e->deleted != 0;
+  if (nb != nullptr) {
+    int n = 0;
+    if (layer <= e->level) {
+      int cap = hnsw::max_neighbors(qy->m, layer);
+      ItemPointerData *src = &e->neighbors[layer_offset(qy->m, layer)];
+      for (int i = 0; i < cap; ++i)
+        if (ItemPointerIsValid(&src[i])) nb[n++] = src[i];
+    }
+    *nnb = n;
+  }
+  UnlockReleaseBuffer(buf);
+}
+
+int search_layer(const GraphQuery *qy, const DiskCand *entry, int nentry, int ef, int layer,
+                 DiskCand **out) {
+  TidSet visited;
+  tidset_init(&visited, ef * 8);
+  CandHeap cand, best;
+  heap_init(&cand, ef * 4, true);
+  heap_init(&best, ef + 1, false);
+  ItemPointerData *nb = static_cast<ItemPointerData *>(
+      palloc(sizeof(ItemPointerData) * hnsw::max_neighbors(qy->m, 0)));
+  for (int i = 0; i < nentry; ++i) {
+    ItemPointerData pos = entry[i].pos;
+    if (!tidset_add(&visited, &pos)) continue;
+    bool del;
+    read_element(qy, &pos, nullptr, nullptr, &del, 0, nullptr, nullptr);
+    heap_push(&cand, entry[i]);
+    if (!del) heap_push(&best, entry[i]);
+  }
+  while (cand.n > 0) {
+    DiskCand c = heap_top(&cand);
+    if (best.n >= ef && c.dist > heap_top(&best).dist) break;
+    heap_pop(&cand);
+    CHECK_FOR_INTERRUPTS();
+    int nnb;
+    read_element(qy, &c.pos, nullptr, nullptr, nullptr, layer, nb, &nnb);
+    for (int i = 0; i < nnb; ++i) {
+      if (!tidset_add(&visited, &nb[i])) continue;
+      float d;
+      bool del;
+      read_element(qy, &nb[i], &d, nullptr, &del, 0, nullptr, nullptr);
+      if (best.n < ef || d < heap_top(&best).dist) {
+        DiskCand e{d, nb[i]};
+        heap_push(&cand, e);
+        if (!del) {
+          heap_push(&best, e);
+          if (best.n > ef) heap_pop(&best);
+        }
+      }
+    }
+  }
+  int n = best.n;
+  DiskCand *res = static_cast<DiskCand *>(palloc(sizeof(DiskCand) * (n > 0 ? n : 1)));
+  for (int i = n - 1; i >= 0; --i) res[i] = heap_pop(&best);
+  pfree(cand.a);
+  pfree(best.a);
+  pfree(visited.keys);
+  pfree(nb);
+  *out = res;
+  return n;
+}
+
+bool descend(const GraphQuery *qy, const MetaPage *meta, int to_layer, DiskCand *entry) {
+  if (meta->entry_blk == InvalidBlockNumber) return false;
+  DiskCand ep;
+  ItemPointerSet(&ep.pos, meta->entry_blk, meta->entry_off);
+  read_element(qy, &ep.pos, &ep.dist, nullptr, nullptr, 0, nullptr, nullptr);
+  ItemPointerData *nb = static_cast<ItemPointerData *>(
+      palloc(sizeof(ItemPointerData) * hnsw::max_neighbors(qy->m, 0)));
+  // Greedy: move to a nearer neighbour while there is one.
+  for (int l = meta->entry_level; l > to_layer; --l) {
+    bool moved = true;
+    while (moved) {
+      moved = false;
+      CHECK_FOR_INTERRUPTS();
+      int nnb;
+      read_element(qy, &ep.pos, nullptr, nullptr, nullptr, l, nb, &nnb);
+      for (int i = 0; i < nnb; ++i) {
+        float d;
+        bool del;
+        read_element(qy, &nb[i], &d, nullptr, &del, 0, nullptr, nullptr);
+        if (d < ep.dist) {
+          ep.dist = d;
+          ep.pos = nb[i];
+          moved = true;
+        }
+      }
+    }
+  }
+  pfree(nb);
+  *entry = ep;
+  return true;
+}
+
+}  // namespace lookalike::hnswpg
+
+// ---- AM routine ----------------------------------------------------------------------------
+
+extern "C" {
+
+static bytea *hnsw_options(Datum reloptions, bool validate) {
+  static const relopt_parse_elt tab[] = {
+      {"m", RELOPT_TYPE_INT, offsetof(Options, m)},
+      {"ef_construction", RELOPT_TYPE_INT, offsetof(Options, ef_construction)},
+  };
+  return static_cast<bytea *>(build_reloptions(reloptions, validate, relopt_kind_hnsw,
+                                               sizeof(Options), tab, lengthof(tab)));
+}
+
+static char *hnsw_buildphasename(int64 phase) {
+  switch (phase) {
+    case PROGRESS_CREATEIDX_SUBPHASE_INITIALIZE:
+      return const_cast<char *>("initializing");
+    case kPhaseLoad:
+      return const_cast<char *>("loading tuples");
+    case kPhaseWrite:
+      return const_cast<char *>("writing pages");
+    default:
+      return nullptr;
+  }
+}
+
+static bool hnsw_validate(Oid) { return true; }
+
+// Planner cost: an ordered scan visits about ef_search * 2m elements in a few random pages per
+// layer; without an ORDER BY on the distance the index is useless (infinite cost).
+static void hnsw_costestimate(PlannerInfo *root, IndexPath *path, double loop_count, Cost *startup,
+                              Cost *total, Selectivity *selectivity, double *correlation,
+                              double *pages) {
+  if (path->indexorderbys == NIL) {
+    *startup = get_float8_infinity();
+    *total = get_float8_infinity();
+    *selectivity = 0;
+    *correlation = 0;
+    *pages = 0;
+    return;
+  }
+  GenericCosts costs;
+  MemSet(&costs, 0, sizeof(costs));
+  genericcostestimate(root, path, loop_count, &costs);
+  double ntuples = Max(path->indexinfo->tuples, 1.0);
+  int m = kDefaultM;  // reloptions are not at hand here; the default is a fair estimate
+  double visited = Min(ntuples, static_cast<double>(ef_search) * 2 * m *
+                                    Max(1.0, std::log(ntuples) / std::log(1.0 * m)) / 4);
+  double ratio = visited / ntuples;
+  double spc_random_page_cost;
+  get_tablespace_page_costs(path->indexinfo->reltablespace, &spc_random_page_cost, nullptr);
+  Cost c = ratio * costs.numIndexPages * spc_random_page_cost +
+           visited * (cpu_operator_cost * 4 + cpu_index_tuple_cost);
+  *startup = c;
+  *total = c;
+  *selectivity = 1;
+  *correlation = 0;
+  *pages = ratio * costs.numIndexPages;
+}
+
+}  // extern "C"
+
+LOOKALIKE_FUNCTION(lookalike_hnsw_handler) {
+  IndexAmRoutine *am = makeNode(IndexAmRoutine);
+  am->amstrategies = 0;
+  am->amsupport = 1;
+  am->amoptsprocnum = 0;
+  am->amcanorder = false;
+  am->amcanorderbyop = true;
+  am->amcanbackward = false;
+  am->amcanunique = false;
+  am->amcanmulticol = false;
+  am->amoptionalkey = true;
+  am->amsearcharray = false;
+  am->amsearchnulls = false;
+  am->amstorage = false;
+  am->amclusterable = false;
+  am->ampredlocks = false;
+  am->amcanparallel = false;
+  am->amcaninclude = false;
+  am->amusemaintenanceworkmem = false;
+  am->amparallelvacuumoptions = VACUUM_OPTION_PARALLEL_BULKDEL;
+  am->amkeytype = InvalidOid;
+  am->ambuild = lookalike_hnsw_build;
+  am->ambuildempty = lookalike_hnsw_buildempty;
+  am->aminsert = lookalike_hnsw_insert;
+  am->ambulkdelete = lookalike_hnsw_bulkdelete;
+  am->amvacuumcleanup = lookalike_hnsw_vacuumcleanup;
+  am->amcanreturn = nullptr;
+  am->amcostestimate = hnsw_costestimate;
+  am->amoptions = hnsw_options;
+  am->amproperty = nullptr;
+  am->ambuildphasename = hnsw_buildphasename;
+  am->amvalidate = hnsw_validate;
+  am->amadjustmembers = nullptr;
+  am->ambeginscan = lookalike_hnsw_beginscan;
+  am->amrescan = lookalike_hnsw_rescan;
+  am->amgettuple = lookalike_hnsw_gettuple;
+  am->amgetbitmap = nullptr;
+  am->amendscan = lookalike_hnsw_endscan;
+  am->ammarkpos = nullptr;
+  am->amrestrpos = nullptr;
+  am->amestimateparallelscan = nullptr;
+  am->aminitparallelscan = nullptr;
+  am->amparallelrescan = nullptr;
+  PG_RETURN_POINTER(am);
+}
+
+// Support function 1 of each operator class: the metric (1 L2, 2 inner product, 3 cosine).
+LOOKALIKE_FUNCTION(lookalike_hnsw_metric_l2) { PG_RETURN_INT32(1); }
+LOOKALIKE_FUNCTION(lookalike_hnsw_metric_ip) { PG_RETURN_INT32(2); }
+LOOKALIKE_FUNCTION(lookalike_hnsw_metric_cosine) { PG_RETURN_INT32(3); }

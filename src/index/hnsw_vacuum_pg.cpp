@@ -1,0 +1,233 @@
+// lookalike_hnsw: VACUUM. Three passes over the element pages:
+//  1. find the elements whose heap row is dead (the callback), and the live element of highest
+//     level (the new entry point if the current one dies);
+//  2. under the update lock (no insert runs meanwhile): repair every live element that links to
+//     a dead one -- the candidates are its live neighbours plus the live neighbours of its dead
+//     neighbours, re-selected with the HNSW heuristic -- and move the entry point if it is dead;
+//  3. mark the dead elements deleted and clear their heap TID, so no scan returns them again.
+// Deleted elements keep their place on the page (no space reuse; REINDEX compacts). Every page
+// change through generic WAL. C-style code over palloc'd memory.
+#include "index/hnsw_pg.hpp"
+
+extern "C" {
+#include "commands/vacuum.h"
+}
+
+using namespace lookalike;
+using namespace lookalike::hnswpg;
+
+namespace lookalike::hnswpg {
+int choose_neighbors(Relation index, const MetaPage *meta, const float *base, float base_norm2,
+                     const ItemPointerData *cands, const float *dists, int n, int cap,
+                     ItemPointerData *out);
+void write_neighbors(Relation index, int m, ItemPointer pos, int layer, const ItemPointerData *list,
+                     int n);
+}  // namespace lookalike::hnswpg
+
+namespace {
+
+// Neighbour list (valid slots) of pos on a layer, its code and header.
+int read_list(Relation index, const MetaPage *meta, ItemPointer pos, int layer,
+              ItemPointerData *list, int8_t *code, hnsw::CodeHeader *h) {
+  Buffer buf = ReadBuffer(index, ItemPointerGetBlockNumber(pos));
+  LockBuffer(buf, BUFFER_LOCK_SHARE);
+  ElementTuple *e = page_element(BufferGetPage(buf), ItemPointerGetOffsetNumber(pos));
+  int n = 0;
+  if (layer <= e->level) {
+    int cap = hnsw::max_neighbors(meta->m, layer);
+    ItemPointerData *src = &e->neighbors[layer_offset(meta->m, layer)];
+    for (int i = 0; i < cap; ++i)
+      if (ItemPointerIsValid(&src[i])) list[n++] = src[i];
+  }
+  if (code) memcpy(code, element_code(e, meta->m), meta->dim);
+  if (h) *h = e->code_header;
+  UnlockReleaseBuffer(buf);
+  return n;
+}
+
+void repair(Relation index, const MetaPage *meta, const TidSet *dead, ItemPointer pos, int layer) {
+  int m = meta->m, dim = meta->dim;
+  int cap = hnsw::max_neighbors(m, layer);
+  ItemPointerData *list = static_cast<ItemPointerData *>(palloc(sizeof(ItemPointerData) * cap));
+  ItemPointerData *sub = static_cast<ItemPointerData *>(palloc(sizeof(ItemPointerData) * cap));
+  int8_t *code = static_cast<int8_t *>(palloc(dim));
+  hnsw::CodeHeader h;
+  int n = read_list(index, meta, pos, layer, list, code, &h);
+  int maxc = cap + cap * cap;
+  ItemPointerData *cands = static_cast<ItemPointerData *>(palloc(sizeof(ItemPointerData) * maxc));
+  int nc = 0;
+  TidSet seen;
+  tidset_init(&seen, maxc);
+  tidset_add(&seen, pos);
+  for (int i = 0; i < n; ++i) {
+    if (!tidset_contains(dead, &list[i])) {
+      if (tidset_add(&seen, &list[i])) cands[nc++] = list[i];
+      continue;
+    }
+    int ns = read_list(index, meta, &list[i], layer, sub, nullptr, nullptr);
+    for (int j = 0; j < ns; ++j)
+      if (!tidset_contains(dead, &sub[j]) && tidset_add(&seen, &sub[j])) cands[nc++] = sub[j];
+  }
+  float *base = static_cast<float *>(palloc(sizeof(float) * dim));
+  hnsw::dequantize(code, h, dim, base);
+  int k = choose_neighbors(index, meta, base, h.norm2, cands, nullptr, nc, cap, list);
+  write_neighbors(index, m, pos, layer, list, k);
+  pfree(list);
+  pfree(sub);
+  pfree(code);
+  pfree(cands);
+  pfree(seen.keys);
+  pfree(base);
+}
+
+}  // namespace
+
+extern "C" IndexBulkDeleteResult *lookalike_hnsw_bulkdelete(IndexVacuumInfo *info,
+                                                            IndexBulkDeleteResult *stats,
+                                                            IndexBulkDeleteCallback callback,
+                                                            void *callback_state) {
+  Relation index = info->index;
+  if (stats == nullptr)
+    stats = static_cast<IndexBulkDeleteResult *>(palloc0(sizeof(IndexBulkDeleteResult)));
+  MemoryContext cxt =
+      AllocSetContextCreate(CurrentMemoryContext, "lookalike_hnsw vacuum", ALLOCSET_DEFAULT_SIZES);
+  MemoryContext old = MemoryContextSwitchTo(cxt);
+  MetaPage meta;
+  read_meta(index, &meta);
+
+  // Pass 1: dead elements.
+  TidSet dead;
+  tidset_init(&dead, 1024);
+  double live = 0;
+  ItemPointerData best_pos;
+  ItemPointerSetInvalid(&best_pos);
+  int best_level = -1;
+  BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+  for (BlockNumber blk = 1; blk < nblocks; ++blk) {
+    vacuum_delay_point();
+    Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, info->strategy);
+    LockBuffer(buf, BUFFER_LOCK_SHARE);
+    Page page = BufferGetPage(buf);
+    OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
+    for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; ++off) {
+      ElementTuple *e = page_element(page, off);
+      if (e->deleted) continue;
+      ItemPointerData pos;
+      ItemPointerSet(&pos, blk, off);
+      if (callback(&e->heaptid, callback_state)) {
+        tidset_add(&dead, &pos);
+      } else {
+        live += 1;
+        if (e->level > best_level) {
+          best_level = e->level;
+          best_pos = pos;
+        }
+      }
+    }
+    UnlockReleaseBuffer(buf);
+  }
+  stats->num_pages = nblocks;
+  if (dead.count == 0) {
+    stats->num_index_tuples = live;
+    MemoryContextSwitchTo(old);
+    MemoryContextDelete(cxt);
+    return stats;
+  }
+
+  LockPage(index, kUpdateLock, ExclusiveLock);
+  read_meta(index, &meta);
+  // A new entry point if the current one dies (the live element of highest level).
+  ItemPointerData entry;
+  ItemPointerSet(&entry, meta.entry_blk, meta.entry_off);
+  if (meta.entry_blk != InvalidBlockNumber && tidset_contains(&dead, &entry)) {
+    if (best_level >= 0)
+      update_meta(index, true, &best_pos, best_level, InvalidBlockNumber);
+    else
+      update_meta(index, true, nullptr, -1, InvalidBlockNumber);
+  }
+
+  // Pass 2: repair links to dead elements (pages added since pass 1 included).
+  nblocks = RelationGetNumberOfBlocks(index);
+  int maxper = MaxOffsetNumber * (hnsw::kMaxLevel + 1);
+  OffsetNumber *todo_off = static_cast<OffsetNumber *>(palloc(sizeof(OffsetNumber) * maxper));
+  int *todo_layer = static_cast<int *>(palloc(sizeof(int) * maxper));
+  for (BlockNumber blk = 1; blk < nblocks; ++blk) {
+    vacuum_delay_point();
+    int ntodo = 0;
+    Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, info->strategy);
+    LockBuffer(buf, BUFFER_LOCK_SHARE);
+    Page page = BufferGetPage(buf);
+    OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
+    for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; ++off) {
+      ElementTuple *e = page_element(page, off);
+      ItemPointerData pos;
+      ItemPointerSet(&pos, blk, off);
+      if (e->deleted || tidset_contains(&dead, &pos)) continue;
+      for (int l = 0; l <= e->level; ++l) {
+        ItemPointerData *src = &e->neighbors[layer_offset(meta.m, l)];
+        int cap = hnsw::max_neighbors(meta.m, l);
+        for (int i = 0; i < cap; ++i)
+          if (ItemPointerIsValid(&src[i]) && tidset_contains(&dead, &src[i])) {
+            todo_off[ntodo] = off;
+            todo_layer[ntodo++] = l;
+            break;
+          }
+      }
+    }
+    UnlockReleaseBuffer(buf);
+    for (int i = 0; i < ntodo; ++i) {
+      ItemPointerData pos;
+      ItemPointerSet(&pos, blk, todo_off[i]);
+      repair(index, &meta, &dead, &pos, todo_layer[i]);
+    }
+  }
+
+  // Pass 3: mark the dead elements deleted.
+  for (BlockNumber blk = 1; blk < nblocks; ++blk) {
+    vacuum_delay_point();
+    Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, info->strategy);
+    LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+    Page page = BufferGetPage(buf);
+    OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
+    bool any = false;
+    for (OffsetNumber off = FirstOffsetNumber; off <= maxoff && !any; ++off) {
+      ItemPointerData pos;
+      ItemPointerSet(&pos, blk, off);
+      any = !page_element(page, off)->deleted && tidset_contains(&dead, &pos);
+    }
+    if (any) {
+      GenericXLogState *state = GenericXLogStart(index);
+      Page p = GenericXLogRegisterBuffer(state, buf, 0);
+      for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; ++off) {
+        ItemPointerData pos;
+        ItemPointerSet(&pos, blk, off);
+        if (tidset_contains(&dead, &pos)) {
+          ElementTuple *e = page_element(p, off);
+          e->deleted = 1;
+          ItemPointerSetInvalid(&e->heaptid);
+        }
+      }
+      GenericXLogFinish(state);
+    }
+    UnlockReleaseBuffer(buf);
+  }
+  UnlockPage(index, kUpdateLock, ExclusiveLock);
+  stats->tuples_removed += dead.count;
+  stats->num_index_tuples = live;
+  stats->num_pages = nblocks;
+  MemoryContextSwitchTo(old);
+  MemoryContextDelete(cxt);
+  return stats;
+}
+
+extern "C" IndexBulkDeleteResult *lookalike_hnsw_vacuumcleanup(IndexVacuumInfo *info,
+                                                               IndexBulkDeleteResult *stats) {
+  if (info->analyze_only) return stats;
+  if (stats == nullptr) {
+    stats = static_cast<IndexBulkDeleteResult *>(palloc0(sizeof(IndexBulkDeleteResult)));
+    stats->num_index_tuples = info->num_heap_tuples;
+    stats->estimated_count = info->estimated_count;
+  }
+  stats->num_pages = RelationGetNumberOfBlocks(info->index);
+  return stats;
+}

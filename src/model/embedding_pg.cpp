@@ -1,0 +1,431 @@
+// The SQL side of the model runtime: the registry probe, image_embedding(), image_embeddings()
+// and the per-backend model cache.
+//
+// Frames that own C++ objects (std::string, std::vector, the cache) call PostgreSQL only through
+// pg::guarded(). The small C-style helpers at the top (no C++ objects in their frames) call
+// PostgreSQL directly and are themselves only ever called inside pg::guarded().
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/constants.hpp"
+#include "common/errors.hpp"
+#include "model/runtime.hpp"
+#include "vector/embedding_pg.hpp"
+#include "common/guard_pg.hpp"
+
+extern "C" {
+#include "executor/spi.h"
+#include "nodes/plannodes.h"
+#include "utils/portal.h"
+#include "utils/tuplestore.h"
+}
+
+namespace lookalike::model {
+namespace {
+
+// ---- C-style helpers (call PostgreSQL directly; run inside pg::guarded) ---------------------
+
+// A row of lookalike.models, in plain storage.
+struct ModelRow {
+  char path[MAXPGPATH];
+  char sha256[65];
+  int input_size;
+  float mean[3];
+  float stddev[3];
+  int dims;
+};
+
+bool same_registration(const ModelRow &a, const ModelRow &b) {
+  return std::strcmp(a.path, b.path) == 0 && std::strcmp(a.sha256, b.sha256) == 0 &&
+         a.input_size == b.input_size && std::memcmp(a.mean, b.mean, sizeof a.mean) == 0 &&
+         std::memcmp(a.stddev, b.stddev, sizeof a.stddev) == 0 && a.dims == b.dims;
+}
+
+float4 get_float4(HeapTuple tup, TupleDesc desc, int col) {
+  bool isnull;
+  Datum d = SPI_getbinval(tup, desc, col, &isnull);
+  return isnull ? NAN : DatumGetFloat4(d);
+}
+
+// Reads the registration of `name`; false if there is none.
+bool lookup_model(const char *name, ModelRow *out) {
+  static const char *sql =
+      "SELECT path, sha256, input_size, mean[1], mean[2], mean[3], std[1], std[2], std[3], dims "
+      "FROM lookalike.models WHERE name = $1";
+  Oid argtypes[1] = {TEXTOID};
+  Datum args[1] = {CStringGetTextDatum(name)};
+  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+  int rc = SPI_execute_with_args(sql, 1, argtypes, args, nullptr, true, 1);
+  if (rc != SPI_OK_SELECT)
+    elog(ERROR, "reading lookalike.models failed: %s", SPI_result_code_string(rc));
+  bool found = SPI_processed == 1;
+  if (found) {
+    HeapTuple tup = SPI_tuptable->vals[0];
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    char *path = SPI_getvalue(tup, desc, 1);
+    char *sha = SPI_getvalue(tup, desc, 2);
+    strlcpy(out->path, path ? path : "", sizeof out->path);
+    strlcpy(out->sha256, sha ? sha : "", sizeof out->sha256);
+    bool isnull;
+    out->input_size = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+    for (int c = 0; c < 3; ++c) {
+      out->mean[c] = get_float4(tup, desc, 4 + c);
+      out->stddev[c] = get_float4(tup, desc, 7 + c);
+    }
+    out->dims = DatumGetInt32(SPI_getbinval(tup, desc, 10, &isnull));
+  }
+  SPI_finish();
+  return found;
+}
+
+int64 setting_int(const char *name, int64 fallback) {
+  const char *v = GetConfigOption(name, true, false);
+  if (v == nullptr || *v == '\0') return fallback;
+  char *end;
+  long long x = strtoll(v, &end, 10);
+  return end == v ? fallback : x;
+}
+
+// The model to use: the argument, else lookalike.default_model. Returns a palloc'd string.
+char *resolve_model_name(FunctionCallInfo fcinfo, int argno) {
+  if (PG_NARGS() > argno && !PG_ARGISNULL(argno)) return text_to_cstring(PG_GETARG_TEXT_PP(argno));
+  const char *def = GetConfigOption("lookalike.default_model", true, false);
+  if (def == nullptr || *def == '\0')
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                    errmsg("no model named and lookalike.default_model is not set"),
+                    errhint("Pass a model name, or SET lookalike.default_model to a model of "
+                            "lookalike.models.")));
+  return pstrdup(def);
+}
+
+// lookalike::new_embedding() lives in lookalike.so, whose symbols this library cannot link
+// against (it is loaded with load_file), hence this small twin that also copies the values.
+Embedding *make_embedding(const float *x, int dim) {
+  size_t size = embedding_size(dim);
+  auto *e = static_cast<Embedding *>(palloc0(size));
+  SET_VARSIZE(e, size);
+  e->dim = static_cast<uint16>(dim);
+  std::memcpy(e->x, x, sizeof(float) * size_t(dim));
+  return e;
+}
+
+// ---- settings, read in C++ frames through pg::guarded ----------------------------------------
+
+int threads_setting() {
+  return int(pg::guarded([] { return setting_int("lookalike.threads", kDefaultModelThreads); }));
+}
+int64_t max_pixels_setting() {
+  return pg::guarded(
+      [] { return setting_int("lookalike.max_image_pixels", kDefaultMaxImagePixels); });
+}
+
+// ---- the per-backend model cache --------------------------------------------------------------
+
+struct CachedModel {
+  ModelRow row;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Preprocessor> pre;
+};
+
+// Never destroyed: LibTorch objects are not torn down at backend exit.
+std::map<std::string, CachedModel> &cache() {
+  static auto *c = new std::map<std::string, CachedModel>();
+  return *c;
+}
+
+// The loaded model registered as `name`. Reads the registration on every call (one indexed
+// lookup); a changed registration (path, sha256, preprocessing) reloads the model, and every
+// load checks the file's sha256 against the registration.
+CachedModel &get_model(const std::string &name) {
+  ModelRow row;
+  bool found = pg::guarded([&] { return lookup_model(name.c_str(), &row); });
+  if (!found)
+    throw Error(sqlstate::kUndefinedObject, "model \"" + name + "\" is not registered", {},
+                "See lookalike.models; a superuser registers models with "
+                "lookalike.register_model().");
+  auto &c = cache();
+  auto it = c.find(name);
+  if (it != c.end() && same_registration(it->second.row, row)) return it->second;
+  if (it != c.end()) c.erase(it);
+  Normalization n;
+  n.input_size = row.input_size;
+  for (int k = 0; k < 3; ++k) {
+    n.mean[k] = row.mean[k];
+    n.stddev[k] = row.stddev[k];
+  }
+  CachedModel entry;
+  entry.row = row;
+  entry.pre = std::make_unique<Preprocessor>(n);
+  configure_threads(threads_setting());
+  entry.model = Model::load(row.path, row.sha256);
+  return c.emplace(name, std::move(entry)).first->second;
+}
+
+void check_dims(const CachedModel &m, int dims, const std::string &name) {
+  if (dims != m.row.dims)
+    throw Error(sqlstate::kExternalRoutineException,
+                "model \"" + name + "\" returned " + std::to_string(dims) +
+                    " dimensions; its registration says " + std::to_string(m.row.dims));
+}
+
+[[noreturn]] void rethrow_image_error(const BatchImageError &e, const char *prefix) {
+  try {
+    std::rethrow_exception(e.cause());
+  } catch (const Error &inner) {
+    throw Error(inner.sqlstate(), prefix + std::string(inner.what()), inner.detail(), inner.hint());
+  }
+}
+
+}  // namespace
+}  // namespace lookalike::model
+
+using namespace lookalike;
+using namespace lookalike::model;
+
+// lookalike._probe_model(path text, input_size int, mean real[], std real[])
+//   RETURNS TABLE(sha256 text, dims int)
+// Loads the file (superusers only: a TorchScript file is code), runs one forward pass.
+LOOKALIKE_FUNCTION(lookalike_probe_model) {
+  bool super = pg::guarded([] { return superuser(); });
+  if (!super)
+    throw Error(sqlstate::kInsufficientPrivilege, "only superusers may register models",
+                "A TorchScript file is code that runs inside the server.");
+  for (int i = 0; i < 4; ++i)
+    if (PG_ARGISNULL(i))
+      throw Error(sqlstate::kInvalidParameterValue, "arguments must not be null");
+  std::string path(pg::guarded([&] { return text_to_cstring(PG_GETARG_TEXT_PP(0)); }));
+  if (path.empty() || path[0] != '/')
+    throw Error(sqlstate::kInvalidParameterValue, "model path must be absolute",
+                "The server reads the file; \"" + path + "\" is not an absolute path.");
+  if (path.size() >= MAXPGPATH)
+    throw Error(sqlstate::kInvalidParameterValue, "model path is too long");
+  Normalization n;
+  n.input_size = PG_GETARG_INT32(1);
+  for (int a = 0; a < 2; ++a) {
+    float *dst = a == 0 ? n.mean : n.stddev;
+    bool ok = pg::guarded([&] {
+      ArrayType *arr = PG_GETARG_ARRAYTYPE_P(2 + a);
+      if (ARR_NDIM(arr) != 1 || ARR_DIMS(arr)[0] != 3 || ARR_HASNULL(arr) ||
+          ARR_ELEMTYPE(arr) != FLOAT4OID)
+        return false;
+      std::memcpy(dst, ARR_DATA_PTR(arr), 3 * sizeof(float));
+      return true;
+    });
+    if (!ok)
+      throw Error(sqlstate::kInvalidParameterValue, std::string(a == 0 ? "mean" : "std") +
+                                                        " must be an array of 3 numbers (R, G, B)");
+  }
+  check_normalization(n);
+  configure_threads(threads_setting());
+  std::unique_ptr<Model> m = Model::load(path, "");
+  int dims = m->probe_dims(n);
+  if (dims > kMaxDims)
+    throw Error(sqlstate::kProgramLimitExceeded,
+                "model output has " + std::to_string(dims) + " dimensions",
+                "An embedding has at most " + std::to_string(kMaxDims) + " dimensions.");
+  std::string sha = m->sha256();
+  return pg::guarded([&] {
+    TupleDesc desc;
+    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+      elog(ERROR, "return type must be a row type");
+    desc = BlessTupleDesc(desc);
+    Datum values[2] = {CStringGetTextDatum(sha.c_str()), Int32GetDatum(dims)};
+    bool nulls[2] = {false, false};
+    return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+  });
+}
+
+// image_embedding(image bytea, model text DEFAULT NULL) RETURNS embedding
+LOOKALIKE_FUNCTION(image_embedding) {
+  if (PG_ARGISNULL(0)) PG_RETURN_NULL();
+  bytea *img = pg::guarded([&] { return PG_GETARG_BYTEA_PP(0); });
+  std::string name(pg::guarded([&] { return resolve_model_name(fcinfo, 1); }));
+  CachedModel &m = get_model(name);
+  configure_threads(threads_setting());
+  EncodedImage enc{reinterpret_cast<const uint8_t *>(VARDATA_ANY(img)), VARSIZE_ANY_EXHDR(img)};
+  std::vector<float> input, out;
+  try {
+    prepare_batch(*m.pre, &enc, 1, max_pixels_setting(), input);
+  } catch (const BatchImageError &e) {
+    rethrow_image_error(e, "");
+  }
+  int dims = m.model->forward(input.data(), 1, m.pre->size(), out);
+  check_dims(m, dims, name);
+  return pg::guarded([&] { return PointerGetDatum(make_embedding(out.data(), dims)); });
+}
+
+namespace {
+
+// State of one image_embeddings() run, in plain C++ (the PostgreSQL handles are plain pointers).
+struct BatchRun {
+  Portal portal = nullptr;
+  MemoryContext batch_cxt = nullptr;
+  Tuplestorestate *store = nullptr;
+  TupleDesc out_desc = nullptr;
+  double estimated_rows = 0;
+  int64_t done = 0;
+};
+
+void check_query_columns(TupleDesc desc) {
+  bool ok = desc->natts == 2;
+  if (ok) {
+    Oid id = TupleDescAttr(desc, 0)->atttypid, image = TupleDescAttr(desc, 1)->atttypid;
+    ok = (id == INT2OID || id == INT4OID || id == INT8OID) && image == BYTEAOID;
+  }
+  if (!ok)
+    ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                    errmsg("image_embeddings() query must return two columns: id (smallint, "
+                           "integer or bigint) and image (bytea)")));
+}
+
+int64 id_value(Datum d, Oid type) {
+  switch (type) {
+    case INT2OID:
+      return DatumGetInt16(d);
+    case INT4OID:
+      return DatumGetInt32(d);
+    default:
+      return DatumGetInt64(d);
+  }
+}
+
+}  // namespace
+
+// image_embeddings(query text, model text DEFAULT NULL)
+//   RETURNS TABLE(id bigint, embedding embedding)
+// Runs `query` (rows of id, image) through a cursor and embeds lookalike.batch_size images per
+// forward pass.
+LOOKALIKE_FUNCTION(image_embeddings) {
+  if (PG_ARGISNULL(0)) throw Error(sqlstate::kInvalidParameterValue, "query must not be null");
+  std::string query(pg::guarded([&] { return text_to_cstring(PG_GETARG_TEXT_PP(0)); }));
+  std::string name(pg::guarded([&] { return resolve_model_name(fcinfo, 1); }));
+  BatchRun run;
+  pg::guarded([&] {
+    InitMaterializedSRF(fcinfo, 0);
+    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    run.store = rsinfo->setResult;
+    run.out_desc = rsinfo->setDesc;
+  });
+  CachedModel &m = get_model(name);
+  const int batch =
+      int(pg::guarded([] { return setting_int("lookalike.batch_size", kDefaultBatchSize); }));
+  const int64 interval = pg::guarded(
+      [] { return setting_int("lookalike.progress_interval", kDefaultProgressInterval); });
+  const int64_t max_pixels = max_pixels_setting();
+  configure_threads(threads_setting());
+
+  pg::guarded([&] {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    run.portal = SPI_cursor_open_with_args(nullptr, query.c_str(), 0, nullptr, nullptr, nullptr,
+                                           false, CURSOR_OPT_NO_SCROLL);
+    check_query_columns(run.portal->tupDesc);
+    if (run.portal->stmts != NIL) {
+      PlannedStmt *ps = linitial_node(PlannedStmt, run.portal->stmts);
+      if (ps->planTree != nullptr) run.estimated_rows = ps->planTree->plan_rows;
+    }
+    run.batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "image_embeddings batch",
+                                          ALLOCSET_DEFAULT_SIZES);
+  });
+  const Oid id_type = pg::guarded([&] { return TupleDescAttr(run.portal->tupDesc, 0)->atttypid; });
+
+  std::vector<int64_t> ids;
+  std::vector<char> id_null, image_null;
+  std::vector<EncodedImage> images;
+  std::vector<float> input, out;
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  auto last_notice = start;
+
+  for (;;) {
+    pg::guarded([&] {
+      CHECK_FOR_INTERRUPTS();
+      MemoryContextReset(run.batch_cxt);
+      SPI_cursor_fetch(run.portal, true, batch);
+    });
+    const int n = int(SPI_processed);
+    if (n == 0) break;
+    ids.assign(size_t(n), 0);
+    id_null.assign(size_t(n), 0);
+    image_null.assign(size_t(n), 0);
+    images.clear();
+    std::vector<int> image_row;  // row of each non-null image
+    for (int i = 0; i < n; ++i) {
+      pg::guarded([&] {
+        HeapTuple tup = SPI_tuptable->vals[i];
+        TupleDesc desc = SPI_tuptable->tupdesc;
+        bool isnull;
+        Datum id = SPI_getbinval(tup, desc, 1, &isnull);
+        id_null[size_t(i)] = isnull;
+        if (!isnull) ids[size_t(i)] = id_value(id, id_type);
+        Datum img = SPI_getbinval(tup, desc, 2, &isnull);
+        image_null[size_t(i)] = isnull;
+        if (!isnull) {
+          MemoryContext old = MemoryContextSwitchTo(run.batch_cxt);
+          bytea *b = DatumGetByteaPP(img);  // detoasted into the batch context
+          MemoryContextSwitchTo(old);
+          images.push_back(
+              {reinterpret_cast<const uint8_t *>(VARDATA_ANY(b)), VARSIZE_ANY_EXHDR(b)});
+        }
+      });
+      if (!image_null[size_t(i)]) image_row.push_back(i);
+    }
+    pg::guarded([] { CHECK_FOR_INTERRUPTS(); });
+    int dims = m.row.dims;
+    if (!images.empty()) {
+      try {
+        prepare_batch(*m.pre, images.data(), int(images.size()), max_pixels, input);
+      } catch (const BatchImageError &e) {
+        int row = image_row[size_t(e.index())];
+        std::string where = id_null[size_t(row)]
+                                ? std::string("image of the row with a null id: ")
+                                : "image of row id " + std::to_string(ids[size_t(row)]) + ": ";
+        rethrow_image_error(e, where.c_str());
+      }
+      pg::guarded([] { CHECK_FOR_INTERRUPTS(); });
+      dims = m.model->forward(input.data(), int(images.size()), m.pre->size(), out);
+      check_dims(m, dims, name);
+    }
+    pg::guarded([&] {
+      MemoryContext old = MemoryContextSwitchTo(run.batch_cxt);
+      size_t k = 0;
+      for (int i = 0; i < n; ++i) {
+        Datum values[2];
+        bool nulls[2] = {id_null[size_t(i)] != 0, image_null[size_t(i)] != 0};
+        values[0] = nulls[0] ? Datum(0) : Int64GetDatum(ids[size_t(i)]);
+        values[1] = nulls[1]
+                        ? Datum(0)
+                        : PointerGetDatum(make_embedding(out.data() + k++ * size_t(dims), dims));
+        tuplestore_putvalues(run.store, run.out_desc, values, nulls);
+      }
+      MemoryContextSwitchTo(old);
+      SPI_freetuptable(SPI_tuptable);
+    });
+    run.done += n;
+    const auto now = clock::now();
+    if (interval > 0 && now - last_notice >= std::chrono::seconds(interval)) {
+      last_notice = now;
+      double secs = std::chrono::duration<double>(now - start).count();
+      double rate = secs > 0 ? double(run.done) / secs : 0;
+      char eta[64] = "";
+      if (run.estimated_rows > double(run.done) && rate > 0)
+        snprintf(eta, sizeof eta, ", about %.0f s left (planner estimate: %.0f rows)",
+                 (run.estimated_rows - double(run.done)) / rate, run.estimated_rows);
+      int64_t done = run.done;
+      pg::guarded([&] {
+        ereport(NOTICE, (errmsg("image_embeddings: %lld images in %.1f s, %.1f images/s%s",
+                                static_cast<long long>(done), secs, rate, eta)));
+      });
+    }
+  }
+  pg::guarded([&] {
+    SPI_cursor_close(run.portal);
+    SPI_finish();
+  });
+  return Datum(0);
+}

@@ -1,0 +1,318 @@
+#include "model/runtime.hpp"
+
+#include <xmmintrin.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <sstream>
+
+#include <ATen/Parallel.h>
+#include <openssl/evp.h>
+#include <opencv2/core/utility.hpp>
+#include <opencv2/imgproc.hpp>
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/serialization/import.h>
+#include <torch/script.h>
+
+#include "common/errors.hpp"
+#include "image/decode.hpp"
+
+namespace lookalike::model {
+namespace ss = lookalike::sqlstate;
+
+// ---- files and hashes ------------------------------------------------------------------------
+
+std::string sha256_hex(const void *data, size_t len) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int md_len = 0;
+  if (EVP_Digest(data, len, md, &md_len, EVP_sha256(), nullptr) != 1 || md_len != 32)
+    throw Error(ss::kInternalError, "could not compute a sha256 digest (OpenSSL)");
+  static const char hex[] = "0123456789abcdef";
+  std::string out(64, '0');
+  for (unsigned i = 0; i < 32; ++i) {
+    out[2 * i] = hex[md[i] >> 4];
+    out[2 * i + 1] = hex[md[i] & 15];
+  }
+  return out;
+}
+
+std::vector<char> read_file(const std::string &path) {
+  std::FILE *f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    int e = errno;
+    throw Error(e == ENOENT ? ss::kUndefinedFile : kSqlstateIoError,
+                "could not open model file \"" + path + "\": " + std::strerror(e));
+  }
+  std::vector<char> buf;
+  char chunk[1 << 16];
+  size_t got;
+  while ((got = std::fread(chunk, 1, sizeof chunk, f)) > 0)
+    buf.insert(buf.end(), chunk, chunk + got);
+  bool failed = std::ferror(f) != 0;
+  int e = errno;
+  std::fclose(f);
+  if (failed)
+    throw Error(kSqlstateIoError,
+                "could not read model file \"" + path + "\": " + std::strerror(e));
+  return buf;
+}
+
+// ---- preprocessing ---------------------------------------------------------------------------
+
+void check_normalization(const Normalization &n) {
+  if (n.input_size < kMinInputSize || n.input_size > kMaxInputSize)
+    throw Error(ss::kInvalidParameterValue,
+                "input size " + std::to_string(n.input_size) + " is out of range",
+                "The input size must be between " + std::to_string(kMinInputSize) + " and " +
+                    std::to_string(kMaxInputSize) + " pixels.");
+  for (int c = 0; c < 3; ++c) {
+    if (!std::isfinite(n.mean[c]) || !std::isfinite(n.stddev[c]))
+      throw Error(ss::kInvalidParameterValue, "mean and std must be finite numbers");
+    if (!(n.stddev[c] > 0))
+      throw Error(ss::kInvalidParameterValue, "every std value must be greater than zero");
+  }
+}
+
+Preprocessor::Preprocessor(const Normalization &n) : size_(n.input_size) {
+  check_normalization(n);
+  for (int c = 0; c < 3; ++c) {
+    for (int v = 0; v < 256; ++v) {
+      // The reference: img.astype(float32) / 255, then (img - mean) / std, all in float32.
+      volatile float x = static_cast<float>(v) / 255.0f;
+      volatile float y = x - n.mean[c];
+      lut_[c][v] = y / n.stddev[c];
+    }
+  }
+}
+
+void Preprocessor::operator()(const cv::Mat &bgr, float *dst) const {
+  if (bgr.type() != CV_8UC3)
+    throw Error(ss::kInternalError, "preprocessing expects an 8-bit, 3-channel image");
+  cv::Mat resized;
+  // Resizing is per channel, so resizing BGR and then swapping to RGB equals the reference's
+  // cvtColor(BGR2RGB) followed by resize, bit for bit.
+  cv::resize(bgr, resized, cv::Size(size_, size_), 0, 0, cv::INTER_LINEAR);
+  const size_t plane = size_t(size_) * size_;
+  float *r = dst, *g = dst + plane, *b = dst + 2 * plane;
+  size_t k = 0;
+  for (int y = 0; y < size_; ++y) {
+    const uint8_t *p = resized.ptr<uint8_t>(y);
+    for (int x = 0; x < size_; ++x, p += 3, ++k) {
+      b[k] = lut_[2][p[0]];
+      g[k] = lut_[1][p[1]];
+      r[k] = lut_[0][p[2]];
+    }
+  }
+}
+
+void prepare_batch(const Preprocessor &pre, const EncodedImage *images, int n, int64_t max_pixels,
+                   std::vector<float> &input) {
+  const size_t per = pre.floats_per_image();
+  input.resize(per * size_t(n));
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(n));
+  std::atomic<bool> any_error{false};
+  float *base = input.data();
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      try {
+        cv::Mat bgr = image::decode_bgr(images[i].data, images[i].len, max_pixels);
+        pre(bgr, base + per * size_t(i));
+      } catch (...) {
+        errors[size_t(i)] = std::current_exception();
+        any_error = true;
+      }
+    }
+  });
+  if (any_error) {
+    for (int i = 0; i < n; ++i)
+      if (errors[size_t(i)]) throw BatchImageError(i, errors[size_t(i)]);
+  }
+}
+
+// ---- threads and the FPU state ---------------------------------------------------------------
+
+void configure_threads(int threads) {
+  static int current = -1;
+  if (threads < 1) threads = 1;
+  if (current == -1) {
+    // Inter-op parallelism is not used (one model call at a time); the pool size can only be
+    // set before its first use, once per process.
+    try {
+      at::set_num_interop_threads(1);
+    } catch (const std::exception &) {
+    }
+    // OpenCV (TBB here) would start its own pool for resize; we parallelise over images in
+    // the intra-op pool instead, so OpenCV runs sequentially.
+    cv::setNumThreads(0);
+  }
+  if (threads != current) {
+    at::set_num_threads(threads);
+    current = threads;
+  }
+}
+
+namespace {
+
+// Flush-to-zero and denormals-are-zero for the duration of a forward pass, in this thread and
+// in the intra-op pool's threads, restoring each thread's previous MXCSR afterwards.
+constexpr unsigned kFtzDaz = 0x8040;
+thread_local unsigned saved_mxcsr = 0;
+thread_local bool ftz_active = false;
+
+void ftz_on_this_thread() {
+  if (ftz_active) return;
+  saved_mxcsr = _mm_getcsr();
+  _mm_setcsr(saved_mxcsr | kFtzDaz);
+  ftz_active = true;
+}
+void ftz_off_this_thread() {
+  if (!ftz_active) return;
+  _mm_setcsr(saved_mxcsr);
+  ftz_active = false;
+}
+
+class FtzScope {
+ public:
+  FtzScope() {
+    ftz_on_this_thread();
+    int64_t n = at::get_num_threads();
+    if (n > 1) at::parallel_for(0, n, 1, [](int64_t, int64_t) { ftz_on_this_thread(); });
+  }
+  ~FtzScope() {
+    int64_t n = at::get_num_threads();
+    try {
+      if (n > 1) at::parallel_for(0, n, 1, [](int64_t, int64_t) { ftz_off_this_thread(); });
+    } catch (...) {
+    }
+    ftz_off_this_thread();
+  }
+  FtzScope(const FtzScope &) = delete;
+  FtzScope &operator=(const FtzScope &) = delete;
+};
+
+std::string shape_text(const at::Tensor &t) {
+  std::ostringstream s;
+  s << t.sizes() << " " << t.scalar_type();
+  return s.str();
+}
+
+}  // namespace
+
+// ---- the model -------------------------------------------------------------------------------
+
+struct Model::Impl {
+  std::string path;
+  std::string sha256;
+  std::string optimize_error;
+  torch::jit::Module module;
+};
+
+Model::Model() : impl_(std::make_unique<Impl>()) {}
+Model::~Model() = default;
+const std::string &Model::path() const { return impl_->path; }
+const std::string &Model::sha256() const { return impl_->sha256; }
+const std::string &Model::optimize_error() const { return impl_->optimize_error; }
+
+std::unique_ptr<Model> Model::load(const std::string &path, const std::string &expected_sha256) {
+  std::vector<char> bytes = read_file(path);
+  std::string digest = sha256_hex(bytes.data(), bytes.size());
+  if (!expected_sha256.empty() && digest != expected_sha256)
+    throw Error(ss::kDataCorrupted, "model file has changed since it was registered",
+                "The sha256 of \"" + path + "\" is " + digest + "; the registration recorded " +
+                    expected_sha256 + ".",
+                "Register the model again (lookalike.unregister_model, lookalike.register_model) "
+                "if the new file is intended.");
+  std::unique_ptr<Model> m(new Model());
+  m->impl_->path = path;
+  m->impl_->sha256 = digest;
+  torch::jit::Module module;
+  try {
+    std::istringstream in(std::string(bytes.data(), bytes.size()));
+    bytes.clear();
+    bytes.shrink_to_fit();
+    module = torch::jit::load(in, c10::Device(c10::kCPU));
+  } catch (const std::exception &e) {
+    std::string what = e.what();
+    if (what.size() > 300) what = what.substr(0, 300) + "...";
+    throw Error(ss::kInvalidParameterValue,
+                "could not load \"" + path + "\" as a TorchScript module", what,
+                "Export the model with torch.jit.trace or torch.jit.script and torch.jit.save "
+                "(torch 1.13 or older).");
+  }
+  if (!module.find_method("forward"))
+    throw Error(ss::kInvalidParameterValue,
+                "TorchScript module \"" + path + "\" has no forward method");
+  module.eval();
+  try {
+    // Freezing folds the weights and batch norms into the graph; optimize_for_inference then
+    // moves convolutions to oneDNN. The plain module stays in use if this is refused.
+    module = torch::jit::optimize_for_inference(module);
+  } catch (const std::exception &e) {
+    m->impl_->optimize_error = e.what();
+    if (m->impl_->optimize_error.empty()) m->impl_->optimize_error = "unknown error";
+  }
+  m->impl_->module = std::move(module);
+  return m;
+}
+
+int Model::forward(const float *input, int n, int size, std::vector<float> &out) {
+  at::Tensor y;
+  {
+    c10::InferenceMode guard;
+    FtzScope ftz;
+    try {
+      at::Tensor x = torch::from_blob(const_cast<float *>(input), {n, 3, size, size},
+                                      torch::TensorOptions().dtype(torch::kFloat32));
+      std::vector<torch::jit::IValue> args{x};
+      torch::jit::IValue result = impl_->module.forward(args);
+      if (!result.isTensor())
+        throw Error(ss::kExternalRoutineException,
+                    "model output is not a tensor but " + result.tagKind(),
+                    "An image encoder must return one 2-D tensor [N, D].");
+      y = result.toTensor();
+      if (y.is_mkldnn()) y = y.to_dense();
+      if (y.dim() != 2 || y.size(0) != n || !at::isFloatingType(y.scalar_type()))
+        throw Error(ss::kExternalRoutineException, "model output is not a batch of vectors",
+                    "For an input of " + std::to_string(n) + " images the model returned " +
+                        shape_text(y) + "; an image encoder must return a floating tensor [N, D].");
+      y = y.to(torch::kFloat32).contiguous();
+    } catch (const Error &) {
+      throw;
+    } catch (const std::exception &e) {
+      std::string what = e.what();
+      std::string first = what.substr(0, what.find('\n'));
+      if (first.size() > 300) first = first.substr(0, 300) + "...";
+      if (what.size() > 1000) what = what.substr(0, 1000) + "...";
+      throw Error(ss::kExternalRoutineException, "the model's forward pass failed: " + first, what);
+    }
+  }
+  const int64_t d = y.size(1);
+  if (d < 1) throw Error(ss::kExternalRoutineException, "model output has no components");
+  const float *p = y.data_ptr<float>();
+  out.resize(size_t(n) * size_t(d));
+  for (int i = 0; i < n; ++i) {
+    const float *row = p + size_t(i) * d;
+    double s = 0;
+    for (int64_t j = 0; j < d; ++j) s += double(row[j]) * row[j];
+    if (!std::isfinite(s)) throw Error(ss::kDataException, "the model returned a non-finite value");
+    float inv = s > 0 ? float(1.0 / std::sqrt(s)) : 0.0f;
+    float *o = out.data() + size_t(i) * d;
+    for (int64_t j = 0; j < d; ++j) o[j] = row[j] * inv;
+  }
+  return int(d);
+}
+
+int Model::probe_dims(const Normalization &n) {
+  check_normalization(n);
+  // One mid-grey image (byte 128 in every channel), normalised like a real one.
+  Preprocessor pre(n);
+  cv::Mat grey(n.input_size, n.input_size, CV_8UC3, cv::Scalar(128, 128, 128));
+  std::vector<float> input(pre.floats_per_image()), out;
+  pre(grey, input.data());
+  return forward(input.data(), 1, n.input_size, out);
+}
+
+}  // namespace lookalike::model

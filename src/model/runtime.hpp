@@ -1,0 +1,120 @@
+// The model runtime: TorchScript image encoders on the CPU with LibTorch. Pure C++ (no
+// PostgreSQL). This header keeps LibTorch out of its includers (pimpl), so the SQL side and the
+// unit tests compile without LibTorch's headers.
+//
+// Pipeline (identical to the reference's `cnn`, shared/reference/study_reference.py):
+//   decode (8-bit BGR, grayscale replicated) -> resize to SxS (cv::resize, INTER_LINEAR, on the
+//   8-bit image) -> RGB -> float32 v/255 -> (v - mean[c]) / stddev[c] -> NCHW -> forward pass
+//   -> output [N, D] -> L2-normalise each row.
+// The byte -> float step is a 3 x 256 table computed with exactly the reference's float32
+// operations, so the model sees bit-identical inputs.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+namespace lookalike::model {
+
+// io_error: a SQLSTATE of the runtime that errors.hpp does not name.
+inline constexpr const char *kSqlstateIoError = "58030";
+
+inline constexpr int kMinInputSize = 8;
+inline constexpr int kMaxInputSize = 1024;
+
+// sha256 of a byte string / of a file's contents, as 64 lowercase hex digits.
+std::string sha256_hex(const void *data, size_t len);
+// Reads a whole file. Throws Error 58P01 (missing), 58030 (unreadable, a directory).
+std::vector<char> read_file(const std::string &path);
+
+// The per-model preprocessing: input size and the per-channel (R, G, B) mean and std.
+struct Normalization {
+  int input_size = 224;
+  float mean[3] = {0.485f, 0.456f, 0.406f};
+  float stddev[3] = {0.229f, 0.224f, 0.225f};
+};
+
+// Throws Error 22023 if the input size or a std is out of range, or a value is not finite.
+void check_normalization(const Normalization &n);
+
+class Preprocessor {
+ public:
+  explicit Preprocessor(const Normalization &n);
+  int size() const { return size_; }
+  size_t floats_per_image() const { return size_t(3) * size_ * size_; }
+  // Writes the normalised RGB planes (C, H, W) of an 8-bit BGR image to dst.
+  void operator()(const cv::Mat &bgr, float *dst) const;
+
+ private:
+  int size_;
+  float lut_[3][256];  // lut_[c][v] = (float(v) / 255 - mean[c]) / stddev[c], in float32
+};
+
+// Sizes the thread pools of this process: LibTorch's intra-op pool (OpenMP) gets `threads`;
+// the inter-op pool is fixed at 1 (it can be set only once per process), OpenCV runs
+// sequentially inside our own pool. Cheap when nothing changes; creates no thread by itself.
+void configure_threads(int threads);
+
+// A loaded, inference-ready TorchScript model.
+class Model {
+ public:
+  // Reads `path`, checks its sha256 against `expected_sha256` (unless empty: registration),
+  // loads the TorchScript from those very bytes (no second read of the file), switches to eval
+  // mode and optimises it for inference (freezing, oneDNN convolutions; falls back to the
+  // plain module if the optimisation is refused). Errors: 58P01/58030 file, XX001 sha256
+  // mismatch, 22023 not a TorchScript module.
+  static std::unique_ptr<Model> load(const std::string &path, const std::string &expected_sha256);
+  ~Model();
+  Model(const Model &) = delete;
+  Model &operator=(const Model &) = delete;
+
+  const std::string &path() const;
+  const std::string &sha256() const;
+  // Empty if the inference optimisation succeeded, else why it was refused.
+  const std::string &optimize_error() const;
+
+  // Forward pass over n preprocessed images (input: n x 3 x size x size floats, NCHW). Writes
+  // the n L2-normalised output rows to out (n x D) and returns D. Errors: 38000 the model
+  // failed or its output is not a 2-D floating tensor [n, D]; 22000 non-finite output.
+  int forward(const float *input, int n, int size, std::vector<float> &out);
+
+  // Output dimension for inputs of size x size (a forward pass on one mid-grey image).
+  int probe_dims(const Normalization &n);
+
+ private:
+  Model();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// An encoded image (JPEG, PNG, WebP, BMP bytes), not owned.
+struct EncodedImage {
+  const uint8_t *data = nullptr;
+  size_t len = 0;
+};
+
+// An error about image `index` of a batch (the SQL side names the row).
+class BatchImageError : public std::exception {
+ public:
+  BatchImageError(int index, std::exception_ptr cause) : index_(index), cause_(cause) {}
+  int index() const { return index_; }
+  std::exception_ptr cause() const { return cause_; }
+  const char *what() const noexcept override { return "error in an image of a batch"; }
+
+ private:
+  int index_;
+  std::exception_ptr cause_;
+};
+
+// Decodes (with the pixel limit) and preprocesses n images into `input` (resized to
+// n x floats_per_image), in parallel over the intra-op pool. If images fail, throws
+// BatchImageError for the first failing index.
+void prepare_batch(const Preprocessor &pre, const EncodedImage *images, int n, int64_t max_pixels,
+                   std::vector<float> &input);
+
+}  // namespace lookalike::model

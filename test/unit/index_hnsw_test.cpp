@@ -1,0 +1,224 @@
+// The pure graph logic of the lookalike_hnsw index: codec, lower bounds, level generation and an
+// in-memory HNSW over clustered data against an exact scan (no server involved).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "index/hnsw_core.hpp"
+#include "vector/kernels.hpp"
+
+using namespace lookalike;
+using namespace lookalike::hnsw;
+
+namespace {
+
+// n unit vectors around `clusters` random centres (Gaussian spread), seeded.
+std::vector<float> clustered(int n, int dim, int clusters, unsigned seed, float spread = 0.15f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<float> centres(static_cast<size_t>(clusters) * dim);
+  for (auto &c : centres) c = g(rng);
+  std::vector<float> v(static_cast<size_t>(n) * dim);
+  for (int i = 0; i < n; ++i) {
+    int c = static_cast<int>(rng() % clusters);
+    double s = 0;
+    for (int j = 0; j < dim; ++j) {
+      float x = centres[static_cast<size_t>(c) * dim + j] / std::sqrt(float(dim)) +
+                spread * g(rng) / std::sqrt(float(dim));
+      v[static_cast<size_t>(i) * dim + j] = x;
+      s += double(x) * x;
+    }
+    for (int j = 0; j < dim; ++j) v[static_cast<size_t>(i) * dim + j] /= std::sqrt(s);
+  }
+  return v;
+}
+
+double sql_distance(Metric m, const float *a, const float *b, int dim) {
+  if (m == Metric::kL2) return std::sqrt(double(kernels::l2_squared(a, b, dim)));
+  if (m == Metric::kInnerProduct) return -double(kernels::dot(a, b, dim));
+  return kernels::cosine_distance(a, b, dim);
+}
+
+double recall_at(Metric metric, int n, int dim, int k, int ef, int m, int efc) {
+  std::vector<float> data = clustered(n, dim, 50, 42);
+  Graph g(dim, metric, m, efc);
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  for (int i = 0; i < n; ++i)
+    g.add(&data[static_cast<size_t>(i) * dim], random_level(1.0 - u(rng), m));
+  std::vector<float> queries = clustered(100, dim, 50, 42);  // same centres: in-distribution
+  queries = std::vector<float>(queries.begin(), queries.end());
+  std::vector<float> qs = clustered(n + 100, dim, 50, 42);
+  int hits = 0, total = 0;
+  for (int qi = 0; qi < 100; ++qi) {
+    const float *q = &qs[static_cast<size_t>(n + qi) * dim];
+    std::vector<std::pair<double, int>> exact;
+    for (int i = 0; i < n; ++i)
+      exact.push_back({sql_distance(metric, q, &data[static_cast<size_t>(i) * dim], dim), i});
+    std::partial_sort(exact.begin(), exact.begin() + k, exact.end());
+    // Index candidates re-ranked exactly, as the executor does with the heap rows.
+    std::vector<Candidate> got = g.search(q, ef, ef);
+    std::vector<std::pair<double, int>> rr;
+    for (auto &c : got)
+      rr.push_back(
+          {sql_distance(metric, q, &data[static_cast<size_t>(c.id) * dim], dim), int(c.id)});
+    std::sort(rr.begin(), rr.end());
+    std::set<int> truth;
+    for (int i = 0; i < k; ++i) truth.insert(exact[i].second);
+    for (int i = 0; i < k && i < int(rr.size()); ++i) hits += truth.count(rr[i].second);
+    total += k;
+  }
+  return double(hits) / total;
+}
+
+}  // namespace
+
+TEST(IndexHnsw, QuantizeRoundTripAndResidual) {
+  std::mt19937 rng(1);
+  std::normal_distribution<float> g;
+  std::vector<float> x(300), r(300);
+  for (auto &v : x) v = g(rng);
+  std::vector<int8_t> c(300);
+  CodeHeader h;
+  quantize(x.data(), 300, c.data(), &h);
+  dequantize(c.data(), h, 300, r.data());
+  double err = 0, n2 = 0;
+  for (int i = 0; i < 300; ++i) {
+    err += (x[i] - r[i]) * (x[i] - r[i]);
+    n2 += double(r[i]) * r[i];
+    EXPECT_LE(std::fabs(x[i] - r[i]), h.scale * 0.5001f);
+  }
+  EXPECT_GE(h.resid, std::sqrt(err));
+  EXPECT_NEAR(h.norm2, n2, 1e-3 * n2);
+  // A zero vector quantises to zeros.
+  std::vector<float> z(10, 0.0f);
+  quantize(z.data(), 10, c.data(), &h);
+  EXPECT_EQ(h.scale, 0.0f);
+  EXPECT_EQ(h.norm2, 0.0f);
+}
+
+TEST(IndexHnsw, DotCodeAllIsas) {
+  std::mt19937 rng(2);
+  std::normal_distribution<float> g;
+  for (int dim : {1, 7, 16, 31, 33, 512, 1001}) {
+    std::vector<float> q(dim);
+    std::vector<int8_t> c(dim);
+    double ref = 0;
+    for (int i = 0; i < dim; ++i) {
+      q[i] = g(rng);
+      c[i] = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+      ref += double(q[i]) * c[i];
+    }
+    kernels::Isa before = kernels::active_isa();
+    for (auto isa : {kernels::Isa::kScalar, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
+      if (!kernels::force_isa(isa)) continue;
+      EXPECT_NEAR(dot_code(q.data(), c.data(), dim), ref, 1e-3 * (1 + std::fabs(ref)) + 1e-2)
+          << kernels::isa_name(isa) << " dim " << dim;
+    }
+    kernels::force_isa(before);
+  }
+}
+
+// The lower bound never exceeds the operator's value, for every metric (this is what lets the
+// executor re-rank with the heap row without "index returned tuples in wrong order").
+TEST(IndexHnsw, LowerBoundIsALowerBound) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> g;
+  for (Metric m : {Metric::kL2, Metric::kInnerProduct, Metric::kCosine}) {
+    for (int t = 0; t < 2000; ++t) {
+      int dim = 1 + static_cast<int>(rng() % 600);
+      float scale = (t % 3 == 0) ? 100.0f : 1.0f;
+      std::vector<float> q(dim), x(dim);
+      for (int i = 0; i < dim; ++i) {
+        q[i] = g(rng) * scale;
+        x[i] = (t % 2 ? q[i] : 0.0f) + g(rng) * scale * 0.05f;  // near and far pairs
+      }
+      if (m == Metric::kCosine) {
+        double qn = std::sqrt(kernels::dot(q.data(), q.data(), dim));
+        double xn = std::sqrt(kernels::dot(x.data(), x.data(), dim));
+        for (auto &v : q) v = float(v / qn);
+        for (auto &v : x) v = float(v / xn);
+      }
+      std::vector<int8_t> c(dim);
+      CodeHeader h;
+      quantize(x.data(), dim, c.data(), &h);
+      double lb = lower_bound(m, q.data(), c.data(), h, dim);
+      double actual = sql_distance(m, q.data(), x.data(), dim);
+      ASSERT_LE(lb, actual) << "metric " << int(m) << " dim " << dim;
+      double qn = std::sqrt(double(kernels::dot(q.data(), q.data(), dim)));
+      double xn = std::sqrt(double(kernels::dot(x.data(), x.data(), dim)));
+      ASSERT_GT(lb, actual - 2.0 * (1.0 + qn) * h.resid - 1e-4 * (1.0 + qn * xn) - 1e-3)
+          << "bound too loose";
+    }
+  }
+}
+
+TEST(IndexHnsw, RandomLevelDistribution) {
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  int counts[kMaxLevel + 1] = {0};
+  for (int i = 0; i < 100000; ++i) counts[random_level(1.0 - u(rng), 16)]++;
+  EXPECT_NEAR(counts[0] / 100000.0, 1 - 1.0 / 16, 0.01);
+  EXPECT_NEAR(counts[1] / 100000.0, (1.0 / 16) * (1 - 1.0 / 16), 0.005);
+  EXPECT_EQ(random_level(1.0, 16), 0);
+  EXPECT_EQ(random_level(0.0, 16), kMaxLevel);
+}
+
+TEST(IndexHnsw, HeuristicPrefersDiverseNeighbours) {
+  // Base at the origin (L2); candidates a (1,0), b (1.1,0.05) behind a, c (0,1.2).
+  int dim = 2;
+  float pts[3][2] = {{1, 0}, {1.1f, 0.05f}, {0, 1.2f}};
+  int8_t codes[3][2];
+  CodeHeader hs[3];
+  float dist[3];
+  for (int i = 0; i < 3; ++i) {
+    quantize(pts[i], dim, codes[i], &hs[i]);
+    dist[i] = pts[i][0] * pts[i][0] + pts[i][1] * pts[i][1];
+  }
+  const int8_t *cp[3] = {codes[0], codes[1], codes[2]};
+  const CodeHeader *hp[3] = {&hs[0], &hs[1], &hs[2]};
+  int out[3];
+  float scratch[2];
+  bool flags[3];
+  // Order by distance: a (1), b (1.2125), c (1.44).
+  int n = select_neighbors(Metric::kL2, dim, dist, cp, hp, 3, 2, out, scratch, flags, false);
+  ASSERT_EQ(n, 2);
+  EXPECT_EQ(out[0], 0);
+  EXPECT_EQ(out[1], 2);  // b is nearer to a than to the base: skipped for c
+}
+
+TEST(IndexHnsw, GraphRecallCosine) {
+  EXPECT_GE(recall_at(Metric::kCosine, 5000, 64, 10, 64, 16, 64), 0.98);
+}
+
+TEST(IndexHnsw, GraphRecallL2) {
+  EXPECT_GE(recall_at(Metric::kL2, 5000, 64, 10, 64, 16, 64), 0.98);
+}
+
+TEST(IndexHnsw, GraphRecallInnerProduct) {
+  EXPECT_GE(recall_at(Metric::kInnerProduct, 3000, 32, 10, 64, 8, 40), 0.98);
+}
+
+TEST(IndexHnsw, GraphEdgesValid) {
+  std::vector<float> data = clustered(2000, 16, 10, 9);
+  Graph g(16, Metric::kL2, 4, 16);
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  for (int i = 0; i < 2000; ++i)
+    g.add(&data[static_cast<size_t>(i) * 16], random_level(1 - u(rng), 4));
+  for (uint32_t id = 0; id < g.size(); ++id)
+    for (int l = 0; l <= g.level(id); ++l) {
+      int n;
+      const uint32_t *nb = g.neighbors(id, l, &n);
+      ASSERT_LE(n, max_neighbors(4, l));
+      for (int i = 0; i < n; ++i) {
+        ASSERT_LT(nb[i], g.size());
+        ASSERT_NE(nb[i], id);
+        ASSERT_GE(g.level(nb[i]), l);
+      }
+    }
+}

@@ -1,0 +1,157 @@
+// Unit tests of the model runtime (src/model/runtime.cpp) against the real TorchScript files in
+// ${LOOKALIKE_SHARED_DIR}/models.
+#include "model/runtime.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <opencv2/imgcodecs.hpp>
+
+#include "common/errors.hpp"
+
+namespace lm = lookalike::model;
+
+namespace {
+
+const std::string kModels = std::string(LOOKALIKE_SHARED_DIR) + "/models/";
+const std::string kFeatures = kModels + "mobilenet_v2-imagenet-features.pt";
+const std::string kLogits = kModels + "mobilenet_v2-imagenet-logits.pt";
+const std::string kImages = std::string(LOOKALIKE_SHARED_DIR) + "/data/fashion/images/";
+
+std::vector<uint8_t> file_bytes(const std::string &path) {
+  std::vector<char> b = lm::read_file(path);
+  return std::vector<uint8_t>(b.begin(), b.end());
+}
+
+std::string sqlstate_of(const std::function<void()> &fn) {
+  try {
+    fn();
+  } catch (const lookalike::Error &e) {
+    return e.sqlstate();
+  } catch (const lm::BatchImageError &e) {
+    try {
+      std::rethrow_exception(e.cause());
+    } catch (const lookalike::Error &inner) {
+      return std::string("batch:") + std::to_string(e.index()) + ":" + inner.sqlstate();
+    }
+  }
+  return "none";
+}
+
+}  // namespace
+
+TEST(ModelSha256, KnownVectors) {
+  EXPECT_EQ(lm::sha256_hex("", 0),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(lm::sha256_hex("abc", 3),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  // The shared file's sha256 as published in models/SOURCES.md.
+  std::vector<char> b = lm::read_file(kFeatures);
+  EXPECT_EQ(lm::sha256_hex(b.data(), b.size()),
+            "e438e9679ff6d92e9dc2c76d3e106a4a91cc71d544e54cdd98898af624c0fb54");
+}
+
+TEST(ModelPreprocess, MatchesReferenceArithmetic) {
+  lm::Normalization n;
+  n.input_size = 8;
+  lm::Preprocessor pre(n);
+  // A 2x2 BGR image of one colour: resizing keeps it, so every output equals the table entry.
+  cv::Mat img(2, 2, CV_8UC3, cv::Scalar(10, 200, 255));  // B=10, G=200, R=255
+  std::vector<float> out(pre.floats_per_image());
+  pre(img, out.data());
+  const float mean[3] = {0.485f, 0.456f, 0.406f}, sd[3] = {0.229f, 0.224f, 0.225f};
+  const int rgb[3] = {255, 200, 10};
+  for (int c = 0; c < 3; ++c) {
+    float x = float(rgb[c]) / 255.0f;
+    float want = (x - mean[c]) / sd[c];
+    for (int k = 0; k < 64; ++k) EXPECT_EQ(out[size_t(c) * 64 + k], want) << c;
+  }
+}
+
+TEST(ModelPreprocess, RejectsBadNormalization) {
+  lm::Normalization n;
+  n.input_size = 4;
+  n.stddev[1] = 0;
+  EXPECT_EQ(sqlstate_of([&] { lm::Preprocessor p(n); }), "22023");
+  n.stddev[1] = 1;
+  n.input_size = 5000;
+  EXPECT_EQ(sqlstate_of([&] { lm::Preprocessor p(n); }), "22023");
+}
+
+TEST(ModelLoad, Errors) {
+  EXPECT_EQ(sqlstate_of([] { lm::Model::load("/nonexistent/model.pt", ""); }), "58P01");
+  EXPECT_EQ(sqlstate_of([] { lm::Model::load("/", ""); }), "58030");
+  // Not TorchScript: an image file.
+  EXPECT_EQ(sqlstate_of([] { lm::Model::load(kImages + "1530.jpg", ""); }), "22023");
+  // Wrong expected digest.
+  EXPECT_EQ(sqlstate_of([] { lm::Model::load(kFeatures, std::string(64, '0')); }), "XX001");
+}
+
+TEST(ModelForward, FeaturesAreUnitVectorsOf1280) {
+  lm::configure_threads(2);
+  auto m = lm::Model::load(kFeatures,
+                           "e438e9679ff6d92e9dc2c76d3e106a4a91cc71d544e54cdd98898af624c0fb54");
+  EXPECT_EQ(m->optimize_error(), "");
+  lm::Normalization n;
+  EXPECT_EQ(m->probe_dims(n), 1280);
+  lm::Preprocessor pre(n);
+  std::vector<uint8_t> a = file_bytes(kImages + "1530.jpg"), b = file_bytes(kImages + "1550.jpg");
+  lm::EncodedImage imgs[3] = {{a.data(), a.size()}, {b.data(), b.size()}, {a.data(), a.size()}};
+  std::vector<float> input, out;
+  lm::prepare_batch(pre, imgs, 3, 50'000'000, input);
+  ASSERT_EQ(m->forward(input.data(), 3, 224, out), 1280);
+  for (int i = 0; i < 3; ++i) {
+    double s = 0;
+    for (int j = 0; j < 1280; ++j) s += double(out[i * 1280 + j]) * out[i * 1280 + j];
+    EXPECT_NEAR(std::sqrt(s), 1.0, 1e-5);
+  }
+  // Same image, same vector (within a batch); different images differ.
+  double same = 0, diff = 0;
+  for (int j = 0; j < 1280; ++j) {
+    same = std::max(same, double(std::fabs(out[j] - out[2 * 1280 + j])));
+    diff = std::max(diff, double(std::fabs(out[j] - out[1280 + j])));
+  }
+  EXPECT_LT(same, 1e-5);
+  EXPECT_GT(diff, 1e-3);
+  // The FPU state of this thread is restored after inference (no flush-to-zero left behind).
+  volatile float tiny = 1e-38f;
+  volatile float half = tiny / 4;
+  EXPECT_GT(half, 0.0f);
+}
+
+TEST(ModelForward, BadImagesNameTheirIndex) {
+  lm::configure_threads(2);
+  lm::Normalization n;
+  lm::Preprocessor pre(n);
+  std::vector<uint8_t> a = file_bytes(kImages + "1530.jpg");
+  std::vector<uint8_t> cut(a.begin(), a.begin() + 200);
+  const uint8_t junk[] = "not an image at all";
+  lm::EncodedImage imgs[3] = {{a.data(), a.size()}, {cut.data(), cut.size()}, {junk, sizeof junk}};
+  std::vector<float> input;
+  EXPECT_EQ(sqlstate_of([&] { lm::prepare_batch(pre, imgs, 3, 50'000'000, input); }),
+            "batch:1:22P03");
+  EXPECT_EQ(sqlstate_of([&] { lm::prepare_batch(pre, imgs, 1, 100, input); }), "batch:0:54000");
+}
+
+TEST(ModelForward, LogitsModelRecognisesABackpack) {
+  // The logits variant checks the whole chain: a backpack photo ranks ImageNet class 414
+  // (backpack) among its top 5.
+  lm::configure_threads(2);
+  auto m = lm::Model::load(kLogits, "");
+  lm::Normalization n;
+  EXPECT_EQ(m->probe_dims(n), 1000);
+  lm::Preprocessor pre(n);
+  // 4582 is a Backpacks product in styles.csv (the reference ranks class 414 in its top 5).
+  std::vector<uint8_t> a = file_bytes(kImages + "4582.jpg");
+  lm::EncodedImage img{a.data(), a.size()};
+  std::vector<float> input, out;
+  lm::prepare_batch(pre, &img, 1, 50'000'000, input);
+  ASSERT_EQ(m->forward(input.data(), 1, 224, out), 1000);
+  int above = 0;
+  for (int j = 0; j < 1000; ++j) above += out[j] > out[414];
+  EXPECT_LT(above, 5);
+}
