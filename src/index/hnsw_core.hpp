@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace lookalike::hnsw {
@@ -35,8 +36,10 @@ void dequantize(const int8_t *code, const CodeHeader &h, int dim, float *out);
 // sum q[i] * code[i] (the instruction set follows kernels::active_isa()).
 float dot_code(const float *q, const int8_t *code, int dim);
 
-// sum a[i] * b[i] over two codes.
+// sum a[i] * b[i] over two codes (AVX512-VNNI when the CPU has it and the active ISA is AVX-512).
 int32_t dot_i8(const int8_t *a, const int8_t *b, int dim);
+// Tests: true makes dot_i8 skip the VNNI variant.
+extern bool force_no_vnni;
 
 // Graph distance between two codes (both sides quantised).
 inline float pair_distance(Metric metric, const int8_t *a, const CodeHeader &ha, const int8_t *b,
@@ -108,14 +111,20 @@ class Graph {
   size_t memory_bytes() const { return memory_; }
 
  private:
-  uint32_t *slot(uint32_t id, int layer);  // [count, ids...]
+  uint32_t *slot(uint32_t id, int layer);    // [count, ids...]
+  float *slot_dist(uint32_t id, int layer);  // the distances of the ids in slot()
   const uint32_t *slot(uint32_t id, int layer) const;
   float node_distance(const float *q, float qnorm2, uint32_t id) const {
     return code_distance(metric_, q, qnorm2, code(id), hdrs_[id], dim_);
   }
-  void search_layer(const float *q, float qnorm2, std::vector<Candidate> &entry, int ef, int layer,
+  // Best-first search of one layer from the entry candidates; dist(id) is the graph distance of
+  // a node to the query. Returns up to ef candidates, nearest first, in out.
+  template <typename Dist>
+  void search_layer(Dist dist, std::vector<Candidate> &entry, int ef, int layer,
                     std::vector<Candidate> &out) const;
   void connect(uint32_t from, uint32_t to, float dist, int layer);
+  // The heuristic over c (nearest first) keeping at most cap; indices into c in sel_buf_.
+  int select(const std::vector<Candidate> &c, int cap);
 
   int dim_;
   Metric metric_;
@@ -127,11 +136,22 @@ class Graph {
   std::vector<int8_t> codes_;
   std::vector<CodeHeader> hdrs_;
   std::vector<uint8_t> levels_;
-  std::vector<uint32_t> layer0_;              // per node: count + 2m ids
-  std::vector<std::vector<uint32_t>> upper_;  // per node: layers 1..level, each count + m ids
-  mutable std::vector<uint32_t> visited_;     // epoch tags
+  std::vector<uint32_t> layer0_;                // per node: count + 2m ids
+  std::vector<std::vector<uint32_t>> upper_;    // per node: layers 1..level, each count + m ids
+  std::vector<float> layer0_dist_;              // per node: the 2m neighbours' distances
+  std::vector<std::vector<float>> upper_dist_;  // per node: layers 1..level, m distances each
+  mutable std::vector<uint32_t> visited_;       // epoch tags
   mutable uint32_t epoch_ = 0;
   std::vector<float> scratch_;
+  mutable std::vector<Candidate> cand_buf_, best_buf_;  // search_layer's heaps
+  mutable std::vector<uint32_t> todo_;                  // search_layer: neighbours to measure
+  std::vector<Candidate> conn_buf_;                     // connect(): candidates
+  std::vector<float> dist_buf_;                         // select(): scratch
+  std::vector<const int8_t *> code_buf_;
+  std::vector<const CodeHeader *> hdr_buf_;
+  std::vector<int> sel_buf_;
+  std::unique_ptr<bool[]> flag_buf_;
+  size_t flag_cap_ = 0;
 };
 
 }  // namespace lookalike::hnsw

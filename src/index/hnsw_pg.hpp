@@ -169,6 +169,10 @@ struct GraphQuery {
 // skipped). Returns false if pos holds no element (which would be corruption: raises XX001).
 void read_element(const GraphQuery *qy, ItemPointer pos, float *dist, int *level, bool *deleted,
                   int layer, ItemPointerData *nb, int *nnb);
+// The graph distances and deleted flags of n elements (the neighbours of one element), reading
+// their pages with prefetching. bufs: scratch for n buffers. Raises XX001 like read_element.
+void read_distances(const GraphQuery *qy, const ItemPointerData *pos, int n, Buffer *bufs,
+                    float *dist, bool *deleted);
 // HNSW search of one layer from the entry candidates; returns up to ef nearest (nearest first)
 // in *out. Deleted elements are traversed but not returned.
 int search_layer(const GraphQuery *qy, const DiskCand *entry, int nentry, int ef, int layer,

@@ -222,3 +222,29 @@ TEST(IndexHnsw, GraphEdgesValid) {
       }
     }
 }
+
+TEST(IndexHnsw, DotI8AllIsas) {
+  std::mt19937 rng(4);
+  for (int dim : {1, 7, 16, 31, 33, 63, 64, 65, 127, 512, 1001}) {
+    std::vector<int8_t> a(dim), b(dim);
+    int64_t ref = 0;
+    for (int i = 0; i < dim; ++i) {
+      a[i] = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+      b[i] = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+      ref += int64_t(a[i]) * b[i];
+    }
+    // Extremes: every component at +-127.
+    std::vector<int8_t> hi(dim, 127), lo(dim, -127);
+    kernels::Isa before = kernels::active_isa();
+    for (bool no_vnni : {false, true})
+      for (auto isa : {kernels::Isa::kScalar, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
+        if (!kernels::force_isa(isa)) continue;
+        force_no_vnni = no_vnni;
+        EXPECT_EQ(dot_i8(a.data(), b.data(), dim), ref) << kernels::isa_name(isa) << " " << dim;
+        EXPECT_EQ(dot_i8(hi.data(), lo.data(), dim), -127 * 127 * dim);
+        EXPECT_EQ(dot_i8(lo.data(), lo.data(), dim), 127 * 127 * dim);
+      }
+    force_no_vnni = false;
+    kernels::force_isa(before);
+  }
+}
