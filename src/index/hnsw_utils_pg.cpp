@@ -11,6 +11,7 @@ extern "C" {
 #include "commands/vacuum.h"
 #include "optimizer/optimizer.h"
 #include "utils/selfuncs.h"
+#include "utils/memutils.h"
 #include "utils/spccache.h"
 }
 
@@ -222,6 +223,41 @@ DiskCand heap_pop(CandHeap *h) {
 
 // ---- reading elements and searching --------------------------------------------------------
 
+// The buffer that last held each block of the index scanned last (backend-local). A scan reads
+// about a thousand elements, each a buffer lookup in the shared hash table; ReadRecentBuffer
+// pins a remembered buffer without that lookup when it still holds the block (it checks the
+// buffer's tag, so a stale entry only costs the ordinary ReadBuffer).
+static struct {
+  RelFileNode node;
+  BlockNumber n;
+  Buffer *buf;
+} recent_buffers;
+
+static Buffer read_buffer_recent(Relation index, BlockNumber blk) {
+  if (RelationUsesLocalBuffers(index)) return ReadBuffer(index, blk);
+  if (recent_buffers.buf == nullptr || !RelFileNodeEquals(recent_buffers.node, index->rd_node)) {
+    if (recent_buffers.buf != nullptr)
+      memset(recent_buffers.buf, 0, sizeof(Buffer) * recent_buffers.n);
+    recent_buffers.node = index->rd_node;
+  }
+  if (blk >= recent_buffers.n) {
+    BlockNumber n = Max(blk + 1, Max(recent_buffers.n * 2, 1024));
+    Buffer *b = static_cast<Buffer *>(MemoryContextAllocExtended(
+        TopMemoryContext, sizeof(Buffer) * n, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO));
+    if (recent_buffers.buf != nullptr) {
+      memcpy(b, recent_buffers.buf, sizeof(Buffer) * recent_buffers.n);
+      pfree(recent_buffers.buf);
+    }
+    recent_buffers.buf = b;
+    recent_buffers.n = n;
+  }
+  Buffer b = recent_buffers.buf[blk];
+  if (b != InvalidBuffer && ReadRecentBuffer(index->rd_node, MAIN_FORKNUM, blk, b)) return b;
+  b = ReadBuffer(index, blk);
+  recent_buffers.buf[blk] = b;
+  return b;
+}
+
 // Checks that pos names an element on the (share-locked) page; raises XX001 otherwise.
 static ElementTuple *checked_element(const GraphQuery *qy, Buffer buf, ItemPointer pos) {
   BlockNumber blk = ItemPointerGetBlockNumber(pos);
@@ -240,7 +276,7 @@ static ElementTuple *checked_element(const GraphQuery *qy, Buffer buf, ItemPoint
 
 void read_element(const GraphQuery *qy, ItemPointer pos, float *dist, int *level, bool *deleted,
                   int layer, ItemPointerData *nb, int *nnb) {
-  Buffer buf = ReadBuffer(qy->index, ItemPointerGetBlockNumber(pos));
+  Buffer buf = read_buffer_recent(qy->index, ItemPointerGetBlockNumber(pos));
   LockBuffer(buf, BUFFER_LOCK_SHARE);
   ElementTuple *e = checked_element(qy, buf, pos);
   if (dist != nullptr)
@@ -269,7 +305,7 @@ void read_distances(const GraphQuery *qy, const ItemPointerData *pos, int n, Buf
   // tuples (the line pointers are read unlocked here, only as prefetch hints: a stale value
   // costs a useless prefetch); then lock, check and measure each one.
   for (int i = 0; i < n; ++i) {
-    bufs[i] = ReadBuffer(qy->index, ItemPointerGetBlockNumber(&pos[i]));
+    bufs[i] = read_buffer_recent(qy->index, ItemPointerGetBlockNumber(&pos[i]));
     const char *page = BufferGetPage(bufs[i]);
     __builtin_prefetch(page);
     __builtin_prefetch(page + BLCKSZ - sizeof(PageOpaque));
