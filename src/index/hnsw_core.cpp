@@ -207,6 +207,53 @@ void dequantize(const int8_t *code, const CodeHeader &h, int dim, float *out) {
   for (int i = 0; i < dim; ++i) out[i] = h.scale * static_cast<float>(code[i]);
 }
 
+void quantize_residual(const float *x, int dim, const int8_t *code, const CodeHeader &h,
+                       int8_t *code2, CodeHeader *h2) {
+  float maxabs = 0;
+  for (int i = 0; i < dim; ++i)
+    maxabs = std::max(maxabs, std::fabs(x[i] - h.scale * static_cast<float>(code[i])));
+  float scale = maxabs / 127.0f;
+  double err = 0, n2 = 0;
+  for (int i = 0; i < dim; ++i) {
+    double r1 = static_cast<double>(h.scale) * code[i];
+    double r = static_cast<double>(x[i]) - r1;
+    int v = scale > 0 ? static_cast<int>(std::lround(r / scale)) : 0;
+    v = std::clamp(v, -127, 127);
+    code2[i] = static_cast<int8_t>(v);
+    double y = r1 + static_cast<double>(scale) * v;
+    err += (x[i] - y) * (x[i] - y);
+    n2 += y * y;
+  }
+  h2->scale = scale;
+  h2->resid = static_cast<float>(std::sqrt(err) * 1.0001 + 1e-9);
+  h2->norm2 = static_cast<float>(n2);
+}
+
+namespace {
+
+// The bounds of lower_bound*, given q.x^ (qx), an upper bound of its float error (eqx), |q|^2
+// (qq, float), the reconstruction's |x^|^2 and the bound of |x - x^| (resid).
+double bound_from(Metric metric, double qx, double eqx, double qq, double g, double norm2,
+                  double resid) {
+  double xn = std::sqrt(norm2) * (1.0 + 1e-6);
+  double qn = std::sqrt(qq * (1.0 + g));
+  double margin = 1e-5 * (1.0 + qn * (xn + resid));
+  switch (metric) {
+    case Metric::kL2: {
+      double l2 = qq - 2.0 * qx + norm2;
+      double err = g * qq + 2.0 * eqx + g * norm2;
+      return std::max(0.0, std::sqrt(std::max(0.0, l2 - err)) - resid - 1e-5 * (1.0 + qn + xn));
+    }
+    case Metric::kInnerProduct:
+      return -qx - eqx - qn * resid - margin;
+    case Metric::kCosine:
+    default:
+      return std::max(0.0, 1.0 - qx - eqx - resid - 1e-5);
+  }
+}
+
+}  // namespace
+
 double lower_bound(Metric metric, const float *q, const int8_t *code, const CodeHeader &h,
                    int dim) {
   // q.x^ and |q|^2 with the SIMD float kernels, then bounds: a float sum of dim products is off
@@ -216,22 +263,24 @@ double lower_bound(Metric metric, const float *q, const int8_t *code, const Code
   const double g = 2.0 * (dim + 4) * 5.9604645e-8;
   double qx = static_cast<double>(h.scale) * dot_code(q, code, dim);
   double qq = kernels::dot(q, q, dim);
-  double xn = std::sqrt(static_cast<double>(h.norm2)) * (1.0 + 1e-6);
   double qn = std::sqrt(qq * (1.0 + g));
-  double eqx = g * qn * xn;
-  double margin = 1e-5 * (1.0 + qn * (xn + h.resid));
-  switch (metric) {
-    case Metric::kL2: {
-      double l2 = qq - 2.0 * qx + static_cast<double>(h.norm2);
-      double err = g * qq + 2.0 * eqx + g * static_cast<double>(h.norm2);
-      return std::max(0.0, std::sqrt(std::max(0.0, l2 - err)) - h.resid - 1e-5 * (1.0 + qn + xn));
-    }
-    case Metric::kInnerProduct:
-      return -qx - eqx - qn * h.resid - margin;
-    case Metric::kCosine:
-    default:
-      return std::max(0.0, 1.0 - qx - eqx - h.resid - 1e-5);
-  }
+  double eqx = g * qn * std::sqrt(static_cast<double>(h.norm2)) * (1.0 + 1e-6);
+  return bound_from(metric, qx, eqx, qq, g, h.norm2, h.resid);
+}
+
+double lower_bound_refined(Metric metric, const float *q, const int8_t *code, const CodeHeader &h,
+                           const int8_t *code2, const CodeHeader &h2, int dim) {
+  // As lower_bound, with q.x^ = scale * q.code + scale2 * q.code2; the second sum's terms are
+  // bounded by |q| |r^| <= |q| (resid + resid2) (r^ = the reconstructed quantisation error).
+  const double g = 2.0 * (dim + 4) * 5.9604645e-8;
+  double qx = static_cast<double>(h.scale) * dot_code(q, code, dim) +
+              static_cast<double>(h2.scale) * dot_code(q, code2, dim);
+  double qq = kernels::dot(q, q, dim);
+  double qn = std::sqrt(qq * (1.0 + g));
+  double eqx = g * qn *
+               (std::sqrt(static_cast<double>(h.norm2)) * (1.0 + 1e-6) + h.resid + h2.resid) *
+               1.0001;
+  return bound_from(metric, qx, eqx, qq, g, h2.norm2, h2.resid);
 }
 
 int random_level(double u, int m) {
@@ -280,7 +329,7 @@ Graph::Graph(int dim, Metric metric, int m, int ef_construction)
 }
 
 size_t Graph::element_bytes(int dim, int m, int level) {
-  size_t b = dim + sizeof(CodeHeader) + 1 + 4 * (2 * m + 1) + 4 * 2 * m + 4;
+  size_t b = 2 * (dim + sizeof(CodeHeader)) + 1 + 4 * (2 * m + 1) + 4 * 2 * m + 4;
   b += 2 * sizeof(std::vector<uint32_t>);
   if (level > 0) b += 4 * level * (m + 1) + 4 * level * m;
   return b;
@@ -421,6 +470,10 @@ uint32_t Graph::add(const float *x, int level) {
   codes_.resize(codes_.size() + dim_);
   hdrs_.emplace_back();
   quantize(x, dim_, &codes_[static_cast<size_t>(id) * dim_], &hdrs_.back());
+  codes2_.resize(codes2_.size() + dim_);
+  hdrs2_.emplace_back();
+  quantize_residual(x, dim_, &codes_[static_cast<size_t>(id) * dim_], hdrs_.back(),
+                    &codes2_[static_cast<size_t>(id) * dim_], &hdrs2_.back());
   levels_.push_back(static_cast<uint8_t>(level));
   layer0_.resize(layer0_.size() + 2 * m_ + 1, 0);
   layer0_dist_.resize(layer0_dist_.size() + 2 * m_, 0.0f);

@@ -72,8 +72,11 @@ bool read_result(HnswScanState *so, ItemPointer pos, ScanResult *out) {
   ElementTuple *e = page_element(page, ItemPointerGetOffsetNumber(pos));
   bool ok = !e->deleted && ItemPointerIsValid(&e->heaptid);
   if (ok) {
-    out->lb = hnsw::lower_bound(so->qy.metric, so->q, element_code(e, so->meta.m), e->code_header,
-                                so->qy.dim);
+    hnsw::CodeHeader h2;
+    element_get_header2(e, so->meta.m, &h2);
+    out->lb =
+        hnsw::lower_bound_refined(so->qy.metric, so->q, element_code(e, so->meta.m), e->code_header,
+                                  element_code2(e, so->meta.m), h2, so->qy.dim);
     out->heaptid = e->heaptid;
   }
   UnlockReleaseBuffer(buf);
