@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The lookalike_hnsw index on 100,000 clustered unit vectors of 512 dimensions (seeded; the same
 # data as the exact-scan benchmark): build time, index size, and for ef_search in
-# 20 40 80 100 120 160 queries/s from one client (pgbench, prepared statements) and recall@5 against the exact scan,
-# then the best queries/s among the ef_search values whose recall@5 reaches 0.98 (the issue's
-# target: 1.5 x pgvector's 1,063 queries/s at recall >= 0.98).
+# 20 40 80 100 120 160 queries/s from one client (pgbench, prepared statements) and recall@5
+# against the exact scan, then the best queries/s among the ef_search values whose recall@5
+# reaches 0.98 (the target: 1.5 x pgvector's 1,063 queries/s at recall >= 0.98).
 # References:
 #  - measured in the same run: the exact scan (the same query with the index disabled), whose
 #    answers define recall and whose queries/s the index is compared with;
