@@ -145,6 +145,8 @@ void flush_graph(BuildState *st) {
         }
       }
       memcpy(element_code(tup, m), g.code(id), dim);
+      element_set_header2(tup, m, g.header2(id));
+      memcpy(element_code2(tup, m), g.code2(id), dim);
       if (PageAddItem(page, reinterpret_cast<Item>(tup), size, InvalidOffsetNumber, false, false) !=
           ItemPointerGetOffsetNumber(&pos[id]))
         elog(ERROR, "lookalike_hnsw build: page layout mismatch");

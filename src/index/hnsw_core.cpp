@@ -108,6 +108,38 @@ __attribute__((target("avx512f,avx512bw"))) int32_t dot_i8_avx512(const int8_t *
   for (; i < dim; ++i) s += int32_t(a[i]) * b[i];
   return s;
 }
+
+// AVX512-VNNI: vpdpbusd multiplies unsigned by signed bytes, so a is offset by 128 (a ^ 0x80)
+// and 128 * sum(b) is taken off again; 64 bytes per step, the tail with masked loads.
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) int32_t dot_i8_vnni(const int8_t *a,
+                                                                           const int8_t *b,
+                                                                           int dim) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512i acc = _mm512_setzero_si512(), accb = _mm512_setzero_si512();
+  int i = 0;
+  for (; i + 64 <= dim; i += 64) {
+    __m512i x = _mm512_loadu_si512(a + i), y = _mm512_loadu_si512(b + i);
+    acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(x, flip), y);
+    accb = _mm512_dpbusd_epi32(accb, ones, y);
+  }
+  if (i < dim) {
+    __mmask64 k = ~0ULL >> (64 - (dim - i));
+    __m512i x = _mm512_maskz_loadu_epi8(k, a + i), y = _mm512_maskz_loadu_epi8(k, b + i);
+    acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(x, flip), y);
+    accb = _mm512_dpbusd_epi32(accb, ones, y);
+  }
+  // (_mm512_reduce_add_epi32 trips -Wuninitialized in GCC 12's headers.)
+  alignas(64) int32_t t[16], u[16];
+  _mm512_store_si512(t, acc);
+  _mm512_store_si512(u, accb);
+  int32_t s = 0, sb = 0;
+  for (int j = 0; j < 16; ++j) {
+    s += t[j];
+    sb += u[j];
+  }
+  return s - 128 * sb;
+}
 #endif
 
 int32_t dot_i8_scalar(const int8_t *a, const int8_t *b, int dim) {
@@ -118,11 +150,15 @@ int32_t dot_i8_scalar(const int8_t *a, const int8_t *b, int dim) {
 
 }  // namespace
 
+bool force_no_vnni = false;
+
 int32_t dot_i8(const int8_t *a, const int8_t *b, int dim) {
 #ifdef LOOKALIKE_X86
   static const bool bw = __builtin_cpu_supports("avx512bw");
+  static const bool vnni = bw && __builtin_cpu_supports("avx512vnni");
   switch (kernels::active_isa()) {
     case kernels::Isa::kAvx512:
+      if (vnni && !force_no_vnni) return dot_i8_vnni(a, b, dim);
       if (bw) return dot_i8_avx512(a, b, dim);
       return dot_i8_avx2(a, b, dim);
     case kernels::Isa::kAvx2:
@@ -171,28 +207,80 @@ void dequantize(const int8_t *code, const CodeHeader &h, int dim, float *out) {
   for (int i = 0; i < dim; ++i) out[i] = h.scale * static_cast<float>(code[i]);
 }
 
-double lower_bound(Metric metric, const float *q, const int8_t *code, const CodeHeader &h,
-                   int dim) {
-  // In double over the dequantised vector; then the worst case of the quantisation error
-  // (Cauchy-Schwarz / triangle inequality) and a margin for the float rounding of the operator.
-  double qx = 0, qq = 0, l2 = 0;
+void quantize_residual(const float *x, int dim, const int8_t *code, const CodeHeader &h,
+                       int8_t *code2, CodeHeader *h2) {
+  float maxabs = 0;
+  for (int i = 0; i < dim; ++i)
+    maxabs = std::max(maxabs, std::fabs(x[i] - h.scale * static_cast<float>(code[i])));
+  float scale = maxabs / 127.0f;
+  double err = 0, n2 = 0;
   for (int i = 0; i < dim; ++i) {
-    double r = static_cast<double>(h.scale) * code[i];
-    qx += q[i] * r;
-    qq += static_cast<double>(q[i]) * q[i];
-    l2 += (q[i] - r) * (q[i] - r);
+    double r1 = static_cast<double>(h.scale) * code[i];
+    double r = static_cast<double>(x[i]) - r1;
+    int v = scale > 0 ? static_cast<int>(std::lround(r / scale)) : 0;
+    v = std::clamp(v, -127, 127);
+    code2[i] = static_cast<int8_t>(v);
+    double y = r1 + static_cast<double>(scale) * v;
+    err += (x[i] - y) * (x[i] - y);
+    n2 += y * y;
   }
-  double qn = std::sqrt(qq), xn = std::sqrt(static_cast<double>(h.norm2));
-  double margin = 1e-5 * (1.0 + qn * (xn + h.resid));
+  h2->scale = scale;
+  h2->resid = static_cast<float>(std::sqrt(err) * 1.0001 + 1e-9);
+  h2->norm2 = static_cast<float>(n2);
+}
+
+namespace {
+
+// The bounds of lower_bound*, given q.x^ (qx), an upper bound of its float error (eqx), |q|^2
+// (qq, float), the reconstruction's |x^|^2 and the bound of |x - x^| (resid).
+double bound_from(Metric metric, double qx, double eqx, double qq, double g, double norm2,
+                  double resid) {
+  double xn = std::sqrt(norm2) * (1.0 + 1e-6);
+  double qn = std::sqrt(qq * (1.0 + g));
+  double margin = 1e-5 * (1.0 + qn * (xn + resid));
   switch (metric) {
-    case Metric::kL2:
-      return std::max(0.0, std::sqrt(l2) - h.resid - 1e-5 * (1.0 + qn + xn));
+    case Metric::kL2: {
+      double l2 = qq - 2.0 * qx + norm2;
+      double err = g * qq + 2.0 * eqx + g * norm2;
+      return std::max(0.0, std::sqrt(std::max(0.0, l2 - err)) - resid - 1e-5 * (1.0 + qn + xn));
+    }
     case Metric::kInnerProduct:
-      return -qx - qn * h.resid - margin;
+      return -qx - eqx - qn * resid - margin;
     case Metric::kCosine:
     default:
-      return std::max(0.0, 1.0 - qx - h.resid - 1e-5);
+      return std::max(0.0, 1.0 - qx - eqx - resid - 1e-5);
   }
+}
+
+}  // namespace
+
+double lower_bound(Metric metric, const float *q, const int8_t *code, const CodeHeader &h,
+                   int dim) {
+  // q.x^ and |q|^2 with the SIMD float kernels, then bounds: a float sum of dim products is off
+  // by at most about dim * 2^-24 * sum|q_i x^_i| <= g |q| |x^| (Cauchy-Schwarz; g doubled for the
+  // int8 -> float conversion and the scale), the quantisation error by Cauchy-Schwarz / the
+  // triangle inequality (resid), and a margin for the float rounding of the SQL operator.
+  const double g = 2.0 * (dim + 4) * 5.9604645e-8;
+  double qx = static_cast<double>(h.scale) * dot_code(q, code, dim);
+  double qq = kernels::dot(q, q, dim);
+  double qn = std::sqrt(qq * (1.0 + g));
+  double eqx = g * qn * std::sqrt(static_cast<double>(h.norm2)) * (1.0 + 1e-6);
+  return bound_from(metric, qx, eqx, qq, g, h.norm2, h.resid);
+}
+
+double lower_bound_refined(Metric metric, const float *q, const int8_t *code, const CodeHeader &h,
+                           const int8_t *code2, const CodeHeader &h2, int dim) {
+  // As lower_bound, with q.x^ = scale * q.code + scale2 * q.code2; the second sum's terms are
+  // bounded by |q| |r^| <= |q| (resid + resid2) (r^ = the reconstructed quantisation error).
+  const double g = 2.0 * (dim + 4) * 5.9604645e-8;
+  double qx = static_cast<double>(h.scale) * dot_code(q, code, dim) +
+              static_cast<double>(h2.scale) * dot_code(q, code2, dim);
+  double qq = kernels::dot(q, q, dim);
+  double qn = std::sqrt(qq * (1.0 + g));
+  double eqx = g * qn *
+               (std::sqrt(static_cast<double>(h.norm2)) * (1.0 + 1e-6) + h.resid + h2.resid) *
+               1.0001;
+  return bound_from(metric, qx, eqx, qq, g, h2.norm2, h2.resid);
 }
 
 int random_level(double u, int m) {
@@ -237,17 +325,24 @@ int select_neighbors(Metric metric, int dim, const float *dist, const int8_t *co
 Graph::Graph(int dim, Metric metric, int m, int ef_construction)
     : dim_(dim), metric_(metric), m_(m), ef_construction_(ef_construction) {
   scratch_.resize(dim);
+  todo_.resize(2 * m + 1);
 }
 
 size_t Graph::element_bytes(int dim, int m, int level) {
-  size_t b = dim + sizeof(CodeHeader) + 1 + 4 * (2 * m + 1) + 4;
-  if (level > 0) b += sizeof(std::vector<uint32_t>) + 4 * level * (m + 1);
+  size_t b = 2 * (dim + sizeof(CodeHeader)) + 1 + 4 * (2 * m + 1) + 4 * 2 * m + 4;
+  b += 2 * sizeof(std::vector<uint32_t>);
+  if (level > 0) b += 4 * level * (m + 1) + 4 * level * m;
   return b;
 }
 
 uint32_t *Graph::slot(uint32_t id, int layer) {
   if (layer == 0) return &layer0_[static_cast<size_t>(id) * (2 * m_ + 1)];
   return &upper_[id][static_cast<size_t>(layer - 1) * (m_ + 1)];
+}
+
+float *Graph::slot_dist(uint32_t id, int layer) {
+  if (layer == 0) return &layer0_dist_[static_cast<size_t>(id) * 2 * m_];
+  return &upper_dist_[id][static_cast<size_t>(layer - 1) * m_];
 }
 
 const uint32_t *Graph::slot(uint32_t id, int layer) const {
@@ -260,81 +355,113 @@ const uint32_t *Graph::neighbors(uint32_t id, int layer, int *n) const {
   return s + 1;
 }
 
-void Graph::search_layer(const float *q, float qnorm2, std::vector<Candidate> &entry, int ef,
-                         int layer, std::vector<Candidate> &out) const {
+template <typename Dist>
+void Graph::search_layer(Dist dist, std::vector<Candidate> &entry, int ef, int layer,
+                         std::vector<Candidate> &out) const {
+  // cand: min-heap (nearest on top), best: max-heap (farthest on top), over reused buffers.
   auto closer = [](const Candidate &a, const Candidate &b) { return a.dist > b.dist; };
   auto farther = [](const Candidate &a, const Candidate &b) { return a.dist < b.dist; };
-  std::priority_queue<Candidate, std::vector<Candidate>, decltype(closer)> cand(closer);
-  std::priority_queue<Candidate, std::vector<Candidate>, decltype(farther)> best(farther);
+  std::vector<Candidate> &cand = cand_buf_, &best = best_buf_;
+  cand.clear();
+  best.clear();
   if (++epoch_ == 0) {
     std::fill(visited_.begin(), visited_.end(), 0);
     epoch_ = 1;
   }
   for (const Candidate &e : entry) {
+    if (visited_[e.id] == epoch_) continue;
     visited_[e.id] = epoch_;
-    cand.push(e);
-    best.push(e);
+    cand.push_back(e);
+    std::push_heap(cand.begin(), cand.end(), closer);
+    best.push_back(e);
+    std::push_heap(best.begin(), best.end(), farther);
   }
+  while (static_cast<int>(best.size()) > ef) {
+    std::pop_heap(best.begin(), best.end(), farther);
+    best.pop_back();
+  }
+  uint32_t *todo = todo_.data();
   while (!cand.empty()) {
-    Candidate c = cand.top();
-    if (c.dist > best.top().dist && static_cast<int>(best.size()) >= ef) break;
-    cand.pop();
+    Candidate c = cand.front();
+    if (static_cast<int>(best.size()) >= ef && c.dist > best.front().dist) break;
+    std::pop_heap(cand.begin(), cand.end(), closer);
+    cand.pop_back();
     int n;
     const uint32_t *nb = neighbors(c.id, layer, &n);
+    // Mark the unvisited neighbours and prefetch their codes, then compute the distances.
+    int nt = 0;
     for (int i = 0; i < n; ++i) {
       uint32_t e = nb[i];
       if (visited_[e] == epoch_) continue;
       visited_[e] = epoch_;
-      float d = node_distance(q, qnorm2, e);
-      if (static_cast<int>(best.size()) < ef || d < best.top().dist) {
-        cand.push({d, e});
-        best.push({d, e});
-        if (static_cast<int>(best.size()) > ef) best.pop();
+      todo[nt++] = e;
+      const char *p = reinterpret_cast<const char *>(code(e));
+      for (int off = 0; off < dim_; off += 64) __builtin_prefetch(p + off);
+    }
+    for (int i = 0; i < nt; ++i) {
+      uint32_t e = todo[i];
+      float d = dist(e);
+      if (static_cast<int>(best.size()) < ef || d < best.front().dist) {
+        cand.push_back({d, e});
+        std::push_heap(cand.begin(), cand.end(), closer);
+        best.push_back({d, e});
+        std::push_heap(best.begin(), best.end(), farther);
+        if (static_cast<int>(best.size()) > ef) {
+          std::pop_heap(best.begin(), best.end(), farther);
+          best.pop_back();
+        }
       }
     }
   }
-  out.clear();
-  while (!best.empty()) {
-    out.push_back(best.top());
-    best.pop();
-  }
-  std::reverse(out.begin(), out.end());  // nearest first
+  out.assign(best.begin(), best.end());
+  std::sort(out.begin(), out.end(),
+            [](const Candidate &a, const Candidate &b) { return a.dist < b.dist; });
 }
 
 void Graph::connect(uint32_t from, uint32_t to, float dist, int layer) {
   uint32_t *s = slot(from, layer);
+  float *sd = slot_dist(from, layer);
   int cap = max_neighbors(m_, layer);
   int n = static_cast<int>(s[0]);
   if (n < cap) {
     s[1 + n] = to;
+    sd[n] = dist;
     s[0] = n + 1;
     return;
   }
-  // Full: re-select among the current neighbours and the new one.
-  std::vector<Candidate> c;
-  c.reserve(n + 1);
-  for (int i = 0; i < n; ++i)
-    c.push_back(
-        {pair_distance(metric_, code(from), hdrs_[from], code(s[1 + i]), hdrs_[s[1 + i]], dim_),
-         s[1 + i]});
+  // Full: re-select among the current neighbours (their distances are kept) and the new one.
+  std::vector<Candidate> &c = conn_buf_;
+  c.clear();
+  for (int i = 0; i < n; ++i) c.push_back({sd[i], s[1 + i]});
   c.push_back({dist, to});
   std::sort(c.begin(), c.end(),
             [](const Candidate &a, const Candidate &b) { return a.dist < b.dist; });
-  std::vector<float> d(c.size());
-  std::vector<const int8_t *> codes(c.size());
-  std::vector<const CodeHeader *> hs(c.size());
-  for (size_t i = 0; i < c.size(); ++i) {
-    d[i] = c[i].dist;
-    codes[i] = code(c[i].id);
-    hs[i] = &hdrs_[c[i].id];
+  int k = select(c, cap);
+  for (int i = 0; i < k; ++i) {
+    s[1 + i] = c[sel_buf_[i]].id;
+    sd[i] = c[sel_buf_[i]].dist;
   }
-  std::vector<int> sel(c.size());
-  std::unique_ptr<bool[]> flags(new bool[c.size()]);
-  int k =
-      select_neighbors(metric_, dim_, d.data(), codes.data(), hs.data(), static_cast<int>(c.size()),
-                       cap, sel.data(), scratch_.data(), flags.get(), true);
-  for (int i = 0; i < k; ++i) s[1 + i] = c[sel[i]].id;
   s[0] = k;
+}
+
+int Graph::select(const std::vector<Candidate> &c, int cap) {
+  size_t n = c.size();
+  dist_buf_.resize(n);
+  code_buf_.resize(n);
+  hdr_buf_.resize(n);
+  sel_buf_.resize(n);
+  if (flag_cap_ < n) {
+    flag_buf_.reset(new bool[n]);
+    flag_cap_ = n;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    dist_buf_[i] = c[i].dist;
+    code_buf_[i] = code(c[i].id);
+    hdr_buf_[i] = &hdrs_[c[i].id];
+  }
+  return select_neighbors(metric_, dim_, dist_buf_.data(), code_buf_.data(), hdr_buf_.data(),
+                          static_cast<int>(n), cap, sel_buf_.data(), scratch_.data(),
+                          flag_buf_.get(), true);
 }
 
 uint32_t Graph::add(const float *x, int level) {
@@ -343,10 +470,19 @@ uint32_t Graph::add(const float *x, int level) {
   codes_.resize(codes_.size() + dim_);
   hdrs_.emplace_back();
   quantize(x, dim_, &codes_[static_cast<size_t>(id) * dim_], &hdrs_.back());
+  codes2_.resize(codes2_.size() + dim_);
+  hdrs2_.emplace_back();
+  quantize_residual(x, dim_, &codes_[static_cast<size_t>(id) * dim_], hdrs_.back(),
+                    &codes2_[static_cast<size_t>(id) * dim_], &hdrs2_.back());
   levels_.push_back(static_cast<uint8_t>(level));
   layer0_.resize(layer0_.size() + 2 * m_ + 1, 0);
+  layer0_dist_.resize(layer0_dist_.size() + 2 * m_, 0.0f);
   upper_.emplace_back();
-  if (level > 0) upper_.back().assign(static_cast<size_t>(level) * (m_ + 1), 0);
+  upper_dist_.emplace_back();
+  if (level > 0) {
+    upper_.back().assign(static_cast<size_t>(level) * (m_ + 1), 0);
+    upper_dist_.back().assign(static_cast<size_t>(level) * m_, 0.0f);
+  }
   visited_.push_back(0);
   memory_ += element_bytes(dim_, m_, level);
 
@@ -355,37 +491,31 @@ uint32_t Graph::add(const float *x, int level) {
     max_level_ = level;
     return id;
   }
-  float qnorm2 = kernels::dot(x, x, dim_);
-  std::vector<Candidate> ep{{node_distance(x, qnorm2, entry_), static_cast<uint32_t>(entry_)}};
+  // The build compares the new element's code with the others' (int8 x int8, the same pair
+  // distances as the neighbour selection): faster than float x int8 and as good for the graph.
+  const int8_t *xc = code(id);
+  const CodeHeader xh = hdrs_[id];
+  auto dist = [&](uint32_t e) { return pair_distance(metric_, xc, xh, code(e), hdrs_[e], dim_); };
+  std::vector<Candidate> ep{{dist(static_cast<uint32_t>(entry_)), static_cast<uint32_t>(entry_)}};
   std::vector<Candidate> w;
   for (int l = max_level_; l > level; --l) {
-    search_layer(x, qnorm2, ep, 1, l, w);
+    search_layer(dist, ep, 1, l, w);
     ep.assign(w.begin(), w.begin() + 1);
   }
-  std::vector<float> d;
-  std::vector<const int8_t *> codes;
-  std::vector<const CodeHeader *> hs;
-  std::vector<int> sel;
+  std::vector<Candidate> kept;
   for (int l = std::min(level, max_level_); l >= 0; --l) {
-    search_layer(x, qnorm2, ep, ef_construction_, l, w);
-    int cap = max_neighbors(m_, l);
-    size_t n = w.size();
-    d.resize(n);
-    codes.resize(n);
-    hs.resize(n);
-    sel.resize(n);
-    std::unique_ptr<bool[]> flags(new bool[n]);
-    for (size_t i = 0; i < n; ++i) {
-      d[i] = w[i].dist;
-      codes[i] = code(w[i].id);
-      hs[i] = &hdrs_[w[i].id];
-    }
-    int k = select_neighbors(metric_, dim_, d.data(), codes.data(), hs.data(), static_cast<int>(n),
-                             cap, sel.data(), scratch_.data(), flags.get(), true);
+    search_layer(dist, ep, ef_construction_, l, w);
+    int k = select(w, max_neighbors(m_, l));
     uint32_t *s = slot(id, l);
-    for (int i = 0; i < k; ++i) s[1 + i] = w[sel[i]].id;
+    float *sd = slot_dist(id, l);
+    kept.clear();
+    for (int i = 0; i < k; ++i) {
+      kept.push_back(w[sel_buf_[i]]);
+      s[1 + i] = kept.back().id;
+      sd[i] = kept.back().dist;
+    }
     s[0] = k;
-    for (int i = 0; i < k; ++i) connect(w[sel[i]].id, id, w[sel[i]].dist, l);
+    for (const Candidate &e : kept) connect(e.id, id, e.dist, l);
     ep = w;
   }
   if (level > max_level_) {
@@ -399,12 +529,13 @@ std::vector<Candidate> Graph::search(const float *q, int k, int ef) const {
   std::vector<Candidate> w;
   if (entry_ < 0) return w;
   float qnorm2 = kernels::dot(q, q, dim_);
-  std::vector<Candidate> ep{{node_distance(q, qnorm2, entry_), static_cast<uint32_t>(entry_)}};
+  auto dist = [&](uint32_t e) { return node_distance(q, qnorm2, e); };
+  std::vector<Candidate> ep{{dist(static_cast<uint32_t>(entry_)), static_cast<uint32_t>(entry_)}};
   for (int l = max_level_; l > 0; --l) {
-    search_layer(q, qnorm2, ep, 1, l, w);
+    search_layer(dist, ep, 1, l, w);
     ep.assign(w.begin(), w.begin() + 1);
   }
-  search_layer(q, qnorm2, ep, std::max(ef, k), 0, w);
+  search_layer(dist, ep, std::max(ef, k), 0, w);
   if (static_cast<int>(w.size()) > k) w.resize(k);
   return w;
 }

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace lookalike::hnsw {
@@ -35,8 +36,10 @@ void dequantize(const int8_t *code, const CodeHeader &h, int dim, float *out);
 // sum q[i] * code[i] (the instruction set follows kernels::active_isa()).
 float dot_code(const float *q, const int8_t *code, int dim);
 
-// sum a[i] * b[i] over two codes.
+// sum a[i] * b[i] over two codes (AVX512-VNNI when the CPU has it and the active ISA is AVX-512).
 int32_t dot_i8(const int8_t *a, const int8_t *b, int dim);
+// Tests: true makes dot_i8 skip the VNNI variant.
+extern bool force_no_vnni;
 
 // Graph distance between two codes (both sides quantised).
 inline float pair_distance(Metric metric, const int8_t *a, const CodeHeader &ha, const int8_t *b,
@@ -54,10 +57,20 @@ inline float code_distance(Metric metric, const float *q, float qnorm2, const in
   return -qx;
 }
 
+// The refinement code: the quantisation error r = x - scale * code quantised again (int8, its own
+// scale). h2.resid bounds |x - (scale * code + h2.scale * code2)|, h2.norm2 is the squared norm
+// of that two-level reconstruction. Used only for the lower bounds of the results, so that they
+// are tight (about 1/100 of the one-level bound): the executor then re-checks few rows.
+void quantize_residual(const float *x, int dim, const int8_t *code, const CodeHeader &h,
+                       int8_t *code2, CodeHeader *h2);
+
 // A value never larger than what the SQL operator returns for (query, original vector), given
 // the code of the vector: the executor re-checks the ORDER BY with the heap row and re-ranks.
 // For cosine, q must be the unit-length query.
 double lower_bound(Metric metric, const float *q, const int8_t *code, const CodeHeader &h, int dim);
+// The same from both codes (tighter).
+double lower_bound_refined(Metric metric, const float *q, const int8_t *code, const CodeHeader &h,
+                           const int8_t *code2, const CodeHeader &h2, int dim);
 
 // Level of a new element from a uniform u in (0, 1]: floor(-ln(u) / ln(m)), at most kMaxLevel.
 int random_level(double u, int m);
@@ -101,6 +114,8 @@ class Graph {
   int level(uint32_t id) const { return levels_[id]; }
   const int8_t *code(uint32_t id) const { return &codes_[static_cast<size_t>(id) * dim_]; }
   const CodeHeader &header(uint32_t id) const { return hdrs_[id]; }
+  const int8_t *code2(uint32_t id) const { return &codes2_[static_cast<size_t>(id) * dim_]; }
+  const CodeHeader &header2(uint32_t id) const { return hdrs2_[id]; }
   // Neighbour ids of id on a layer (count written to *n).
   const uint32_t *neighbors(uint32_t id, int layer, int *n) const;
   // Bytes of memory in use per element of the given level, for budgeting.
@@ -108,14 +123,20 @@ class Graph {
   size_t memory_bytes() const { return memory_; }
 
  private:
-  uint32_t *slot(uint32_t id, int layer);  // [count, ids...]
+  uint32_t *slot(uint32_t id, int layer);    // [count, ids...]
+  float *slot_dist(uint32_t id, int layer);  // the distances of the ids in slot()
   const uint32_t *slot(uint32_t id, int layer) const;
   float node_distance(const float *q, float qnorm2, uint32_t id) const {
     return code_distance(metric_, q, qnorm2, code(id), hdrs_[id], dim_);
   }
-  void search_layer(const float *q, float qnorm2, std::vector<Candidate> &entry, int ef, int layer,
+  // Best-first search of one layer from the entry candidates; dist(id) is the graph distance of
+  // a node to the query. Returns up to ef candidates, nearest first, in out.
+  template <typename Dist>
+  void search_layer(Dist dist, std::vector<Candidate> &entry, int ef, int layer,
                     std::vector<Candidate> &out) const;
   void connect(uint32_t from, uint32_t to, float dist, int layer);
+  // The heuristic over c (nearest first) keeping at most cap; indices into c in sel_buf_.
+  int select(const std::vector<Candidate> &c, int cap);
 
   int dim_;
   Metric metric_;
@@ -126,12 +147,25 @@ class Graph {
   size_t memory_ = 0;
   std::vector<int8_t> codes_;
   std::vector<CodeHeader> hdrs_;
+  std::vector<int8_t> codes2_;  // refinement codes (quantize_residual)
+  std::vector<CodeHeader> hdrs2_;
   std::vector<uint8_t> levels_;
-  std::vector<uint32_t> layer0_;              // per node: count + 2m ids
-  std::vector<std::vector<uint32_t>> upper_;  // per node: layers 1..level, each count + m ids
-  mutable std::vector<uint32_t> visited_;     // epoch tags
+  std::vector<uint32_t> layer0_;                // per node: count + 2m ids
+  std::vector<std::vector<uint32_t>> upper_;    // per node: layers 1..level, each count + m ids
+  std::vector<float> layer0_dist_;              // per node: the 2m neighbours' distances
+  std::vector<std::vector<float>> upper_dist_;  // per node: layers 1..level, m distances each
+  mutable std::vector<uint32_t> visited_;       // epoch tags
   mutable uint32_t epoch_ = 0;
   std::vector<float> scratch_;
+  mutable std::vector<Candidate> cand_buf_, best_buf_;  // search_layer's heaps
+  mutable std::vector<uint32_t> todo_;                  // search_layer: neighbours to measure
+  std::vector<Candidate> conn_buf_;                     // connect(): candidates
+  std::vector<float> dist_buf_;                         // select(): scratch
+  std::vector<const int8_t *> code_buf_;
+  std::vector<const CodeHeader *> hdr_buf_;
+  std::vector<int> sel_buf_;
+  std::unique_ptr<bool[]> flag_buf_;
+  size_t flag_cap_ = 0;
 };
 
 }  // namespace lookalike::hnsw

@@ -223,6 +223,10 @@ void insert_element(Relation index, const MetaPage *meta, const float *x, ItemPo
   tup->heaptid = *heaptid;
   for (int i = 0; i < neighbor_slots(m, level); ++i) ItemPointerSetInvalid(&tup->neighbors[i]);
   hnsw::quantize(x, dim, element_code(tup, m), &tup->code_header);
+  hnsw::CodeHeader h2;
+  hnsw::quantize_residual(x, dim, element_code(tup, m), tup->code_header, element_code2(tup, m),
+                          &h2);
+  element_set_header2(tup, m, h2);
 
   GraphQuery qy{index, metric, dim, m, x, 0.0f};
   for (int i = 0; i < dim; ++i) qy.qnorm2 += x[i] * x[i];

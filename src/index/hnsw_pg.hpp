@@ -33,7 +33,7 @@ extern "C" {
 namespace lookalike::hnswpg {
 
 inline constexpr uint32 kMagic = 0x4c4b4857;  // "LKHW"
-inline constexpr uint32 kIndexVersion = 1;
+inline constexpr uint32 kIndexVersion = 2;    // 2: refinement code after the code
 inline constexpr BlockNumber kMetaBlock = 0;
 inline constexpr BlockNumber kUpdateLock = 0;  // heavyweight lock tag
 inline constexpr uint16 kPageId = 0xFA11;
@@ -77,17 +77,27 @@ struct ElementTuple {
   ItemPointerData heaptid;
   uint16 unused;
   hnsw::CodeHeader code_header;
-  ItemPointerData neighbors[FLEXIBLE_ARRAY_MEMBER];  // then int8 code[dim]
+  ItemPointerData neighbors[FLEXIBLE_ARRAY_MEMBER];
+  // then int8 code[dim], the refinement's CodeHeader (unaligned: memcpy) and int8 code2[dim]
 };
 
 inline int neighbor_slots(int m, int level) { return 2 * m + level * m; }
 inline int layer_offset(int m, int layer) { return layer == 0 ? 0 : 2 * m + (layer - 1) * m; }
 inline Size element_size(int dim, int m, int level) {
   return offsetof(ElementTuple, neighbors) + sizeof(ItemPointerData) * neighbor_slots(m, level) +
-         dim;
+         2 * dim + sizeof(hnsw::CodeHeader);
 }
 inline int8_t *element_code(ElementTuple *e, int m) {
   return reinterpret_cast<int8_t *>(&e->neighbors[neighbor_slots(m, e->level)]);
+}
+inline void element_get_header2(ElementTuple *e, int m, hnsw::CodeHeader *h2) {
+  memcpy(h2, element_code(e, m) + e->dim, sizeof(hnsw::CodeHeader));
+}
+inline void element_set_header2(ElementTuple *e, int m, const hnsw::CodeHeader &h2) {
+  memcpy(element_code(e, m) + e->dim, &h2, sizeof(hnsw::CodeHeader));
+}
+inline int8_t *element_code2(ElementTuple *e, int m) {
+  return element_code(e, m) + e->dim + sizeof(hnsw::CodeHeader);
 }
 inline PageOpaque *page_opaque(Page p) {
   return reinterpret_cast<PageOpaque *>(PageGetSpecialPointer(p));
@@ -169,6 +179,10 @@ struct GraphQuery {
 // skipped). Returns false if pos holds no element (which would be corruption: raises XX001).
 void read_element(const GraphQuery *qy, ItemPointer pos, float *dist, int *level, bool *deleted,
                   int layer, ItemPointerData *nb, int *nnb);
+// The graph distances and deleted flags of n elements (the neighbours of one element), reading
+// their pages with prefetching. bufs: scratch for n buffers. Raises XX001 like read_element.
+void read_distances(const GraphQuery *qy, const ItemPointerData *pos, int n, Buffer *bufs,
+                    float *dist, bool *deleted);
 // HNSW search of one layer from the entry candidates; returns up to ef nearest (nearest first)
 // in *out. Deleted elements are traversed but not returned.
 int search_layer(const GraphQuery *qy, const DiskCand *entry, int nentry, int ef, int layer,

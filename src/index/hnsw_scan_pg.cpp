@@ -51,6 +51,9 @@ struct HnswScanState {
   int ef;          // lookalike.ef_search when the scan started (a cursor may outlive a SET)
   bool exhausted;  // no more expansion (limit reached or queue empty)
   ItemPointerData *nb;
+  Buffer *bufs;  // read_distances() scratch, 2m each
+  float *dists;
+  bool *dels;
   ScanResult *batch;
   int nbatch;
   int ibatch;
@@ -69,8 +72,11 @@ bool read_result(HnswScanState *so, ItemPointer pos, ScanResult *out) {
   ElementTuple *e = page_element(page, ItemPointerGetOffsetNumber(pos));
   bool ok = !e->deleted && ItemPointerIsValid(&e->heaptid);
   if (ok) {
-    out->lb = hnsw::lower_bound(so->qy.metric, so->q, element_code(e, so->meta.m), e->code_header,
-                                so->qy.dim);
+    hnsw::CodeHeader h2;
+    element_get_header2(e, so->meta.m, &h2);
+    out->lb =
+        hnsw::lower_bound_refined(so->qy.metric, so->q, element_code(e, so->meta.m), e->code_header,
+                                  element_code2(e, so->meta.m), h2, so->qy.dim);
     out->heaptid = e->heaptid;
   }
   UnlockReleaseBuffer(buf);
@@ -114,12 +120,19 @@ void run_batch(HnswScanState *so) {
     if (so->best.n >= ef && c.dist > heap_top(&so->best).dist) break;
     heap_pop(&so->cand);
     CHECK_FOR_INTERRUPTS();
-    int nnb;
+    int nnb, nt = 0;
     read_element(&so->qy, &c.pos, nullptr, nullptr, nullptr, 0, so->nb, &nnb);
-    for (int i = 0; i < nnb; ++i) {
-      if (!tidset_add(&so->visited, &so->nb[i])) continue;
-      float d;
-      if (visit(so, &so->nb[i], &d)) best_offer(so, d, ef);
+    for (int i = 0; i < nnb; ++i)
+      if (tidset_add(&so->visited, &so->nb[i])) so->nb[nt++] = so->nb[i];
+    read_distances(&so->qy, so->nb, nt, so->bufs, so->dists, so->dels);
+    so->nvisited += nt;
+    for (int i = 0; i < nt; ++i) {
+      DiskCand e{so->dists[i], so->nb[i]};
+      heap_push(&so->cand, e);
+      if (!so->dels[i]) {
+        heap_push(&so->pool, e);
+        best_offer(so, e.dist, ef);
+      }
     }
   }
   so->nbatch = 0;
@@ -169,6 +182,9 @@ void start_search(IndexScanDesc scan, HnswScanState *so) {
   heap_init(&so->pool, ef * 16, true);
   heap_init(&so->best, ef + 1, false);
   so->nb = static_cast<ItemPointerData *>(palloc(sizeof(ItemPointerData) * 2 * so->meta.m));
+  so->bufs = static_cast<Buffer *>(palloc(sizeof(Buffer) * 2 * so->meta.m));
+  so->dists = static_cast<float *>(palloc(sizeof(float) * 2 * so->meta.m));
+  so->dels = static_cast<bool *>(palloc(sizeof(bool) * 2 * so->meta.m));
   so->batch = static_cast<ScanResult *>(palloc(sizeof(ScanResult) * ef));
   DiskCand ep;
   if (!descend(&so->qy, &so->meta, 0, &ep)) {

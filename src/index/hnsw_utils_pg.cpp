@@ -11,6 +11,7 @@ extern "C" {
 #include "commands/vacuum.h"
 #include "optimizer/optimizer.h"
 #include "utils/selfuncs.h"
+#include "utils/memutils.h"
 #include "utils/spccache.h"
 }
 
@@ -222,22 +223,62 @@ DiskCand heap_pop(CandHeap *h) {
 
 // ---- reading elements and searching --------------------------------------------------------
 
-void read_element(const GraphQuery *qy, ItemPointer pos, float *dist, int *level, bool *deleted,
-                  int layer, ItemPointerData *nb, int *nnb) {
+// The buffer that last held each block of the index scanned last (backend-local). A scan reads
+// about a thousand elements, each a buffer lookup in the shared hash table; ReadRecentBuffer
+// pins a remembered buffer without that lookup when it still holds the block (it checks the
+// buffer's tag, so a stale entry only costs the ordinary ReadBuffer).
+static struct {
+  RelFileNode node;
+  BlockNumber n;
+  Buffer *buf;
+} recent_buffers;
+
+static Buffer read_buffer_recent(Relation index, BlockNumber blk) {
+  if (RelationUsesLocalBuffers(index)) return ReadBuffer(index, blk);
+  if (recent_buffers.buf == nullptr || !RelFileNodeEquals(recent_buffers.node, index->rd_node)) {
+    if (recent_buffers.buf != nullptr)
+      memset(recent_buffers.buf, 0, sizeof(Buffer) * recent_buffers.n);
+    recent_buffers.node = index->rd_node;
+  }
+  if (blk >= recent_buffers.n) {
+    BlockNumber n = Max(blk + 1, Max(recent_buffers.n * 2, 1024));
+    Buffer *b = static_cast<Buffer *>(MemoryContextAllocExtended(
+        TopMemoryContext, sizeof(Buffer) * n, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO));
+    if (recent_buffers.buf != nullptr) {
+      memcpy(b, recent_buffers.buf, sizeof(Buffer) * recent_buffers.n);
+      pfree(recent_buffers.buf);
+    }
+    recent_buffers.buf = b;
+    recent_buffers.n = n;
+  }
+  Buffer b = recent_buffers.buf[blk];
+  if (b != InvalidBuffer && ReadRecentBuffer(index->rd_node, MAIN_FORKNUM, blk, b)) return b;
+  b = ReadBuffer(index, blk);
+  recent_buffers.buf[blk] = b;
+  return b;
+}
+
+// Checks that pos names an element on the (share-locked) page; raises XX001 otherwise.
+static ElementTuple *checked_element(const GraphQuery *qy, Buffer buf, ItemPointer pos) {
   BlockNumber blk = ItemPointerGetBlockNumber(pos);
   OffsetNumber off = ItemPointerGetOffsetNumber(pos);
-  Buffer buf = ReadBuffer(qy->index, blk);
-  LockBuffer(buf, BUFFER_LOCK_SHARE);
   Page page = BufferGetPage(buf);
-  if (PageIsNew(page) || page_opaque(page)->kind != kPageElement ||
-      off > PageGetMaxOffsetNumber(page)) {
+  if (PageIsNew(page) || page_opaque(page)->kind != kPageElement || off < FirstOffsetNumber ||
+      off > PageGetMaxOffsetNumber(page) || !ItemIdIsNormal(PageGetItemId(page, off))) {
     UnlockReleaseBuffer(buf);
     ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
                     errmsg("lookalike_hnsw index \"%s\" links to a missing element (%u,%u)",
                            RelationGetRelationName(qy->index), blk, off),
                     errhint("REINDEX the index.")));
   }
-  ElementTuple *e = page_element(page, off);
+  return page_element(page, off);
+}
+
+void read_element(const GraphQuery *qy, ItemPointer pos, float *dist, int *level, bool *deleted,
+                  int layer, ItemPointerData *nb, int *nnb) {
+  Buffer buf = read_buffer_recent(qy->index, ItemPointerGetBlockNumber(pos));
+  LockBuffer(buf, BUFFER_LOCK_SHARE);
+  ElementTuple *e = checked_element(qy, buf, pos);
   if (dist != nullptr)
     *dist = hnsw::code_distance(qy->metric, qy->q, qy->qnorm2, element_code(e, qy->m),
                                 e->code_header, qy->dim);
@@ -254,6 +295,38 @@ void read_element(const GraphQuery *qy, ItemPointer pos, float *dist, int *level
     *nnb = n;
   }
   UnlockReleaseBuffer(buf);
+}
+
+void read_distances(const GraphQuery *qy, const ItemPointerData *pos, int n, Buffer *bufs,
+                    float *dist, bool *deleted) {
+  // Visiting an element costs a few cache misses on its page (header, special space, line
+  // pointer, tuple, code), which the CPU can overlap when it knows the addresses early: first pin
+  // every page and prefetch its header, special space and line pointer; then prefetch the
+  // tuples (the line pointers are read unlocked here, only as prefetch hints: a stale value
+  // costs a useless prefetch); then lock, check and measure each one.
+  for (int i = 0; i < n; ++i) {
+    bufs[i] = read_buffer_recent(qy->index, ItemPointerGetBlockNumber(&pos[i]));
+    const char *page = BufferGetPage(bufs[i]);
+    __builtin_prefetch(page);
+    __builtin_prefetch(page + BLCKSZ - sizeof(PageOpaque));
+    __builtin_prefetch(PageGetItemId(page, ItemPointerGetOffsetNumber(&pos[i])));
+  }
+  for (int i = 0; i < n; ++i) {
+    const char *page = BufferGetPage(bufs[i]);
+    ItemIdData iid = *PageGetItemId(page, ItemPointerGetOffsetNumber(&pos[i]));
+    uint32 off = ItemIdGetOffset(&iid), len = ItemIdGetLength(&iid);
+    if (off >= BLCKSZ) continue;
+    len = Min(len, BLCKSZ - off);
+    for (uint32 b = 0; b < len; b += 64) __builtin_prefetch(page + off + b);
+  }
+  for (int i = 0; i < n; ++i) {
+    LockBuffer(bufs[i], BUFFER_LOCK_SHARE);
+    ElementTuple *e = checked_element(qy, bufs[i], const_cast<ItemPointer>(&pos[i]));
+    dist[i] = hnsw::code_distance(qy->metric, qy->q, qy->qnorm2, element_code(e, qy->m),
+                                  e->code_header, qy->dim);
+    deleted[i] = e->deleted != 0;
+    UnlockReleaseBuffer(bufs[i]);
+  }
 }
 
 int search_layer(const GraphQuery *qy, const DiskCand *entry, int nentry, int ef, int layer,

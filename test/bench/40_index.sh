@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The lookalike_hnsw index on 100,000 clustered unit vectors of 512 dimensions (seeded; the same
-# data as the exact-scan benchmark): build time, index size, and for ef_search in 20 40 80 100 160
-# queries/s from one client (pgbench) and recall@5 against the exact scan.
+# data as the exact-scan benchmark): build time, index size, and for ef_search in
+# 20 40 80 100 120 160 queries/s from one client (pgbench, prepared statements) and recall@5
+# against the exact scan, then the best queries/s among the ef_search values whose recall@5
+# reaches 0.98 (the issue's target: 1.5 x pgvector's 1,063 queries/s at recall >= 0.98).
 # References:
 #  - measured in the same run: the exact scan (the same query with the index disabled), whose
 #    answers define recall and whose queries/s the index is compared with;
@@ -16,7 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 N=${N:-100000}
 DIMS=${DIMS:-512}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-15}
-EF_LIST=${EF_LIST:-"20 40 80 100 160"}
+EF_LIST=${EF_LIST:-"20 40 80 100 120 160"}
 MWM=${MWM:-2GB}
 Q=100
 psql() { command psql -X -q -v ON_ERROR_STOP=1 "$@"; }
@@ -68,7 +70,7 @@ trap 'rm -f "$qfile"' EXIT
 printf '\\set q random(1, %d)\nSELECT id FROM hnsw_items ORDER BY e <=> (SELECT e FROM hnsw_queries WHERE qid = :q) LIMIT 5;\n' "$Q" >"$qfile"
 command psql -X -q -At -c "CREATE EXTENSION IF NOT EXISTS pg_prewarm" -c "SELECT pg_prewarm('hnsw_items')" >/dev/null
 tps() {  # extra PGOPTIONS -> queries/s
-  PGOPTIONS="$1" pgbench -n -c 1 -T "$SECONDS_PER_RUN" -f "$qfile" 2>/dev/null | sed -nE 's/^tps = ([0-9.]+) .*/\1/p'
+  PGOPTIONS="$1" pgbench -n -M prepared -c 1 -T "$SECONDS_PER_RUN" -f "$qfile" 2>/dev/null | sed -nE 's/^tps = ([0-9.]+) .*/\1/p'
 }
 exact_qps=$(tps "-c enable_indexscan=off")
 
@@ -82,11 +84,14 @@ command psql -X -q -At -c "SELECT pg_prewarm('hnsw_items_e')" >/dev/null
 plan=$(psql -At -c "EXPLAIN (COSTS OFF) SELECT id FROM hnsw_items ORDER BY e <=> (SELECT e FROM hnsw_queries WHERE qid = 1) LIMIT 5")
 grep -q "Index Scan using hnsw_items_e" <<<"$plan" || { echo "40_index: the planner does not use the index" >&2; exit 1; }
 
-printf '{"name":"hnsw_build","value":%.2f,"unit":"s","reference":"pgvector 0.8.6 hnsw build, published (m=16, ef_construction=64, 2 cores)","reference_value":52.8,"ratio":%.3f,"rows":%d,"dims":%d}\n' \
-  "$build" "$(echo "52.8 / $build" | bc -l)" "$N" "$DIMS"
+printf '{"name":"hnsw_build","value":%.2f,"unit":"s","reference":"pgvector 0.8.6 hnsw build, published (m=16, ef_construction=64, 2 cores; target: ratio >= 2)","reference_value":52.8,"ratio":%.3f,"rows":%d,"dims":%d,"load_average":"%s"}\n' \
+  "$build" "$(echo "52.8 / $build" | bc -l)" "$N" "$DIMS" "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '{"name":"hnsw_index_size","value":%s,"unit":"MB","reference":"pgvector 0.8.6 hnsw index, published","reference_value":260,"ratio":%.3f}\n' \
   "$size_mb" "$(echo "260 / $size_mb" | bc -l)"
 
+best_qps=0
+best_ef=none
+best_recall=0
 for ef in $EF_LIST; do
   recall=$(psql -At -c "SET lookalike.ef_search = $ef" -c "SELECT round(avg((SELECT count(*) FROM unnest(x.ids) i WHERE i = ANY (t.ids)) / 5.0), 4)
     FROM hnsw_truth t JOIN hnsw_queries q USING (qid),
@@ -96,7 +101,12 @@ for ef in $EF_LIST; do
     "$ef" "$qps" "$exact_qps" "$(echo "$qps / $exact_qps" | bc -l)" "$recall" "$ef" "$(echo "$qps / 1063" | bc -l)"
   printf '{"name":"hnsw_recall5_ef%s","value":%s,"unit":"recall@5","reference":"pgvector 0.8.6 recall@5 at ef_search=40, published","reference_value":0.978,"ratio":%.3f}\n' \
     "$ef" "$recall" "$(echo "$recall / 0.978" | bc -l)"
+  if [ "$(echo "$recall >= 0.98 && $qps > $best_qps" | bc -l)" = 1 ]; then
+    best_qps=$qps best_ef=$ef best_recall=$recall
+  fi
 done
+printf '{"name":"hnsw_qps_at_recall098","value":%s,"unit":"queries/s","reference":"pgvector 0.8.6 published, 1,063 queries/s at recall@5 0.978 (target: ratio >= 1.5)","reference_value":1063,"ratio":%.3f,"ef_search":"%s","recall_at_5":%s}\n' \
+  "$best_qps" "$(echo "$best_qps / 1063" | bc -l)" "$best_ef" "$best_recall"
 
 # pgvector itself, in the same run, when the server has it.
 if command psql -X -q -c "CREATE EXTENSION IF NOT EXISTS vector" >/dev/null 2>&1; then
