@@ -30,7 +30,7 @@ LOOKALIKE_SQL = extension/lookalike--$(EXTVERSION).sql
 DATA_built = $(LOOKALIKE_SQL)
 DATA = extension/lookalike.control $(wildcard extension/lookalike--*--*.sql)
 LOADER = tools/loader/lookalike-load
-EXTRA_CLEAN = $(LOOKALIKE_SQL) $(EXTRA_MODULES) $(IMAGE_OBJS) $(MODEL_OBJS) $(LOADER)
+EXTRA_CLEAN = $(LOOKALIKE_SQL) $(EXTRA_MODULES) $(IMAGE_OBJS) $(MODEL_OBJS) $(LOADER) $(patsubst %.cpp,%.d,$(SRCS))
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=lookalike
@@ -46,7 +46,7 @@ MODEL_LIBS = -fopenmp -lcrypto
 src/model/%.o: override CXXFLAGS += -fopenmp
 
 PG_CPPFLAGS = -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server) $(OPENCV_CFLAGS) $(TORCH_CFLAGS)
-PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-missing-field-initializers -fPIC
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-missing-field-initializers -fPIC -MMD -MP
 SHLIB_LINK = -lstdc++
 
 # No JIT bitcode: it would need clang, and C++ with LibTorch/OpenCV headers gains nothing from it.
@@ -91,3 +91,6 @@ demo:
 
 format:
 	clang-format -i $(SRCS) $(wildcard src/*/*.hpp) $(wildcard test/unit/*.cpp) $(wildcard tools/*/*.cpp)
+
+# Header dependencies written by -MMD next to each object: a changed header rebuilds its users.
+-include $(patsubst %.cpp,%.d,$(SRCS))
