@@ -20,7 +20,7 @@ inline constexpr int64_t kMaxImagePixelsLimit = int64_t(1) << 30;
 
 // Model runtime (issue #3).
 // 16 images per forward pass: near the throughput of 32 on a CPU, half the cancel latency.
-inline constexpr int kDefaultBatchSize = 16;
+inline constexpr int kDefaultBatchSize = 4;  // measured: see docs/model.md, "Batch size"
 inline constexpr int kMaxBatchSize = 1024;
 inline constexpr int kDefaultModelThreads = 1;  // per backend: never oversubscribes the cores
 inline constexpr int kMaxModelThreads = 256;
