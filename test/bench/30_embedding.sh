@@ -8,7 +8,8 @@
 #
 # Standalone: PGHOST/PGPORT/PGUSER/PGDATABASE of a server with lookalike installed, a superuser
 # (the model is registered), and SHARED (default ../shared); the server reads the image files.
-#   THREADS=n       threads for both sides (default: nproc, which is what cnn() uses)
+#   THREADS=n       threads for both sides (default 1, lookalike's per-backend default; cnn() is
+#                   given the same count)
 #   REF_IMAGES=n    images the plain reference embeds (default 320 = 10 of its batches; it runs
 #                   at a few images/s with Debian's torch, so all 6,217 would take long; its
 #                   rate per image does not depend on the count)
@@ -18,7 +19,7 @@ set -euo pipefail
 root=${LOOKALIKE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 SHARED=${SHARED:-$root/../shared}
 SHARED=$(cd "$SHARED" && pwd)
-threads=${THREADS:-$(nproc)}
+threads=${THREADS:-1}  # lookalike's per-backend default (docs/model.md: 2 intra-op threads lose when the other core is busy)
 ref_images=${REF_IMAGES:-320}
 ref_opt_images=${REF_OPT_IMAGES:-640}
 model=$SHARED/models/mobilenet_v2-imagenet-features.pt
