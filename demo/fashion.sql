@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS fashion.features (
     histogram embedding,    -- color_histogram(image): RGB 8x8x8, the study's baseline
     cnn embedding,          -- image_embedding(image): MobileNetV2 ImageNet features (1280-d)
     foreground embedding,   -- foreground_color_histogram(image): colour of the product's own pixels
-    fused embedding         -- fused_embedding(cnn - mean(cnn), foreground, 0.5)
+    fused embedding         -- fused_embedding(cnn - mean(cnn), foreground, 0.6)
 );
 COMMENT ON TABLE fashion.features IS 'image features of the products that have an image (demo/features.sql)';
 CREATE TABLE IF NOT EXISTS fashion.feature_means (feature text PRIMARY KEY, mean embedding NOT NULL);
@@ -47,7 +47,7 @@ SELECT lookalike.add_evaluation_method('fashion', 'cnn',
     'image_embedding(image): MobileNetV2 ImageNet features, the default model');
 SELECT lookalike.add_evaluation_method('fashion', 'fused',
     'SELECT id, fused FROM fashion.features', 'cosine',
-    '0.5 x cosine of the centred CNN embedding + 0.5 x cosine of foreground_color_histogram (fused_embedding)');
+    '0.6 x cosine of the centred CNN embedding + 0.4 x cosine of foreground_color_histogram (fused_embedding)');
 
 -- Drill-down by article type: which kinds of product each method finds or misses.
 CREATE OR REPLACE VIEW fashion.retrieval_article_types AS
