@@ -165,6 +165,23 @@ static void link_back(Relation index, const MetaPage *meta, ItemPointer nb, int 
   pfree(code);
 }
 
+// Adds the element tuple to `page` (registered in `state`, `buf` locked exclusively), WAL-logs
+// the change, releases the buffer and returns the tuple's position in `out`.
+static void add_element_and_finish(Relation index, GenericXLogState *state, Page page, Buffer buf,
+                                   BlockNumber blk, ElementTuple *tup, Size size, ItemPointer out) {
+  OffsetNumber off =
+      PageAddItem(page, reinterpret_cast<Item>(tup), size, InvalidOffsetNumber, false, false);
+  if (off == InvalidOffsetNumber) {
+    GenericXLogAbort(state);
+    UnlockReleaseBuffer(buf);
+    elog(ERROR, "failed to add an element to lookalike_hnsw index \"%s\"",
+         RelationGetRelationName(index));
+  }
+  GenericXLogFinish(state);
+  UnlockReleaseBuffer(buf);
+  ItemPointerSet(out, blk, off);
+}
+
 // Puts a new element tuple on a page with room (the last page, else a new one).
 static void place_element(Relation index, const MetaPage *meta, ElementTuple *tup, Size size,
                           ItemPointer out) {
@@ -175,17 +192,7 @@ static void place_element(Relation index, const MetaPage *meta, ElementTuple *tu
     if (PageGetFreeSpace(BufferGetPage(buf)) >= MAXALIGN(size)) {
       GenericXLogState *state = GenericXLogStart(index);
       Page page = GenericXLogRegisterBuffer(state, buf, 0);
-      OffsetNumber off =
-          PageAddItem(page, reinterpret_cast<Item>(tup), size, InvalidOffsetNumber, false, false);
-      if (off == InvalidOffsetNumber) {
-        GenericXLogAbort(state);
-        UnlockReleaseBuffer(buf);
-        elog(ERROR, "failed to add an element to lookalike_hnsw index \"%s\"",
-             RelationGetRelationName(index));
-      }
-      GenericXLogFinish(state);
-      UnlockReleaseBuffer(buf);
-      ItemPointerSet(out, blk, off);
+      add_element_and_finish(index, state, page, buf, blk, tup, size, out);
       return;
     }
     UnlockReleaseBuffer(buf);
@@ -198,17 +205,7 @@ static void place_element(Relation index, const MetaPage *meta, ElementTuple *tu
   GenericXLogState *state = GenericXLogStart(index);
   Page page = GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE);
   init_page(page, kPageElement);
-  OffsetNumber off =
-      PageAddItem(page, reinterpret_cast<Item>(tup), size, InvalidOffsetNumber, false, false);
-  if (off == InvalidOffsetNumber) {
-    GenericXLogAbort(state);
-    UnlockReleaseBuffer(buf);
-    elog(ERROR, "failed to add an element to lookalike_hnsw index \"%s\"",
-         RelationGetRelationName(index));
-  }
-  GenericXLogFinish(state);
-  UnlockReleaseBuffer(buf);
-  ItemPointerSet(out, blk, off);
+  add_element_and_finish(index, state, page, buf, blk, tup, size, out);
   update_meta(index, false, nullptr, 0, blk);
 }
 
