@@ -115,6 +115,17 @@ void write_neighbors(Relation index, int m, ItemPointer pos, int layer, const It
   UnlockReleaseBuffer(buf);
 }
 
+void reselect_neighbors(Relation index, const MetaPage *meta, ItemPointer pos, int layer,
+                        const int8_t *code, const hnsw::CodeHeader &h, const ItemPointerData *cands,
+                        int n, ItemPointerData *out) {
+  float *base = static_cast<float *>(palloc(sizeof(float) * meta->dim));
+  hnsw::dequantize(code, h, meta->dim, base);
+  int k = choose_neighbors(index, meta, base, h.norm2, cands, nullptr, n,
+                           hnsw::max_neighbors(meta->m, layer), out);
+  write_neighbors(index, meta->m, pos, layer, out, k);
+  pfree(base);
+}
+
 // Reads the neighbour list of pos on a layer (all valid slots) and its code.
 static int read_neighbors(Relation index, int m, int dim, ItemPointer pos, int layer,
                           ItemPointerData *list, int8_t *code, hnsw::CodeHeader *h) {
@@ -153,12 +164,8 @@ static void link_back(Relation index, const MetaPage *meta, ItemPointer nb, int 
     write_neighbors(index, m, nb, layer, list, n);
   } else {
     list[n++] = *newpos;
-    float *base = static_cast<float *>(palloc(sizeof(float) * dim));
-    hnsw::dequantize(code, h, dim, base);
     ItemPointerData *out = static_cast<ItemPointerData *>(palloc(sizeof(ItemPointerData) * cap));
-    int k = choose_neighbors(index, meta, base, h.norm2, list, nullptr, n, cap, out);
-    write_neighbors(index, m, nb, layer, out, k);
-    pfree(base);
+    reselect_neighbors(index, meta, nb, layer, code, h, list, n, out);
     pfree(out);
   }
   pfree(list);

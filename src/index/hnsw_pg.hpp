@@ -207,6 +207,19 @@ R guard_index(Fn &&fn) {
 // ---- insert (hnsw_insert_pg.cpp) -----------------------------------------------------------
 // Inserts one prepared vector (generic WAL). The caller holds kUpdateLock exclusively.
 void insert_element(Relation index, const MetaPage *meta, const float *x, ItemPointer heaptid);
+// Selects up to cap neighbours of a base point among cands[0..n) (distances computed when dists
+// is NULL; deleted elements skipped) with the HNSW heuristic; returns the count written to out.
+int choose_neighbors(Relation index, const MetaPage *meta, const float *base, float base_norm2,
+                     const ItemPointerData *cands, const float *dists, int n, int cap,
+                     ItemPointerData *out);
+// Replaces pos's neighbour list on a layer (generic WAL).
+void write_neighbors(Relation index, int m, ItemPointer pos, int layer, const ItemPointerData *list,
+                     int n);
+// Re-selects pos's neighbours on a layer from cands[0..n) (pos's code and header given) and
+// writes them: used when a full list gains a member (insert) and when it lost dead ones (vacuum).
+void reselect_neighbors(Relation index, const MetaPage *meta, ItemPointer pos, int layer,
+                        const int8_t *code, const hnsw::CodeHeader &h, const ItemPointerData *cands,
+                        int n, ItemPointerData *out);
 
 }  // namespace lookalike::hnswpg
 

@@ -16,14 +16,6 @@ extern "C" {
 using namespace lookalike;
 using namespace lookalike::hnswpg;
 
-namespace lookalike::hnswpg {
-int choose_neighbors(Relation index, const MetaPage *meta, const float *base, float base_norm2,
-                     const ItemPointerData *cands, const float *dists, int n, int cap,
-                     ItemPointerData *out);
-void write_neighbors(Relation index, int m, ItemPointer pos, int layer, const ItemPointerData *list,
-                     int n);
-}  // namespace lookalike::hnswpg
-
 namespace {
 
 // Neighbour list (valid slots) of pos on a layer, its code and header.
@@ -68,16 +60,12 @@ void repair(Relation index, const MetaPage *meta, const TidSet *dead, ItemPointe
     for (int j = 0; j < ns; ++j)
       if (!tidset_contains(dead, &sub[j]) && tidset_add(&seen, &sub[j])) cands[nc++] = sub[j];
   }
-  float *base = static_cast<float *>(palloc(sizeof(float) * dim));
-  hnsw::dequantize(code, h, dim, base);
-  int k = choose_neighbors(index, meta, base, h.norm2, cands, nullptr, nc, cap, list);
-  write_neighbors(index, m, pos, layer, list, k);
+  reselect_neighbors(index, meta, pos, layer, code, h, cands, nc, list);
   pfree(list);
   pfree(sub);
   pfree(code);
   pfree(cands);
   pfree(seen.keys);
-  pfree(base);
 }
 
 }  // namespace
