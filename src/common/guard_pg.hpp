@@ -96,15 +96,22 @@ void capture_current_exception(CapturedError &out) noexcept;
 // Raises the captured error with ereport(ERROR) (or ReThrowError). Does not return.
 pg_attribute_noreturn() void raise_captured(const CapturedError &err);
 
-// The body of every SQL entry point: run impl, convert any exception at the boundary.
-template <typename Impl>
-inline Datum run_entry_point(FunctionCallInfo fcinfo, Impl impl) {
+// Runs fn() at a C++ -> PostgreSQL boundary (an SQL entry point, an index AM callback): any
+// exception is captured, the catch block is left, and only then the PostgreSQL error is raised.
+template <typename R, typename Fn>
+inline R run_at_boundary(Fn &&fn) {
   try {
-    return impl(fcinfo);
+    return fn();
   } catch (...) {
     capture_current_exception(captured_error_slot());
   }
   raise_captured(captured_error_slot());  // outside the catch block: the exception is gone
+}
+
+// The body of every SQL entry point.
+template <typename Impl>
+inline Datum run_entry_point(FunctionCallInfo fcinfo, Impl impl) {
+  return run_at_boundary<Datum>([&] { return impl(fcinfo); });
 }
 
 }  // namespace lookalike::pg

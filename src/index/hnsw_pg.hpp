@@ -17,6 +17,8 @@
 // (hnsw_core.hpp), which is called inside the AM entry points' catch-all (see guard_index).
 #pragma once
 
+#include <utility>
+
 #include "index/hnsw_core.hpp"
 #include "common/guard_pg.hpp"
 
@@ -195,13 +197,7 @@ bool descend(const GraphQuery *qy, const MetaPage *meta, int to_layer, DiskCand 
 // is left, and the error is raised as a PostgreSQL error.
 template <typename R, typename Fn>
 R guard_index(Fn &&fn) {
-  pg::CapturedError err;
-  try {
-    return fn();
-  } catch (...) {
-    pg::capture_current_exception(err);
-  }
-  pg::raise_captured(err);
+  return pg::run_at_boundary<R>(std::forward<Fn>(fn));
 }
 
 // ---- insert (hnsw_insert_pg.cpp) -----------------------------------------------------------
