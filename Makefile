@@ -20,9 +20,9 @@ PG_CONFIG ?= pg_config
 #   lookalike_model.so  the model registry and image_embedding(), LibTorch    (src/model + src/image core)
 SRCS := $(sort $(wildcard src/*/*.cpp))
 OBJS  = $(patsubst %.cpp,%.o,$(wildcard src/common/*.cpp src/vector/*.cpp src/index/*.cpp))
-IMAGE_OBJS = $(patsubst %.cpp,%.o,$(wildcard src/image/*.cpp)) src/common/guard_pg.o
+IMAGE_OBJS = $(patsubst %.cpp,%.o,$(wildcard src/image/*.cpp)) src/common/guard_pg.o src/common/settings_pg.o
 IMAGE_CORE_OBJS = $(patsubst %.cpp,%.o,$(filter-out %_pg.cpp,$(wildcard src/image/*.cpp)))
-MODEL_OBJS = $(patsubst %.cpp,%.o,$(wildcard src/model/*.cpp)) $(IMAGE_CORE_OBJS) src/common/guard_pg.o
+MODEL_OBJS = $(patsubst %.cpp,%.o,$(wildcard src/model/*.cpp)) $(IMAGE_CORE_OBJS) src/common/guard_pg.o src/common/settings_pg.o
 EXTRA_MODULES = lookalike_image$(DLSUFFIX) lookalike_model$(DLSUFFIX)
 
 # The install script is assembled from the per-feature parts in extension/parts/.

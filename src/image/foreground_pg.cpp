@@ -1,7 +1,6 @@
 // foreground_color_histogram(image bytea, hue_bins integer DEFAULT 12,
 //                            white_tolerance integer DEFAULT 20) RETURNS embedding
 // (see foreground.hpp and extension/parts/25_foreground.sql).
-#include <cstdlib>
 #include <vector>
 
 #include <opencv2/core.hpp>
@@ -10,23 +9,22 @@
 #include "image/decode.hpp"
 #include "image/foreground.hpp"
 #include "common/guard_pg.hpp"
+#include "common/settings_pg.hpp"
 #include "vector/embedding_pg.hpp"
 
 using namespace lookalike;
 
 LOOKALIKE_FUNCTION(foreground_color_histogram) {
   bytea *raw = nullptr;
-  const char *max_setting = nullptr;  // lookalike.max_image_pixels, defined by lookalike.so
+  int64_t max_pixels = 0;
   image::ForegroundOptions opt;
   pg::guarded([&] {
     raw = PG_GETARG_BYTEA_PP(0);
     opt.hue_bins = PG_GETARG_INT32(1);
     opt.white_tolerance = PG_GETARG_INT32(2);
-    max_setting = GetConfigOption("lookalike.max_image_pixels", true, false);
+    max_pixels = pg::setting_int("lookalike.max_image_pixels", kDefaultMaxImagePixels);
     CHECK_FOR_INTERRUPTS();
   });
-  int64_t max_pixels = max_setting ? std::strtoll(max_setting, nullptr, 10) : 0;
-  if (max_pixels <= 0) max_pixels = kDefaultMaxImagePixels;
   const auto *data = reinterpret_cast<const uint8_t *>(VARDATA_ANY(raw));
   const size_t len = VARSIZE_ANY_EXHDR(raw);
   std::vector<float> h;

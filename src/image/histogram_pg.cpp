@@ -6,7 +6,6 @@
 // never unwinds over a cv::Mat, and a C++ exception from the helper frees every cv::Mat as it
 // unwinds to the LOOKALIKE_FUNCTION boundary.
 #include <cstdint>
-#include <cstdlib>
 
 #include <opencv2/core.hpp>
 
@@ -14,20 +13,11 @@
 #include "image/decode.hpp"
 #include "image/histogram.hpp"
 #include "common/guard_pg.hpp"
+#include "common/settings_pg.hpp"
 #include "vector/embedding_pg.hpp"
 
 namespace lookalike {
 namespace {
-
-// lookalike.max_image_pixels (defined by lookalike.so, which our _PG_init loads).
-int64_t max_image_pixels() {
-  const char *s = GetConfigOption("lookalike.max_image_pixels", true, false);
-  if (s == nullptr) return kDefaultMaxImagePixels;
-  char *end = nullptr;
-  long long v = std::strtoll(s, &end, 10);
-  if (end == s || v <= 0) return kDefaultMaxImagePixels;
-  return v;
-}
 
 // Owns the decoded and resized images; calls no PostgreSQL function.
 void histogram_of(const uint8_t *data, size_t len, int bins, int64_t max_pixels, float *out) {
@@ -44,7 +34,7 @@ LOOKALIKE_FUNCTION(color_histogram) {
   int32 bins = PG_GETARG_INT32(1);
   image::check_histogram_bins(bins);
   bytea *raw = PG_GETARG_BYTEA_PP(0);
-  int64_t max_pixels = max_image_pixels();
+  int64_t max_pixels = pg::setting_int("lookalike.max_image_pixels", kDefaultMaxImagePixels);
   int dims = image::histogram_dims(bins);
   Embedding *result = static_cast<Embedding *>(palloc0(embedding_size(dims)));
   SET_VARSIZE(result, embedding_size(dims));

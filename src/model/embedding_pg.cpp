@@ -18,6 +18,7 @@
 #include "model/runtime.hpp"
 #include "vector/embedding_pg.hpp"
 #include "common/guard_pg.hpp"
+#include "common/settings_pg.hpp"
 
 extern "C" {
 #include "executor/spi.h"
@@ -84,14 +85,6 @@ bool lookup_model(const char *name, ModelRow *out) {
   return found;
 }
 
-int64 setting_int(const char *name, int64 fallback) {
-  const char *v = GetConfigOption(name, true, false);
-  if (v == nullptr || *v == '\0') return fallback;
-  char *end;
-  long long x = strtoll(v, &end, 10);
-  return end == v ? fallback : x;
-}
-
 // The model to use: the argument, else lookalike.default_model. Returns a palloc'd string.
 char *resolve_model_name(FunctionCallInfo fcinfo, int argno) {
   if (PG_NARGS() > argno && !PG_ARGISNULL(argno)) return text_to_cstring(PG_GETARG_TEXT_PP(argno));
@@ -118,11 +111,12 @@ Embedding *make_embedding(const float *x, int dim) {
 // ---- settings, read in C++ frames through pg::guarded ----------------------------------------
 
 int threads_setting() {
-  return int(pg::guarded([] { return setting_int("lookalike.threads", kDefaultModelThreads); }));
+  return int(
+      pg::guarded([] { return pg::setting_int("lookalike.threads", kDefaultModelThreads); }));
 }
 int64_t max_pixels_setting() {
   return pg::guarded(
-      [] { return setting_int("lookalike.max_image_pixels", kDefaultMaxImagePixels); });
+      [] { return pg::setting_int("lookalike.max_image_pixels", kDefaultMaxImagePixels); });
 }
 
 // ---- the per-backend model cache --------------------------------------------------------------
@@ -314,9 +308,9 @@ LOOKALIKE_FUNCTION(image_embeddings) {
   });
   CachedModel &m = get_model(name);
   const int batch =
-      int(pg::guarded([] { return setting_int("lookalike.batch_size", kDefaultBatchSize); }));
+      int(pg::guarded([] { return pg::setting_int("lookalike.batch_size", kDefaultBatchSize); }));
   const int64 interval = pg::guarded(
-      [] { return setting_int("lookalike.progress_interval", kDefaultProgressInterval); });
+      [] { return pg::setting_int("lookalike.progress_interval", kDefaultProgressInterval); });
   const int64_t max_pixels = max_pixels_setting();
   configure_threads(threads_setting());
 
