@@ -81,6 +81,11 @@ void _PG_init(void) {
                           "filters out rows; the scan ends when it is reached.",
                           &lookalike::hnswpg::max_scan_tuples, 20000, 1, INT_MAX, PGC_USERSET, 0,
                           nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "lookalike.build_threads", "Threads that build a lookalike_hnsw graph in memory.",
+      "0 (the default) means 1 + max_parallel_maintenance_workers. Never more than the CPUs "
+      "online; threads exist only during CREATE INDEX / REINDEX.",
+      &lookalike::hnswpg::build_threads, 0, 0, 64, PGC_USERSET, 0, nullptr, nullptr, nullptr);
   // Model runtime (src/model/).
   DefineCustomStringVariable("lookalike.default_model",
                              "Model that image_embedding() uses when no model is named.",

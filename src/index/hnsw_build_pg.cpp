@@ -3,9 +3,22 @@
 // WAL-logged whole. When the graph would outgrow maintenance_work_mem, the graph so far is
 // written out (NOTICE) and the remaining rows are inserted one by one on disk, like aminsert.
 //
+// Rows are appended to the graph as the scan reads them (quantised, not linked yet); every
+// kLinkBatch rows the scan pauses and the pending rows are linked into the graph by
+// lookalike.build_threads threads (hnsw::Graph::link_pending): this backend's thread, which also
+// polls for interrupts, and helper threads that run only pure C++ over the graph (no PostgreSQL
+// call, no palloc, every signal blocked) and are joined before link_pending returns. On an
+// interrupt the threads stop after their current element, are joined, and only then does this
+// thread call CHECK_FOR_INTERRUPTS (which may raise an error: the graph is then freed with the
+// build's memory context). Before the pages are written, a second pass over layer 0
+// (hnsw::Graph::refine, same threads) lets every element search the finished graph for its
+// neighbours again, and every element is made reachable (hnsw::Graph::connect_unreachable).
+//
 // The graph is a C++ object owned by the build's memory context (deleted by a reset callback),
 // so no frame here owns a C++ object while calling PostgreSQL; calls into the pure core that may
-// throw (Graph::add, std::bad_alloc) run under guard_index.
+// throw (Graph::append / link_pending, std::bad_alloc) run under guard_index.
+#include <unistd.h>
+
 #include <new>
 
 #include "index/hnsw_pg.hpp"
@@ -16,6 +29,7 @@ extern "C" {
 #include "access/xloginsert.h"
 #include "commands/progress.h"
 #include "common/pg_prng.h"
+#include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/backend_progress.h"
 }
@@ -24,6 +38,10 @@ using namespace lookalike;
 using namespace lookalike::hnswpg;
 
 namespace {
+
+// Rows appended before the scan pauses to link them (a few milliseconds of each thread's work
+// per pause; thread start-up is paid once per batch).
+constexpr size_t kLinkBatch = 4096;
 
 struct BuildState {
   Relation heap;
@@ -39,6 +57,7 @@ struct BuildState {
   double heap_tuples;
   double index_tuples;
   bool on_disk;  // the graph did not fit: rows go straight to disk
+  int threads;   // lookalike.build_threads, resolved
   size_t mem_limit;
   float *xbuf;
   MemoryContext build_cxt;
@@ -88,9 +107,51 @@ void write_metapage(Relation index, ForkNumber fork, const BuildState *st) {
   UnlockReleaseBuffer(buf);
 }
 
-// Writes the in-memory graph to element pages after the metapage, sets the entry point, and
-// WAL-logs every page (the index is new: whole-page images).
+// Threads for linking: lookalike.build_threads, or 1 + max_parallel_maintenance_workers when it
+// is 0; at most the number of CPUs online (so never more threads than cores), at least 1.
+int resolve_threads() {
+  int t = build_threads > 0 ? build_threads : 1 + max_parallel_maintenance_workers;
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  if (cpus > 0 && t > cpus) t = static_cast<int>(cpus);
+  return t < 1 ? 1 : t;
+}
+
+// Links every appended row into the graph (see the file comment).
+void link_pending(BuildState *st) {
+  hnsw::Graph *g = st->graph;
+  while (g != nullptr && g->pending() > 0) {
+    guard_index<size_t>([&] {
+      return g->link_pending(st->threads, [](size_t) {
+        // Only reads PostgreSQL's interrupt flags: no call, no error from here.
+        return !(INTERRUPTS_PENDING_CONDITION() && INTERRUPTS_CAN_BE_PROCESSED());
+      });
+    });
+    CHECK_FOR_INTERRUPTS();
+  }
+}
+
+// Second pass over layer 0 (hnsw::Graph::refine), with the threads and interrupt handling of
+// link_pending(); then every element is made reachable.
+void refine_graph(BuildState *st) {
+  hnsw::Graph *g = st->graph;
+  size_t n = g->size(), done = 0;
+  while (done < n) {
+    done += guard_index<size_t>([&] {
+      return g->refine(done, n, st->threads, [](size_t) {
+        return !(INTERRUPTS_PENDING_CONDITION() && INTERRUPTS_CAN_BE_PROCESSED());
+      });
+    });
+    CHECK_FOR_INTERRUPTS();
+  }
+  guard_index<size_t>([&] { return g->connect_unreachable(); });
+}
+
+// Links the pending rows, runs the second pass, then writes the in-memory graph to element pages
+// after the metapage, sets the entry point, and WAL-logs every page (the index is new:
+// whole-page images).
 void flush_graph(BuildState *st) {
+  link_pending(st);
+  refine_graph(st);
   Relation index = st->index;
   const hnsw::Graph &g = *st->graph;
   size_t n = g.size();
@@ -210,10 +271,11 @@ void add_row(BuildState *st, const float *x, ItemPointer tid) {
   }
   hnsw::Graph *g = st->graph;
   guard_index<int>([&] {
-    g->add(x, level);
+    g->append(x, level);
     return 0;
   });
   st->tids[st->ntids++] = *tid;
+  if (g->pending() >= kLinkBatch) link_pending(st);
 }
 
 void build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull, bool,
@@ -263,6 +325,7 @@ void init_state(BuildState *st, Relation heap, Relation index) {
   st->dim = typmod > 0 ? typmod : 0;
   if (st->dim > 0) check_dims(index, st->dim, st->m);
   st->mem_limit = static_cast<size_t>(maintenance_work_mem) * 1024;
+  st->threads = resolve_threads();
 }
 
 }  // namespace

@@ -47,7 +47,7 @@ static int cmp_sort_item(const void *a, const void *b) {
 // elements: loads their codes, computes distances when dists is NULL, skips deleted ones, sorts
 // and applies the HNSW heuristic. Returns the count written to out.
 int choose_neighbors(Relation index, const MetaPage *meta, const float *base, float base_norm2,
-                     const ItemPointerData *cands, const float *dists, int n, int cap,
+                     const ItemPointerData *cands, const float *dists, int n, int cap, bool fill,
                      ItemPointerData *out) {
   hnsw::Metric metric = static_cast<hnsw::Metric>(meta->metric);
   int dim = meta->dim, m = meta->m;
@@ -79,7 +79,7 @@ int choose_neighbors(Relation index, const MetaPage *meta, const float *base, fl
   int *sel = static_cast<int *>(palloc(sizeof(int) * (live + 1)));
   bool *flags = static_cast<bool *>(palloc(sizeof(bool) * (live + 1)));
   float *scratch = static_cast<float *>(palloc(sizeof(float) * dim));
-  int k = hnsw::select_neighbors(metric, dim, sd, cp, hp, live, cap, sel, scratch, flags, true);
+  int k = hnsw::select_neighbors(metric, dim, sd, cp, hp, live, cap, sel, scratch, flags, fill);
   for (int i = 0; i < k; ++i) out[i] = cands[items[sel[i]].idx];
   pfree(codes);
   pfree(hs);
@@ -117,11 +117,11 @@ void write_neighbors(Relation index, int m, ItemPointer pos, int layer, const It
 
 void reselect_neighbors(Relation index, const MetaPage *meta, ItemPointer pos, int layer,
                         const int8_t *code, const hnsw::CodeHeader &h, const ItemPointerData *cands,
-                        int n, ItemPointerData *out) {
+                        int n, bool fill, ItemPointerData *out) {
   float *base = static_cast<float *>(palloc(sizeof(float) * meta->dim));
   hnsw::dequantize(code, h, meta->dim, base);
   int k = choose_neighbors(index, meta, base, h.norm2, cands, nullptr, n,
-                           hnsw::max_neighbors(meta->m, layer), out);
+                           hnsw::max_neighbors(meta->m, layer), fill, out);
   write_neighbors(index, meta->m, pos, layer, out, k);
   pfree(base);
 }
@@ -165,7 +165,7 @@ static void link_back(Relation index, const MetaPage *meta, ItemPointer nb, int 
   } else {
     list[n++] = *newpos;
     ItemPointerData *out = static_cast<ItemPointerData *>(palloc(sizeof(ItemPointerData) * cap));
-    reselect_neighbors(index, meta, nb, layer, code, h, list, n, out);
+    reselect_neighbors(index, meta, nb, layer, code, h, list, n, false, out);
     pfree(out);
   }
   pfree(list);
@@ -256,7 +256,7 @@ void insert_element(Relation index, const MetaPage *meta, const float *x, ItemPo
       cd[i] = w[i].dist;
     }
     chosen[l] = static_cast<ItemPointerData *>(palloc(sizeof(ItemPointerData) * cap));
-    nchosen[l] = choose_neighbors(index, meta, x, qy.qnorm2, cp, cd, nw, cap, chosen[l]);
+    nchosen[l] = choose_neighbors(index, meta, x, qy.qnorm2, cp, cd, nw, cap, false, chosen[l]);
     ItemPointerData *dst = &tup->neighbors[layer_offset(m, l)];
     for (int i = 0; i < nchosen[l]; ++i) dst[i] = chosen[l][i];
     if (nw > 0) {

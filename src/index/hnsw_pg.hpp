@@ -123,6 +123,7 @@ struct Options {
 // Settings (defined in common/module_pg.cpp).
 extern int ef_search;
 extern int max_scan_tuples;
+extern int build_threads;  // 0: 1 + max_parallel_maintenance_workers
 
 // ---- utils (hnsw_utils_pg.cpp) -------------------------------------------------------------
 void init_reloptions();
@@ -154,7 +155,9 @@ bool tidset_contains(const TidSet *s, ItemPointer tid);
 struct DiskCand {
   float dist;
   ItemPointerData pos;  // element position in the index
+  uint32 slot;          // the scan's copy of its layer-0 neighbour list (kNoSlot: none)
 };
+inline constexpr uint32 kNoSlot = UINT32_MAX;
 // A binary heap of DiskCand over palloc'd memory; min-heap if is_min, else max-heap.
 struct CandHeap {
   DiskCand *a;
@@ -175,16 +178,34 @@ struct GraphQuery {
   int m;
   const float *q;  // prepared (unit length for cosine)
   float qnorm2;
+  // When set, the query's own int8 code (hnsw::quantize): graph distances are then int8 x int8
+  // (VNNI), as in the build, instead of float x int8. Only estimates for the traversal; the
+  // lower bounds of results always use the float query.
+  const int8_t *qcode;
+  hnsw::CodeHeader qh;
 };
 // Reads the element at pos: graph distance to the query, its level and deleted flag, and
 // (if nb != NULL) its neighbour list on `layer` (up to the layer's capacity; invalid slots
 // skipped). Returns false if pos holds no element (which would be corruption: raises XX001).
 void read_element(const GraphQuery *qy, ItemPointer pos, float *dist, int *level, bool *deleted,
                   int layer, ItemPointerData *nb, int *nnb);
+// ReadBuffer through a backend-local memory of the buffer that held each block last
+// (ReadRecentBuffer skips the shared buffer table lookup when the buffer still holds it).
+Buffer read_buffer_recent(Relation index, BlockNumber blk);
+// Prefetches what reading the n elements at pos will touch (buffer descriptors, page headers,
+// line pointers, the tuples except their last skip_tail bytes), for the blocks whose buffer is
+// remembered, without pinning anything. hints: scratch for n buffers.
+void prefetch_elements(Relation index, const ItemPointerData *pos, int n, uint32 skip_tail,
+                       Buffer *hints);
 // The graph distances and deleted flags of n elements (the neighbours of one element), reading
 // their pages with prefetching. bufs: scratch for n buffers. Raises XX001 like read_element.
+// When lists is not NULL, the layer-0 neighbour list of each element nearer than keep_below is
+// copied to lists[2m * i ...] with its length in nlists[i] (kNoList for the others), so that
+// expanding it later needs no second visit of its page.
+inline constexpr uint8 kNoList = 0xFF;
 void read_distances(const GraphQuery *qy, const ItemPointerData *pos, int n, Buffer *bufs,
-                    float *dist, bool *deleted);
+                    float *dist, bool *deleted, float keep_below = 0,
+                    ItemPointerData *lists = nullptr, uint8 *nlists = nullptr);
 // HNSW search of one layer from the entry candidates; returns up to ef nearest (nearest first)
 // in *out. Deleted elements are traversed but not returned.
 int search_layer(const GraphQuery *qy, const DiskCand *entry, int nentry, int ef, int layer,
@@ -205,8 +226,10 @@ R guard_index(Fn &&fn) {
 void insert_element(Relation index, const MetaPage *meta, const float *x, ItemPointer heaptid);
 // Selects up to cap neighbours of a base point among cands[0..n) (distances computed when dists
 // is NULL; deleted elements skipped) with the HNSW heuristic; returns the count written to out.
+// fill: the nearest pruned candidates fill the list up to cap (VACUUM's repair); inserts do not
+// fill, like the build (hnsw::Graph).
 int choose_neighbors(Relation index, const MetaPage *meta, const float *base, float base_norm2,
-                     const ItemPointerData *cands, const float *dists, int n, int cap,
+                     const ItemPointerData *cands, const float *dists, int n, int cap, bool fill,
                      ItemPointerData *out);
 // Replaces pos's neighbour list on a layer (generic WAL).
 void write_neighbors(Relation index, int m, ItemPointer pos, int layer, const ItemPointerData *list,
@@ -215,7 +238,7 @@ void write_neighbors(Relation index, int m, ItemPointer pos, int layer, const It
 // writes them: used when a full list gains a member (insert) and when it lost dead ones (vacuum).
 void reselect_neighbors(Relation index, const MetaPage *meta, ItemPointer pos, int layer,
                         const int8_t *code, const hnsw::CodeHeader &h, const ItemPointerData *cands,
-                        int n, ItemPointerData *out);
+                        int n, bool fill, ItemPointerData *out);
 
 }  // namespace lookalike::hnswpg
 

@@ -44,17 +44,27 @@ struct HnswScanState {
   GraphQuery qy;
   float *q;
   TidSet visited;
-  CandHeap cand;  // to expand (nearest first)
-  CandHeap pool;  // found, not yet returned, not deleted (nearest first)
-  CandHeap best;  // scratch: the ef nearest of the pool (farthest first)
+  CandHeap cand;      // to expand (nearest first)
+  CandHeap pool;      // found, not yet returned, not deleted (an array, not heap-ordered)
+  CandHeap deferred;  // found, too far to be expanded by the current batch (an array)
+  CandHeap best;      // scratch: the ef nearest of the pool (farthest first)
   int64 nvisited;
   int ef;          // lookalike.ef_search when the scan started (a cursor may outlive a SET)
   bool exhausted;  // no more expansion (limit reached or queue empty)
   ItemPointerData *nb;
+  // Copies of the layer-0 neighbour lists of visited elements that may be expanded (slot_size =
+  // 2m entries each, lengths in nlists): expanding one then needs no second visit of its page.
+  ItemPointerData *lists;
+  uint8 *nlists;
+  uint32 nslots;
+  uint32 cap_slots;
+  int slot_size;
   Buffer *bufs;  // read_distances() scratch, 2m each
   float *dists;
   bool *dels;
   ScanResult *batch;
+  ItemPointerData *batch_pos;  // run_batch() scratch, ef each
+  Buffer *batch_hints;
   int nbatch;
   int ibatch;
 };
@@ -66,7 +76,7 @@ int cmp_result(const void *a, const void *b) {
 
 // Lower bound, heap TID and deleted flag of the element at pos.
 bool read_result(HnswScanState *so, ItemPointer pos, ScanResult *out) {
-  Buffer buf = ReadBuffer(so->qy.index, ItemPointerGetBlockNumber(pos));
+  Buffer buf = read_buffer_recent(so->qy.index, ItemPointerGetBlockNumber(pos));
   LockBuffer(buf, BUFFER_LOCK_SHARE);
   Page page = BufferGetPage(buf);
   ElementTuple *e = page_element(page, ItemPointerGetOffsetNumber(pos));
@@ -83,20 +93,39 @@ bool read_result(HnswScanState *so, ItemPointer pos, ScanResult *out) {
   return ok;
 }
 
+// Appends to an array kept in a CandHeap's storage (not heap-ordered).
+void append(CandHeap *h, DiskCand c) {
+  if (h->n == h->cap) {
+    h->cap *= 2;
+    h->a = static_cast<DiskCand *>(repalloc_huge(h->a, sizeof(DiskCand) * h->cap));
+  }
+  h->a[h->n++] = c;
+}
+
 // Reads a newly found element: queued for expansion, and pooled for return unless deleted.
 // Returns false for a deleted element.
 bool visit(HnswScanState *so, ItemPointer pos, float *dist) {
   bool del;
   read_element(&so->qy, pos, dist, nullptr, &del, 0, nullptr, nullptr);
   so->nvisited++;
-  DiskCand c{*dist, *pos};
+  DiskCand c{*dist, *pos, kNoSlot};
   heap_push(&so->cand, c);
-  if (!del) heap_push(&so->pool, c);
+  if (!del) append(&so->pool, c);
   return !del;
 }
 
+// Room for n more neighbour lists.
+void reserve_slots(HnswScanState *so, int n) {
+  if (so->nslots + n <= so->cap_slots) return;
+  uint32 cap = Max(so->cap_slots * 2, so->nslots + n);
+  so->lists = static_cast<ItemPointerData *>(
+      repalloc_huge(so->lists, sizeof(ItemPointerData) * so->slot_size * cap));
+  so->nlists = static_cast<uint8 *>(repalloc_huge(so->nlists, cap));
+  so->cap_slots = cap;
+}
+
 void best_offer(HnswScanState *so, float d, int ef) {
-  DiskCand c{d, {}};
+  DiskCand c{d, {}, kNoSlot};
   if (so->best.n < ef) {
     heap_push(&so->best, c);
   } else if (d < heap_top(&so->best).dist) {
@@ -108,39 +137,67 @@ void best_offer(HnswScanState *so, float d, int ef) {
 // One batch: resume the layer-0 search, then move the ef nearest of the pool into so->batch.
 void run_batch(HnswScanState *so) {
   int ef = so->ef;
+  // Elements set aside by the previous batch (too far to be expanded then) become candidates.
+  for (int i = 0; i < so->deferred.n; ++i) heap_push(&so->cand, so->deferred.a[i]);
+  so->deferred.n = 0;
   // The stop threshold: the ef-th smallest distance among found, unreturned elements.
   so->best.n = 0;
   for (int i = 0; i < so->pool.n; ++i) best_offer(so, so->pool.a[i].dist, ef);
   while (!so->exhausted) {
-    if (so->cand.n == 0 || so->nvisited >= max_scan_tuples) {
+    if ((so->cand.n == 0 && so->deferred.n == 0) || so->nvisited >= max_scan_tuples) {
       so->exhausted = true;
       break;
     }
+    if (so->cand.n == 0) break;  // only deferred ones left: the next batch takes them
     DiskCand c = heap_top(&so->cand);
     if (so->best.n >= ef && c.dist > heap_top(&so->best).dist) break;
     heap_pop(&so->cand);
     CHECK_FOR_INTERRUPTS();
+    // The neighbour list: copied when the element was measured, else read from its page.
     int nnb, nt = 0;
-    read_element(&so->qy, &c.pos, nullptr, nullptr, nullptr, 0, so->nb, &nnb);
+    const ItemPointerData *list = so->nb;
+    if (c.slot != kNoSlot) {
+      list = &so->lists[static_cast<Size>(c.slot) * so->slot_size];
+      nnb = so->nlists[c.slot];
+    } else {
+      read_element(&so->qy, &c.pos, nullptr, nullptr, nullptr, 0, so->nb, &nnb);
+    }
     for (int i = 0; i < nnb; ++i)
-      if (tidset_add(&so->visited, &so->nb[i])) so->nb[nt++] = so->nb[i];
-    read_distances(&so->qy, so->nb, nt, so->bufs, so->dists, so->dels);
+      if (tidset_add(&so->visited, const_cast<ItemPointer>(&list[i]))) so->nb[nt++] = list[i];
+    reserve_slots(so, nt);
+    float keep = so->best.n >= ef ? heap_top(&so->best).dist : std::numeric_limits<float>::max();
+    uint32 first = so->nslots;
+    read_distances(&so->qy, so->nb, nt, so->bufs, so->dists, so->dels, keep,
+                   &so->lists[static_cast<Size>(first) * so->slot_size], &so->nlists[first]);
+    so->nslots += nt;
     so->nvisited += nt;
     for (int i = 0; i < nt; ++i) {
-      DiskCand e{so->dists[i], so->nb[i]};
-      heap_push(&so->cand, e);
+      DiskCand e{so->dists[i], so->nb[i], so->nlists[first + i] != kNoList ? first + i : kNoSlot};
+      // One not nearer than the threshold now will not be expanded in this batch (the threshold
+      // only falls): set aside, not heap-ordered.
+      if (e.dist < keep)
+        heap_push(&so->cand, e);
+      else
+        append(&so->deferred, e);
       if (!so->dels[i]) {
-        heap_push(&so->pool, e);
+        append(&so->pool, e);
         best_offer(so, e.dist, ef);
       }
     }
   }
   so->nbatch = 0;
   so->ibatch = 0;
-  while (so->pool.n > 0 && so->nbatch < ef) {
-    DiskCand c = heap_pop(&so->pool);
-    if (read_result(so, &c.pos, &so->batch[so->nbatch])) so->nbatch++;
-  }
+  // The ef nearest of the pool (selection, not a sort: the batch is sorted by lower bound).
+  int n = Min(ef, so->pool.n);
+  if (n < so->pool.n)
+    std::nth_element(so->pool.a, so->pool.a + n, so->pool.a + so->pool.n,
+                     [](const DiskCand &a, const DiskCand &b) { return a.dist < b.dist; });
+  for (int i = 0; i < n; ++i) so->batch_pos[i] = so->pool.a[i].pos;
+  memmove(so->pool.a, so->pool.a + n, sizeof(DiskCand) * (so->pool.n - n));
+  so->pool.n -= n;
+  prefetch_elements(so->qy.index, so->batch_pos, n, 0, so->batch_hints);
+  for (int i = 0; i < n; ++i)
+    if (read_result(so, &so->batch_pos[i], &so->batch[so->nbatch])) so->nbatch++;
   qsort(so->batch, so->nbatch, sizeof(ScanResult), cmp_result);
   if (so->nbatch == 0 && so->pool.n == 0 && so->exhausted) so->done = true;
 }
@@ -168,6 +225,10 @@ void start_search(IndexScanDesc scan, HnswScanState *so) {
     if (!prepare_vector(metric, e->x, e->dim, so->q)) so->seq_mode = true;
     for (int i = 0; i < e->dim; ++i) so->qy.qnorm2 += so->q[i] * so->q[i];
     so->qy.q = so->q;
+    // The query's int8 code: the traversal's distances are then int8 x int8, as the build's.
+    int8_t *qcode = static_cast<int8_t *>(palloc(Max(e->dim, 1)));
+    hnsw::quantize(so->q, e->dim, qcode, &so->qy.qh);
+    so->qy.qcode = qcode;
   }
   if (so->seq_mode) {
     so->seq_blk = 1;
@@ -180,12 +241,20 @@ void start_search(IndexScanDesc scan, HnswScanState *so) {
   tidset_init(&so->visited, ef * 32);
   heap_init(&so->cand, ef * 16, true);
   heap_init(&so->pool, ef * 16, true);
+  heap_init(&so->deferred, ef * 16, true);
   heap_init(&so->best, ef + 1, false);
   so->nb = static_cast<ItemPointerData *>(palloc(sizeof(ItemPointerData) * 2 * so->meta.m));
   so->bufs = static_cast<Buffer *>(palloc(sizeof(Buffer) * 2 * so->meta.m));
   so->dists = static_cast<float *>(palloc(sizeof(float) * 2 * so->meta.m));
   so->dels = static_cast<bool *>(palloc(sizeof(bool) * 2 * so->meta.m));
+  so->slot_size = 2 * so->meta.m;
+  so->cap_slots = ef * 8;
+  so->lists = static_cast<ItemPointerData *>(
+      palloc(sizeof(ItemPointerData) * so->slot_size * so->cap_slots));
+  so->nlists = static_cast<uint8 *>(palloc(so->cap_slots));
   so->batch = static_cast<ScanResult *>(palloc(sizeof(ScanResult) * ef));
+  so->batch_pos = static_cast<ItemPointerData *>(palloc(sizeof(ItemPointerData) * ef));
+  so->batch_hints = static_cast<Buffer *>(palloc(sizeof(Buffer) * ef));
   DiskCand ep;
   if (!descend(&so->qy, &so->meta, 0, &ep)) {
     so->done = true;

@@ -10,6 +10,7 @@ extern "C" {
 #include "commands/progress.h"
 #include "commands/vacuum.h"
 #include "optimizer/optimizer.h"
+#include "storage/buf_internals.h"
 #include "utils/selfuncs.h"
 #include "utils/memutils.h"
 #include "utils/spccache.h"
@@ -22,6 +23,7 @@ namespace lookalike::hnswpg {
 
 int ef_search = 40;
 int max_scan_tuples = 20000;
+int build_threads = 0;
 
 static relopt_kind relopt_kind_hnsw;
 
@@ -233,7 +235,7 @@ static struct {
   Buffer *buf;
 } recent_buffers;
 
-static Buffer read_buffer_recent(Relation index, BlockNumber blk) {
+Buffer read_buffer_recent(Relation index, BlockNumber blk) {
   if (RelationUsesLocalBuffers(index)) return ReadBuffer(index, blk);
   if (recent_buffers.buf == nullptr || !RelFileNodeEquals(recent_buffers.node, index->rd_node)) {
     if (recent_buffers.buf != nullptr)
@@ -258,13 +260,27 @@ static Buffer read_buffer_recent(Relation index, BlockNumber blk) {
   return b;
 }
 
-// Checks that pos names an element on the (share-locked) page; raises XX001 otherwise.
+// The graph distance of the query to an element (its code).
+static inline float query_distance(const GraphQuery *qy, ElementTuple *e) {
+  if (qy->qcode != nullptr)
+    return hnsw::pair_distance(qy->metric, qy->qcode, qy->qh, element_code(e, qy->m),
+                               e->code_header, qy->dim);
+  return hnsw::code_distance(qy->metric, qy->q, qy->qnorm2, element_code(e, qy->m), e->code_header,
+                             qy->dim);
+}
+
+// Checks that pos names an element on the (share-locked) page; raises XX001 otherwise. Every
+// page but the metapage (block 0) is an element page, so the block number stands for the page
+// kind in the special space (which lies in the page's other 4 kB half: one cache and TLB miss
+// less per element visited); the tuple's dimension must be the index's.
 static ElementTuple *checked_element(const GraphQuery *qy, Buffer buf, ItemPointer pos) {
   BlockNumber blk = ItemPointerGetBlockNumber(pos);
   OffsetNumber off = ItemPointerGetOffsetNumber(pos);
   Page page = BufferGetPage(buf);
-  if (PageIsNew(page) || page_opaque(page)->kind != kPageElement || off < FirstOffsetNumber ||
-      off > PageGetMaxOffsetNumber(page) || !ItemIdIsNormal(PageGetItemId(page, off))) {
+  if (blk == kMetaBlock || PageIsNew(page) || off < FirstOffsetNumber ||
+      off > PageGetMaxOffsetNumber(page) || !ItemIdIsNormal(PageGetItemId(page, off)) ||
+      ItemIdGetLength(PageGetItemId(page, off)) < element_size(qy->dim, qy->m, 0) ||
+      page_element(page, off)->dim != qy->dim) {
     UnlockReleaseBuffer(buf);
     ereport(ERROR, (errcode(ERRCODE_INDEX_CORRUPTED),
                     errmsg("lookalike_hnsw index \"%s\" links to a missing element (%u,%u)",
@@ -279,9 +295,7 @@ void read_element(const GraphQuery *qy, ItemPointer pos, float *dist, int *level
   Buffer buf = read_buffer_recent(qy->index, ItemPointerGetBlockNumber(pos));
   LockBuffer(buf, BUFFER_LOCK_SHARE);
   ElementTuple *e = checked_element(qy, buf, pos);
-  if (dist != nullptr)
-    *dist = hnsw::code_distance(qy->metric, qy->q, qy->qnorm2, element_code(e, qy->m),
-                                e->code_header, qy->dim);
+  if (dist != nullptr) *dist = query_distance(qy, e);
   if (level) *level = e->level;
   if (deleted) *deleted = e->deleted != 0;
   if (nb != nullptr) {
@@ -297,35 +311,71 @@ void read_element(const GraphQuery *qy, ItemPointer pos, float *dist, int *level
   UnlockReleaseBuffer(buf);
 }
 
-void read_distances(const GraphQuery *qy, const ItemPointerData *pos, int n, Buffer *bufs,
-                    float *dist, bool *deleted) {
-  // Visiting an element costs a few cache misses on its page (header, special space, line
-  // pointer, tuple, code), which the CPU can overlap when it knows the addresses early: first pin
-  // every page and prefetch its header, special space and line pointer; then prefetch the
-  // tuples (the line pointers are read unlocked here, only as prefetch hints: a stale value
-  // costs a useless prefetch); then lock, check and measure each one.
+// The buffer that probably holds blk (the last one that did in this backend), without pinning
+// it, or InvalidBuffer: only for prefetch hints.
+static Buffer recent_buffer_hint(Relation index, BlockNumber blk) {
+  if (RelationUsesLocalBuffers(index) || recent_buffers.buf == nullptr || blk >= recent_buffers.n ||
+      !RelFileNodeEquals(recent_buffers.node, index->rd_node))
+    return InvalidBuffer;
+  return recent_buffers.buf[blk];
+}
+
+void prefetch_elements(Relation index, const ItemPointerData *pos, int n, uint32 skip_tail,
+                       Buffer *hints) {
+  // Visiting an element costs a few cache misses -- its buffer descriptor (pin and content
+  // lock), page header, line pointer, tuple -- which the CPU overlaps when it
+  // knows the addresses early. The buffer of a block is the one that held it last (a hint: a
+  // buffer is not pinned here, so it may hold another page by now; the reads below then only
+  // cost a useless prefetch, and the real read pins and checks the block). First the
+  // descriptors, page headers and line pointers of all n, then the tuples (the line pointers are
+  // read unlocked, only as prefetch hints; a stale value is clamped to the page).
   for (int i = 0; i < n; ++i) {
-    bufs[i] = read_buffer_recent(qy->index, ItemPointerGetBlockNumber(&pos[i]));
-    const char *page = BufferGetPage(bufs[i]);
+    Buffer b = recent_buffer_hint(index, ItemPointerGetBlockNumber(&pos[i]));
+    hints[i] = b;
+    if (b == InvalidBuffer) continue;
+    __builtin_prefetch(GetBufferDescriptor(b - 1));
+    const char *page = BufferBlocks + static_cast<Size>(b - 1) * BLCKSZ;
     __builtin_prefetch(page);
-    __builtin_prefetch(page + BLCKSZ - sizeof(PageOpaque));
     __builtin_prefetch(PageGetItemId(page, ItemPointerGetOffsetNumber(&pos[i])));
   }
   for (int i = 0; i < n; ++i) {
-    const char *page = BufferGetPage(bufs[i]);
-    ItemIdData iid = *PageGetItemId(page, ItemPointerGetOffsetNumber(&pos[i]));
+    if (hints[i] == InvalidBuffer) continue;
+    const char *page = BufferBlocks + static_cast<Size>(hints[i] - 1) * BLCKSZ;
+    OffsetNumber offnum = ItemPointerGetOffsetNumber(&pos[i]);
+    if (offnum < FirstOffsetNumber || offnum > MaxOffsetNumber) continue;
+    ItemIdData iid = *PageGetItemId(page, offnum);
     uint32 off = ItemIdGetOffset(&iid), len = ItemIdGetLength(&iid);
     if (off >= BLCKSZ) continue;
     len = Min(len, BLCKSZ - off);
+    if (len > skip_tail) len -= skip_tail;
     for (uint32 b = 0; b < len; b += 64) __builtin_prefetch(page + off + b);
   }
+}
+
+void read_distances(const GraphQuery *qy, const ItemPointerData *pos, int n, Buffer *bufs,
+                    float *dist, bool *deleted, float keep_below, ItemPointerData *lists,
+                    uint8 *nlists) {
+  // The refinement code (the tuple's tail) is not needed for the graph distance. Then one
+  // element at a time: at most one pin is held (more than 8 at once would spill the backend's
+  // private pin counts into a hash table).
+  prefetch_elements(qy->index, pos, n, qy->dim + sizeof(hnsw::CodeHeader), bufs);
   for (int i = 0; i < n; ++i) {
-    LockBuffer(bufs[i], BUFFER_LOCK_SHARE);
-    ElementTuple *e = checked_element(qy, bufs[i], const_cast<ItemPointer>(&pos[i]));
-    dist[i] = hnsw::code_distance(qy->metric, qy->q, qy->qnorm2, element_code(e, qy->m),
-                                  e->code_header, qy->dim);
+    Buffer buf = read_buffer_recent(qy->index, ItemPointerGetBlockNumber(&pos[i]));
+    LockBuffer(buf, BUFFER_LOCK_SHARE);
+    ElementTuple *e = checked_element(qy, buf, const_cast<ItemPointer>(&pos[i]));
+    dist[i] = query_distance(qy, e);
     deleted[i] = e->deleted != 0;
-    UnlockReleaseBuffer(bufs[i]);
+    if (lists != nullptr) {
+      nlists[i] = kNoList;
+      if (dist[i] < keep_below) {
+        int cap = hnsw::max_neighbors(qy->m, 0), k = 0;
+        ItemPointerData *dst = &lists[static_cast<Size>(cap) * i];
+        for (int j = 0; j < cap; ++j)
+          if (ItemPointerIsValid(&e->neighbors[j])) dst[k++] = e->neighbors[j];
+        nlists[i] = static_cast<uint8>(k);
+      }
+    }
+    UnlockReleaseBuffer(buf);
   }
 }
 
@@ -359,7 +409,7 @@ int search_layer(const GraphQuery *qy, const DiskCand *entry, int nentry, int ef
       bool del;
       read_element(qy, &nb[i], &d, nullptr, &del, 0, nullptr, nullptr);
       if (best.n < ef || d < heap_top(&best).dist) {
-        DiskCand e{d, nb[i]};
+        DiskCand e{d, nb[i], kNoSlot};
         heap_push(&cand, e);
         if (!del) {
           heap_push(&best, e);
@@ -384,9 +434,13 @@ bool descend(const GraphQuery *qy, const MetaPage *meta, int to_layer, DiskCand 
   DiskCand ep;
   ItemPointerSet(&ep.pos, meta->entry_blk, meta->entry_off);
   read_element(qy, &ep.pos, &ep.dist, nullptr, nullptr, 0, nullptr, nullptr);
-  ItemPointerData *nb = static_cast<ItemPointerData *>(
-      palloc(sizeof(ItemPointerData) * hnsw::max_neighbors(qy->m, 0)));
-  // Greedy: move to a nearer neighbour while there is one.
+  int cap = hnsw::max_neighbors(qy->m, 0);
+  ItemPointerData *nb = static_cast<ItemPointerData *>(palloc(sizeof(ItemPointerData) * cap));
+  Buffer *bufs = static_cast<Buffer *>(palloc(sizeof(Buffer) * cap));
+  float *dist = static_cast<float *>(palloc(sizeof(float) * cap));
+  bool *del = static_cast<bool *>(palloc(sizeof(bool) * cap));
+  // Greedy: move to the nearest neighbour while it is nearer (the neighbours of a node are read
+  // together, with prefetching).
   for (int l = meta->entry_level; l > to_layer; --l) {
     bool moved = true;
     while (moved) {
@@ -394,12 +448,10 @@ bool descend(const GraphQuery *qy, const MetaPage *meta, int to_layer, DiskCand 
       CHECK_FOR_INTERRUPTS();
       int nnb;
       read_element(qy, &ep.pos, nullptr, nullptr, nullptr, l, nb, &nnb);
+      read_distances(qy, nb, nnb, bufs, dist, del);
       for (int i = 0; i < nnb; ++i) {
-        float d;
-        bool del;
-        read_element(qy, &nb[i], &d, nullptr, &del, 0, nullptr, nullptr);
-        if (d < ep.dist) {
-          ep.dist = d;
+        if (dist[i] < ep.dist) {
+          ep.dist = dist[i];
           ep.pos = nb[i];
           moved = true;
         }
@@ -407,6 +459,9 @@ bool descend(const GraphQuery *qy, const MetaPage *meta, int to_layer, DiskCand 
     }
   }
   pfree(nb);
+  pfree(bufs);
+  pfree(dist);
+  pfree(del);
   *entry = ep;
   return true;
 }

@@ -60,7 +60,8 @@ void repair(Relation index, const MetaPage *meta, const TidSet *dead, ItemPointe
     for (int j = 0; j < ns; ++j)
       if (!tidset_contains(dead, &sub[j]) && tidset_add(&seen, &sub[j])) cands[nc++] = sub[j];
   }
-  reselect_neighbors(index, meta, pos, layer, code, h, cands, nc, list);
+  // With fill: the repaired list is kept full, making up for the links the dead took away.
+  reselect_neighbors(index, meta, pos, layer, code, h, cands, nc, true, list);
   pfree(list);
   pfree(sub);
   pfree(code);
