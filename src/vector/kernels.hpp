@@ -13,9 +13,11 @@ enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 float dot(const float *a, const float *b, size_t n);
 // Squared Euclidean distance sum((a[i] - b[i])^2).
 float l2_squared(const float *a, const float *b, size_t n);
-// One pass computing a.b, a.a and b.b (the parts of the cosine).
+// One pass computing a.b, a.a and b.b (the parts of the cosine), accumulated in double precision:
+// the products of two floats are exact in double, so the cosine of two float vectors is nearly
+// exact and near-ties are ordered as exact arithmetic orders them, whatever the ISA.
 struct CosineParts {
-  float ab, aa, bb;
+  double ab, aa, bb;
 };
 CosineParts cosine_parts(const float *a, const float *b, size_t n);
 

@@ -54,6 +54,17 @@ toasted=$(run items_toasted)
 # The same query with a serial plan (no parallel workers): on 2 cores that are busy with other
 # work, launching workers for every query can cost more than it saves.
 serial=$(PGOPTIONS="-c max_parallel_workers_per_gather=0" run items)
+# Context for the parallel plan: what one parallel worker costs on this machine, measured with a
+# query that does no work (force_parallel_mode starts one worker for a one-row query).
+tiny() {
+  local f
+  f=$(mktemp)
+  printf 'SELECT qid FROM queries WHERE qid = 1;\n' >"$f"
+  pgbench -n -c 1 -T 5 -f "$f" 2>/dev/null | sed -nE 's/^latency average = ([0-9.]+) ms.*/\1/p'
+  rm -f "$f"
+}
+tiny_serial=$(tiny)
+tiny_worker=$(PGOPTIONS="-c force_parallel_mode=on" tiny)
 # pgvector itself, in the same run, when the server has it (not packaged for Debian 12).
 pgv=""
 if command psql -X -q -c "CREATE EXTENSION IF NOT EXISTS vector" >/dev/null 2>&1; then
@@ -70,9 +81,9 @@ simd=$(psql -At -c "SELECT lookalike_simd()")
 workers=$(psql -At -c "SHOW max_parallel_workers_per_gather")
 python3=/usr/bin/python3
 load=$(cut -d' ' -f1-3 /proc/loadavg)
-$python3 - "$ours" "$toasted" "$N" "$DIMS" "$table_mb" "$simd" "$workers" "$pgv" "$serial" "$load" <<'PY'
+$python3 - "$ours" "$toasted" "$N" "$DIMS" "$table_mb" "$simd" "$workers" "$pgv" "$serial" "$load" "$tiny_serial" "$tiny_worker" <<'PY'
 import json, sys
-ours, toasted, n, dims, mb, simd, workers, pgv, serial, load = float(sys.argv[1]), float(sys.argv[2]), *sys.argv[3:]
+ours, toasted, n, dims, mb, simd, workers, pgv, serial, load, tiny_serial, tiny_worker = float(sys.argv[1]), float(sys.argv[2]), *sys.argv[3:]
 serial = float(serial)
 detail = f"{n} x {dims}-d clustered unit vectors, 1 client, kernels {simd}, max_parallel_workers_per_gather={workers}, table {mb} MB, load average {load}"
 print(json.dumps({"name": "exact_top5_cosine_qps", "value": round(ours, 2), "unit": "queries/s",
@@ -85,6 +96,11 @@ print(json.dumps({"name": "exact_top5_cosine_qps_serial_plan", "value": round(se
                   "reference": "pgvector 0.8.6 exact scan, published figure (as above)", "reference_value": 5.2,
                   "ratio": round(serial / 5.2, 2), "target_ratio": 3.0,
                   "details": detail.replace(f"max_parallel_workers_per_gather={workers}", "max_parallel_workers_per_gather=0")}))
+tiny_serial, tiny_worker = float(tiny_serial), float(tiny_worker)
+print(json.dumps({"name": "parallel_worker_start_latency", "value": round(tiny_worker, 2), "unit": "ms per query",
+                  "reference": "the same one-row query without a worker, same run (context for the parallel plan, not a lookalike figure)",
+                  "reference_value": round(tiny_serial, 2), "ratio": round(tiny_serial / tiny_worker, 3),
+                  "details": f"force_parallel_mode=on vs off; {detail}"}))
 if pgv:
     print(json.dumps({"name": "exact_top5_cosine_qps_vs_pgvector", "value": round(ours, 2), "unit": "queries/s",
                       "reference": "pgvector installed on this server, same data and run", "reference_value": round(float(pgv), 2),
