@@ -22,7 +22,7 @@ SRCS := $(sort $(wildcard src/*/*.cpp))
 OBJS  = $(patsubst %.cpp,%.o,$(wildcard src/common/*.cpp src/vector/*.cpp src/index/*.cpp))
 IMAGE_OBJS = $(patsubst %.cpp,%.o,$(wildcard src/image/*.cpp)) src/common/guard_pg.o src/common/settings_pg.o
 IMAGE_CORE_OBJS = $(patsubst %.cpp,%.o,$(filter-out %_pg.cpp,$(wildcard src/image/*.cpp)))
-MODEL_OBJS = $(patsubst %.cpp,%.o,$(wildcard src/model/*.cpp)) $(IMAGE_CORE_OBJS) src/common/guard_pg.o src/common/settings_pg.o
+MODEL_OBJS = $(patsubst %.cpp,%.o,$(wildcard src/model/*.cpp)) $(IMAGE_CORE_OBJS) src/common/guard_pg.o src/common/settings_pg.o src/vector/projection.o src/vector/kernels.o
 EXTRA_MODULES = lookalike_image$(DLSUFFIX) lookalike_model$(DLSUFFIX)
 
 # The install script is assembled from the per-feature parts in extension/parts/.

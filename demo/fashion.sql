@@ -32,12 +32,11 @@ CREATE TABLE IF NOT EXISTS fashion.features (
     histogram embedding,    -- color_histogram(image): RGB 8x8x8, the study's baseline
     cnn embedding,          -- image_embedding(image): MobileNetV2 ImageNet features (1280-d)
     foreground embedding,   -- foreground_color_histogram(image): colour of the product's own pixels
-    fused embedding         -- fused_embedding(cnn - mean(cnn), foreground, 0.6)
+    fused embedding         -- fused_embedding(project(cnn, 'fashion_cnn_whitening'), foreground, 0.6)
 );
 COMMENT ON TABLE fashion.features IS 'image features of the products that have an image (demo/features.sql)';
-CREATE TABLE IF NOT EXISTS fashion.feature_means (feature text PRIMARY KEY, mean embedding NOT NULL);
-COMMENT ON TABLE fashion.feature_means IS
-    'catalogue mean of a feature (the L2-normalised cnn embedding), subtracted before fusing: a new query image is fused with the same mean';
+-- (Earlier demos kept the catalogue mean here; the whitening projection now holds it.)
+DROP TABLE IF EXISTS fashion.feature_means;
 
 SELECT lookalike.add_evaluation_method('fashion', 'histogram',
     'SELECT id, histogram FROM fashion.features', 'cosine',
@@ -47,7 +46,7 @@ SELECT lookalike.add_evaluation_method('fashion', 'cnn',
     'image_embedding(image): MobileNetV2 ImageNet features, the default model');
 SELECT lookalike.add_evaluation_method('fashion', 'fused',
     'SELECT id, fused FROM fashion.features', 'cosine',
-    '0.6 x cosine of the centred CNN embedding + 0.4 x cosine of foreground_color_histogram (fused_embedding)');
+    '0.6 x cosine of the mildly PCA-whitened CNN embedding (project(), fitted on the catalogue) + 0.4 x cosine of foreground_color_histogram (fused_embedding)');
 
 -- Drill-down by article type: which kinds of product each method finds or misses.
 CREATE OR REPLACE VIEW fashion.retrieval_article_types AS

@@ -10,7 +10,8 @@
 #  4. prints the study's Table 1 beside ours and writes build/demo/report.html;
 #  5. leaves the database running and prints how to connect and how to stop it.
 # Environment: LOOKALIKE_DSN (libpq connection string of an existing server with lookalike
-# installed), FASHION_DIR, MODEL, SHARED, DEMO_PORT.
+# installed), FASHION_DIR, MODEL, SHARED, DEMO_PORT, DEMO_OUT (default build/demo: logs, report,
+# and the throwaway cluster).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -20,8 +21,9 @@ FASHION_DIR=${FASHION_DIR:-$SHARED/data/fashion}
 FASHION_DIR=$(cd "$FASHION_DIR" && pwd)
 MODEL=${MODEL:-$SHARED/models/mobilenet_v2-imagenet-features.pt}
 port=${DEMO_PORT:-54329}
-out=$root/build/demo
+out=${DEMO_OUT:-$root/build/demo}
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
 t_start=$(date +%s)
 step() { printf '\n== %s (%ds)\n' "$1" $(($(date +%s) - t_start)); }
 as_pg() {

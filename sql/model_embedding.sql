@@ -123,6 +123,14 @@ SELECT count(*) FROM image_embeddings('SELECT id, image FROM model_images');
 \set VERBOSITY default
 SELECT count(*) FROM image_embeddings('SELECT id, image FROM model_images');
 \set VERBOSITY sqlstate
+-- on_error => 'null': the bad row comes back with a NULL embedding and a WARNING naming it; the
+-- other rows of its batch are embedded as usual
+\set VERBOSITY default
+SELECT count(*) AS rows, count(embedding) AS embedded,
+       bool_and(embedding IS NULL) FILTER (WHERE id = 123456) AS bad_is_null
+  FROM image_embeddings('SELECT id, image FROM model_images', on_error => 'null');
+\set VERBOSITY sqlstate
+SELECT count(*) FROM image_embeddings('SELECT id, image FROM model_images', on_error => 'skip');
 DELETE FROM model_images WHERE id = 123456;
 SELECT count(*) FROM image_embeddings('SELECT id, image FROM model_images WHERE id > 0');
 -- wrong query shapes

@@ -54,9 +54,12 @@ SELECT count(*) > 0 AS overloads_share_pgvector_names FROM pg_proc f JOIN member
   WHERE f.proname IN ('l2_distance', 'inner_product', 'cosine_distance', 'l2_normalize');
 
 -- 3. The C functions of lookalike.so (type, operators, aggregates) are IMMUTABLE, STRICT and
---    PARALLEL SAFE (not: index handlers, and lookalike_simd() which reads a setting).
+--    PARALLEL SAFE (not: index handlers, lookalike_simd() which reads a setting, and project()
+--    which reads lookalike.projections: STABLE, checked on its own below).
 SELECT f.oid::regprocedure AS not_immutable_strict_safe FROM pg_proc f JOIN members m ON m.objid = f.oid
 WHERE f.probin = '$libdir/lookalike' AND f.prorettype <> 'index_am_handler'::regtype
-  AND f.proname <> 'lookalike_simd'
+  AND f.proname NOT IN ('lookalike_simd', 'project')
   AND NOT (f.provolatile = 'i' AND f.proisstrict AND f.proparallel = 's')
 ORDER BY 1;
+SELECT f.oid::regprocedure, f.provolatile, f.proisstrict, f.proparallel FROM pg_proc f
+WHERE f.oid = 'project(embedding, text)'::regprocedure;

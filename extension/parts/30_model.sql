@@ -104,9 +104,9 @@ CREATE FUNCTION image_embedding(image bytea, model text DEFAULT NULL) RETURNS em
 COMMENT ON FUNCTION image_embedding(bytea, text) IS
     'L2-normalised CNN embedding of an image (JPEG, PNG, WebP, BMP) with a registered model; NULL model: lookalike.default_model';
 
-CREATE FUNCTION image_embeddings(query text, model text DEFAULT NULL)
+CREATE FUNCTION image_embeddings(query text, model text DEFAULT NULL, on_error text DEFAULT 'error')
     RETURNS TABLE (id bigint, embedding embedding)
     AS '$libdir/lookalike_model', 'image_embeddings' LANGUAGE C VOLATILE CALLED ON NULL INPUT
     PARALLEL UNSAFE ROWS 1000;
-COMMENT ON FUNCTION image_embeddings(text, text) IS
-    'embeds every image of a query returning (id, image bytea) in batches of lookalike.batch_size; progress NOTICEs every lookalike.progress_interval';
+COMMENT ON FUNCTION image_embeddings(text, text, text) IS
+    'embeds every image of a query returning (id, image bytea) in batches of lookalike.batch_size; progress NOTICEs every lookalike.progress_interval; on_error ''error'' stops at an undecodable image (naming its row), ''null'' returns that row with a NULL embedding and a WARNING';

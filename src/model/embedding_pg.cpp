@@ -168,6 +168,17 @@ void check_dims(const CachedModel &m, int dims, const std::string &name) {
                     " dimensions; its registration says " + std::to_string(m.row.dims));
 }
 
+// The message of the image error behind e.
+std::string image_error_message(const BatchImageError &e) {
+  try {
+    std::rethrow_exception(e.cause());
+  } catch (const Error &inner) {
+    return inner.what();
+  } catch (const std::exception &inner) {
+    return inner.what();
+  }
+}
+
 [[noreturn]] void rethrow_image_error(const BatchImageError &e, const char *prefix) {
   try {
     std::rethrow_exception(e.cause());
@@ -291,14 +302,22 @@ int64 id_value(Datum d, Oid type) {
 
 }  // namespace
 
-// image_embeddings(query text, model text DEFAULT NULL)
+// image_embeddings(query text, model text DEFAULT NULL, on_error text DEFAULT 'error')
 //   RETURNS TABLE(id bigint, embedding embedding)
 // Runs `query` (rows of id, image) through a cursor and embeds lookalike.batch_size images per
-// forward pass.
+// forward pass. on_error 'error': an image that cannot be decoded stops the statement (the error
+// names its row); 'null': its row is returned with a NULL embedding and a WARNING names it.
 LOOKALIKE_FUNCTION(image_embeddings) {
   if (PG_ARGISNULL(0)) throw Error(sqlstate::kInvalidParameterValue, "query must not be null");
   std::string query(pg::guarded([&] { return text_to_cstring(PG_GETARG_TEXT_PP(0)); }));
   std::string name(pg::guarded([&] { return resolve_model_name(fcinfo, 1); }));
+  std::string on_error = "error";
+  if (PG_NARGS() > 2 && !PG_ARGISNULL(2))
+    on_error = pg::guarded([&] { return text_to_cstring(PG_GETARG_TEXT_PP(2)); });
+  if (on_error != "error" && on_error != "null")
+    throw Error(sqlstate::kInvalidParameterValue,
+                "on_error must be 'error' or 'null', not '" + on_error + "'");
+  const bool null_on_error = on_error == "null";
   BatchRun run;
   pg::guarded([&] {
     InitMaterializedSRF(fcinfo, 0);
@@ -371,16 +390,29 @@ LOOKALIKE_FUNCTION(image_embeddings) {
     }
     pg::guarded([] { CHECK_FOR_INTERRUPTS(); });
     int dims = m.row.dims;
-    if (!images.empty()) {
+    for (bool prepared = images.empty(); !prepared;) {
+      std::string warning;
       try {
         prepare_batch(*m.pre, images.data(), int(images.size()), max_pixels, input);
+        prepared = true;
       } catch (const BatchImageError &e) {
         int row = image_row[size_t(e.index())];
         std::string where = id_null[size_t(row)]
                                 ? std::string("image of the row with a null id: ")
                                 : "image of row id " + std::to_string(ids[size_t(row)]) + ": ";
-        rethrow_image_error(e, where.c_str());
+        if (!null_on_error) rethrow_image_error(e, where.c_str());
+        // on_error => 'null': this row gets a NULL embedding; the rest of the batch goes on.
+        warning =
+            "image_embeddings: " + where + image_error_message(e) + " (its embedding is NULL)";
+        image_null[size_t(row)] = 1;
+        images.erase(images.begin() + e.index());
+        image_row.erase(image_row.begin() + e.index());
+        prepared = images.empty();
       }
+      if (!warning.empty())  // raised outside the catch block
+        pg::guarded([&] { ereport(WARNING, (errmsg_internal("%s", warning.c_str()))); });
+    }
+    if (!images.empty()) {
       pg::guarded([] { CHECK_FOR_INTERRUPTS(); });
       dims = m.model->forward(input.data(), int(images.size()), m.pre->size(), out);
       check_dims(m, dims, name);

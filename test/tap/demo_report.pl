@@ -110,6 +110,29 @@ like($page, qr/<svg/, 'the page has the chart');
 like($page, qr/class="(hit|miss)"/, 'and result galleries');
 like($page, qr/data:image\/jpeg;base64,/, 'with the images inline');
 
+# ---- the whole demo script over the same folder (FASHION_DIR), on this server (LOOKALIKE_DSN) --
+# with the real model: registration, image_embeddings, the whitening fit, fused, Table 1.
+SKIP: {
+	my $model = "$shared/models/mobilenet_v2-imagenet-features.pt";
+	skip "no model at $model", 5 unless -r $model;
+	$node->safe_psql('postgres', 'CREATE DATABASE demo_script');
+	$node->safe_psql('demo_script', 'CREATE EXTENSION lookalike');
+	local $ENV{LOOKALIKE_DSN} = $node->connstr('demo_script');
+	local $ENV{FASHION_DIR} = "$dir/cat";
+	local $ENV{DEMO_OUT} = "$dir/demo_out";
+	IPC::Run::run([ "$root/scripts/demo.sh" ], '>', \$stdout, '2>', \$stderr);
+	is($?, 0, 'scripts/demo.sh with FASHION_DIR and LOOKALIKE_DSN') or diag($stderr);
+	like($stdout, qr/^ fused +\| 0\.\d{4} \| 0\.\d{4} \| [01]\.\d{4} \| ResNet-18 pipeline/m,
+		'Table 1 has the fused row');
+	like($stdout, qr/not applicable, this catalogue is not the shared benchmark set/,
+		'no reproduction verdict on another catalogue');
+	is($node->safe_psql('demo_script', q{SELECT rows || ' ' || dims_in || ' ' || dims_out
+		FROM lookalike.projections WHERE name = 'fashion_cnn_whitening'}), "$n 1280 1280",
+		'the whitening is fitted on this catalogue');
+	is($node->safe_psql('demo_script', 'SELECT count(*) FROM fashion.retrieval_summary'), 3,
+		'three methods evaluated');
+}
+
 # ---- headless Chromium ----------------------------------------------------------------------
 SKIP: {
 	my $chromium = `command -v chromium 2>/dev/null`;

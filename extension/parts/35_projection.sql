@@ -1,0 +1,111 @@
+-- ============================================================================================
+-- Linear projections of embeddings (PCA, whitening): lookalike.projections, fit_projection(),
+-- project() (src/vector/projection*.cpp applies them in lookalike.so; src/model/whitening.cpp
+-- fits them with LibTorch in lookalike_model.so)
+-- ============================================================================================
+
+CREATE TABLE lookalike.projections (
+    name text PRIMARY KEY CHECK (name <> ''),
+    method text NOT NULL CHECK (method IN ('pca_whitening')),
+    dims_in integer NOT NULL CHECK (dims_in BETWEEN 1 AND 16000),
+    dims_out integer NOT NULL CHECK (dims_out BETWEEN 1 AND 16000),
+    epsilon double precision NOT NULL,
+    power double precision NOT NULL,
+    rows bigint NOT NULL,
+    variance_kept double precision NOT NULL,
+    source text NOT NULL,
+    data bytea NOT NULL,
+    fitted_at timestamptz NOT NULL DEFAULT now(),
+    owner name NOT NULL DEFAULT current_user
+);
+COMMENT ON TABLE lookalike.projections IS
+    'linear projections y = W (x - mean) of embeddings, applied by project(); write it through lookalike.fit_projection() and lookalike.drop_projection(); every role reads all rows and changes only its own';
+COMMENT ON COLUMN lookalike.projections.name IS 'the name project() takes';
+COMMENT ON COLUMN lookalike.projections.method IS 'how it was fitted: pca_whitening (PCA, eigenvalues shrunk by epsilon and raised to -power)';
+COMMENT ON COLUMN lookalike.projections.dims_in IS 'dimension of the embeddings it takes';
+COMMENT ON COLUMN lookalike.projections.dims_out IS 'dimension of the embeddings it returns (the number of principal components kept)';
+COMMENT ON COLUMN lookalike.projections.epsilon IS 'shrinkage: each eigenvalue l becomes l + epsilon * mean(eigenvalues)';
+COMMENT ON COLUMN lookalike.projections.power IS 'component i is scaled by (l_i + epsilon * mean)^(-power): 0 rotation only, 0.5 full whitening';
+COMMENT ON COLUMN lookalike.projections.rows IS 'number of (non-null) vectors it was fitted on';
+COMMENT ON COLUMN lookalike.projections.variance_kept IS 'share of the total variance in the kept components (1 when all are kept)';
+COMMENT ON COLUMN lookalike.projections.source IS 'the query it was fitted on';
+COMMENT ON COLUMN lookalike.projections.data IS 'mean and matrix in lookalike''s binary projection format (src/vector/projection.hpp)';
+COMMENT ON COLUMN lookalike.projections.fitted_at IS 'when it was fitted';
+COMMENT ON COLUMN lookalike.projections.owner IS 'the role that fitted it; only that role (or a superuser) may refit or drop it';
+SELECT pg_catalog.pg_extension_config_dump('lookalike.projections', '');
+ALTER TABLE lookalike.projections ENABLE ROW LEVEL SECURITY;
+CREATE POLICY projections_read ON lookalike.projections FOR SELECT USING (true);
+CREATE POLICY projections_insert ON lookalike.projections FOR INSERT
+    WITH CHECK (owner = current_user);
+CREATE POLICY projections_update ON lookalike.projections FOR UPDATE
+    USING (owner = current_user) WITH CHECK (owner = current_user);
+CREATE POLICY projections_delete ON lookalike.projections FOR DELETE USING (owner = current_user);
+GRANT SELECT, INSERT, UPDATE, DELETE ON lookalike.projections TO PUBLIC;
+
+CREATE FUNCTION lookalike._fit_projection(query text, embedding_type regtype,
+                                          epsilon double precision, power double precision,
+                                          components integer,
+                                          OUT data bytea, OUT dims_in integer,
+                                          OUT dims_out integer, OUT rows bigint,
+                                          OUT variance_kept double precision)
+    AS '$libdir/lookalike_model', 'lookalike_fit_projection'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION lookalike._fit_projection(text, regtype, double precision, double precision, integer) IS
+    'internal: fits a PCA whitening to the vectors a query returns; use lookalike.fit_projection()';
+
+CREATE FUNCTION lookalike.fit_projection(name text, query text,
+                                         epsilon double precision DEFAULT 1,
+                                         power double precision DEFAULT 0.25,
+                                         components integer DEFAULT NULL)
+RETURNS lookalike.projections
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+DECLARE
+    fit record;
+    result lookalike.projections;
+BEGIN
+    IF name IS NULL OR name = '' THEN
+        RAISE EXCEPTION 'projection name must not be null or empty' USING ERRCODE = '22023';
+    END IF;
+    IF EXISTS (SELECT 1 FROM lookalike.projections p
+               WHERE p.name = fit_projection.name AND p.owner <> current_user)
+       AND NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION 'projection "%" belongs to another role', name USING ERRCODE = '42501';
+    END IF;
+    fit := lookalike._fit_projection(query, '@extschema@.embedding'::regtype, epsilon, power,
+                                     components);
+    INSERT INTO lookalike.projections AS p
+           (name, method, dims_in, dims_out, epsilon, power, rows, variance_kept, source, data)
+    VALUES (name, 'pca_whitening', fit.dims_in, fit.dims_out, epsilon, power, fit.rows,
+            fit.variance_kept, query, fit.data)
+    ON CONFLICT ON CONSTRAINT projections_pkey DO UPDATE
+        SET method = excluded.method, dims_in = excluded.dims_in, dims_out = excluded.dims_out,
+            epsilon = excluded.epsilon, power = excluded.power, rows = excluded.rows,
+            variance_kept = excluded.variance_kept, source = excluded.source,
+            data = excluded.data, fitted_at = now()
+    RETURNING * INTO result;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION lookalike.fit_projection(text, text, double precision, double precision, integer) IS
+    'fits (or refits) the named projection to the vectors a query returns (one embedding column, nulls skipped): PCA, eigenvalues shrunk by epsilon * their mean and scaled by ^(-power); components keeps the largest ones (null: all). No labels involved';
+
+CREATE FUNCTION lookalike.drop_projection(name text) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+BEGIN
+    DELETE FROM lookalike.projections p WHERE p.name = drop_projection.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'projection "%" does not exist (or belongs to another role)', name
+            USING ERRCODE = '42704';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION lookalike.drop_projection(text) IS
+    'removes a projection of the current role (superusers: any); vectors already projected are kept';
+
+-- STABLE: reads lookalike.projections (once per statement).
+CREATE FUNCTION project(e embedding, projection text) RETURNS embedding
+    AS 'MODULE_PATHNAME', 'embedding_project' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION project(embedding, text) IS
+    'applies a projection of lookalike.projections: W (e - mean), e.g. a PCA whitening fitted by lookalike.fit_projection()';
