@@ -76,16 +76,25 @@ COMMENT ON CAST (embedding AS real[]) IS 'embedding to real array';
 
 -- ---- distances, properties, arithmetic -----------------------------------------------------
 
+-- Planner support of the three distance operators' functions: the planner calls it while it
+-- simplifies expressions, which loads lookalike.so (and its exact top-k scan) before scans are
+-- planned. It answers no request.
+CREATE FUNCTION embedding_distance_support(internal) RETURNS internal
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION embedding_distance_support(internal) IS 'planner support of <=>, <-> and <#>: loads lookalike.so at plan time so that the exact top-k scan is offered from the first query of a session';
 CREATE FUNCTION l2_distance(embedding, embedding) RETURNS double precision
-    AS 'MODULE_PATHNAME', 'embedding_l2_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'embedding_l2_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    SUPPORT embedding_distance_support;
 CREATE FUNCTION l2_squared_distance(embedding, embedding) RETURNS double precision
     AS 'MODULE_PATHNAME', 'embedding_l2_squared_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION inner_product(embedding, embedding) RETURNS double precision
     AS 'MODULE_PATHNAME', 'embedding_inner_product' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION negative_inner_product(embedding, embedding) RETURNS double precision
-    AS 'MODULE_PATHNAME', 'embedding_negative_inner_product' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'embedding_negative_inner_product' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    SUPPORT embedding_distance_support;
 CREATE FUNCTION cosine_distance(embedding, embedding) RETURNS double precision
-    AS 'MODULE_PATHNAME', 'embedding_cosine_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'embedding_cosine_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    SUPPORT embedding_distance_support;
 CREATE FUNCTION cosine_similarity(embedding, embedding) RETURNS double precision
     AS 'MODULE_PATHNAME', 'embedding_cosine_similarity' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION dims(embedding) RETURNS integer

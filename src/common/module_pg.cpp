@@ -1,9 +1,11 @@
 // lookalike.so: module magic and _PG_init. _PG_init defines every setting of the extension
-// (GUCs) -- lookalike_image.so and lookalike_model.so load this library first -- and does
-// nothing else: it creates no thread and loads no model (models load lazily in each backend).
+// (GUCs) -- lookalike_image.so and lookalike_model.so load this library first -- and registers
+// the exact top-k scan (custom scan methods and a planner hook), nothing else: it creates no
+// thread and loads no model (models load lazily in each backend).
 #include "common/constants.hpp"
 #include "common/guard_pg.hpp"
 #include "index/hnsw_pg.hpp"
+#include "vector/exact_scan_pg.hpp"
 #include "vector/kernels.hpp"
 
 extern "C" {
@@ -86,6 +88,12 @@ void _PG_init(void) {
       "0 (the default) means 1 + max_parallel_maintenance_workers. Never more than the CPUs "
       "online; threads exist only during CREATE INDEX / REINDEX.",
       &lookalike::hnswpg::build_threads, 0, 0, 64, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+  // Exact top-k scan (src/vector/exact_scan_pg.cpp).
+  DefineCustomBoolVariable(
+      "lookalike.exact_scan", "Lets the planner use lookalike's exact top-k scan.",
+      "For ORDER BY <embedding column> <=>|<->|<#> <query> LIMIT k over one table: one pass that "
+      "keeps the k nearest rows, instead of computing the distance for every row and sorting.",
+      &lookalike::exact_scan::enabled, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
   // Model runtime (src/model/).
   DefineCustomStringVariable("lookalike.default_model",
                              "Model that image_embedding() uses when no model is named.",
@@ -109,4 +117,5 @@ void _PG_init(void) {
       "0 turns the notices off.", &progress_interval, lookalike::kDefaultProgressInterval, 0, 86400,
       PGC_USERSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("lookalike");
+  lookalike::exact_scan::register_planner_hook();
 }

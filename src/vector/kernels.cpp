@@ -42,16 +42,21 @@ float l2_scalar(const float *a, const float *b, size_t n) {
   return s;
 }
 
+// Every cosine variant is a template on kBB: with kBB false it skips b.b (cosine_parts_fixed:
+// b.b is known), and computes a.b and a.a with exactly the operations of the full variant.
+
 // Adds elements i..n-1 to the cosine parts in double: the tail of every variant.
+template <bool kBB>
 inline void add_cosine_tail(const float *a, const float *b, size_t i, size_t n, CosineParts &r) {
   for (; i < n; ++i) {
     const double x = a[i], y = b[i];
     r.ab += x * y;
     r.aa += x * x;
-    r.bb += y * y;
+    if (kBB) r.bb += y * y;
   }
 }
 
+template <bool kBB>
 CosineParts cosine_scalar(const float *a, const float *b, size_t n) {
   double ab[4] = {0, 0, 0, 0}, aa[4] = {0, 0, 0, 0}, bb[4] = {0, 0, 0, 0};
   size_t i = 0;
@@ -60,11 +65,11 @@ CosineParts cosine_scalar(const float *a, const float *b, size_t n) {
       const double x = a[i + j], y = b[i + j];
       ab[j] += x * y;
       aa[j] += x * x;
-      bb[j] += y * y;
+      if (kBB) bb[j] += y * y;
     }
   CosineParts r{(ab[0] + ab[1]) + (ab[2] + ab[3]), (aa[0] + aa[1]) + (aa[2] + aa[3]),
                 (bb[0] + bb[1]) + (bb[2] + bb[3])};
-  add_cosine_tail(a, b, i, n, r);
+  add_cosine_tail<kBB>(a, b, i, n, r);
   return r;
 }
 
@@ -126,6 +131,7 @@ __attribute__((target("avx2,fma"))) inline double hsum256d(__m256d v) {
 }
 
 // Eight floats a step, widened to two groups of four doubles.
+template <bool kBB>
 __attribute__((target("avx2,fma"))) CosineParts cosine_avx2(const float *a, const float *b,
                                                             size_t n) {
   __m256d ab0 = _mm256_setzero_pd(), aa0 = _mm256_setzero_pd(), bb0 = _mm256_setzero_pd();
@@ -139,14 +145,16 @@ __attribute__((target("avx2,fma"))) CosineParts cosine_avx2(const float *a, cons
     __m256d b1 = _mm256_cvtps_pd(_mm256_extractf128_ps(vb, 1));
     ab0 = _mm256_fmadd_pd(a0, b0, ab0);
     aa0 = _mm256_fmadd_pd(a0, a0, aa0);
-    bb0 = _mm256_fmadd_pd(b0, b0, bb0);
     ab1 = _mm256_fmadd_pd(a1, b1, ab1);
     aa1 = _mm256_fmadd_pd(a1, a1, aa1);
-    bb1 = _mm256_fmadd_pd(b1, b1, bb1);
+    if (kBB) {
+      bb0 = _mm256_fmadd_pd(b0, b0, bb0);
+      bb1 = _mm256_fmadd_pd(b1, b1, bb1);
+    }
   }
   CosineParts r{hsum256d(_mm256_add_pd(ab0, ab1)), hsum256d(_mm256_add_pd(aa0, aa1)),
                 hsum256d(_mm256_add_pd(bb0, bb1))};
-  add_cosine_tail(a, b, i, n, r);
+  add_cosine_tail<kBB>(a, b, i, n, r);
   return r;
 }
 
@@ -213,6 +221,7 @@ __attribute__((target("avx512f"))) inline double hsum512d(__m512d v) {
 // Thirty-two floats a step, loaded as four halves of eight and widened to doubles, in four
 // independent chains per sum (fewer chains left the loop waiting on FMA latency). The maskz form
 // of the conversion: GCC 12 warns about the undefined source of the plain one.
+template <bool kBB>
 __attribute__((target("avx512f"))) CosineParts cosine_avx512(const float *a, const float *b,
                                                              size_t n) {
   __m512d ab[4], aa[4], bb[4];
@@ -225,7 +234,7 @@ __attribute__((target("avx512f"))) CosineParts cosine_avx512(const float *a, con
       __m512d y = _mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(b + i + 8 * j));
       ab[j] = _mm512_fmadd_pd(x, y, ab[j]);
       aa[j] = _mm512_fmadd_pd(x, x, aa[j]);
-      bb[j] = _mm512_fmadd_pd(y, y, bb[j]);
+      if (kBB) bb[j] = _mm512_fmadd_pd(y, y, bb[j]);
     }
   }
   for (; i + 8 <= n; i += 8) {
@@ -233,13 +242,13 @@ __attribute__((target("avx512f"))) CosineParts cosine_avx512(const float *a, con
     __m512d y = _mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(b + i));
     ab[0] = _mm512_fmadd_pd(x, y, ab[0]);
     aa[0] = _mm512_fmadd_pd(x, x, aa[0]);
-    bb[0] = _mm512_fmadd_pd(y, y, bb[0]);
+    if (kBB) bb[0] = _mm512_fmadd_pd(y, y, bb[0]);
   }
   auto sum4 = [](const __m512d *v) __attribute__((target("avx512f"))) {
     return hsum512d(_mm512_add_pd(_mm512_add_pd(v[0], v[1]), _mm512_add_pd(v[2], v[3])));
   };
   CosineParts r{sum4(ab), sum4(aa), sum4(bb)};
-  add_cosine_tail(a, b, i, n, r);
+  add_cosine_tail<kBB>(a, b, i, n, r);
   return r;
 }
 #endif  // LOOKALIKE_X86
@@ -249,15 +258,18 @@ struct Table {
   float (*dot)(const float *, const float *, size_t);
   float (*l2)(const float *, const float *, size_t);
   CosineParts (*cosine)(const float *, const float *, size_t);
+  CosineParts (*cosine_fixed)(const float *, const float *, size_t);  // no b.b
 };
 
 Table table_for(Isa isa) {
 #ifdef LOOKALIKE_X86
-  if (isa == Isa::kAvx512) return {Isa::kAvx512, dot_avx512, l2_avx512, cosine_avx512};
-  if (isa == Isa::kAvx2) return {Isa::kAvx2, dot_avx2, l2_avx2, cosine_avx2};
+  if (isa == Isa::kAvx512)
+    return {Isa::kAvx512, dot_avx512, l2_avx512, cosine_avx512<true>, cosine_avx512<false>};
+  if (isa == Isa::kAvx2)
+    return {Isa::kAvx2, dot_avx2, l2_avx2, cosine_avx2<true>, cosine_avx2<false>};
 #endif
   (void)isa;
-  return {Isa::kScalar, dot_scalar, l2_scalar, cosine_scalar};
+  return {Isa::kScalar, dot_scalar, l2_scalar, cosine_scalar<true>, cosine_scalar<false>};
 }
 
 Isa best_isa() {
@@ -294,8 +306,17 @@ CosineParts cosine_parts(const float *a, const float *b, size_t n) {
   return active().cosine(a, b, n);
 }
 
+CosineParts cosine_parts_fixed(const float *a, const float *b, size_t n, double bb) {
+  CosineParts p = active().cosine_fixed(a, b, n);
+  p.bb = bb;
+  return p;
+}
+
 double cosine_distance(const float *a, const float *b, size_t n) {
-  CosineParts p = cosine_parts(a, b, n);
+  return cosine_distance(cosine_parts(a, b, n));
+}
+
+double cosine_distance(const CosineParts &p) {
   double denom = std::sqrt(p.aa * p.bb);
   if (!(denom > 0.0) || !std::isfinite(denom)) return std::numeric_limits<double>::quiet_NaN();
   double sim = p.ab / denom;

@@ -20,10 +20,17 @@ struct CosineParts {
   double ab, aa, bb;
 };
 CosineParts cosine_parts(const float *a, const float *b, size_t n);
+// The same parts when b.b is already known (many vectors a against one fixed b: an exact top-k
+// scan): `bb` must be cosine_parts(b, b, n).bb. a.b and a.a are computed with exactly the
+// operations of cosine_parts, so the result equals cosine_parts(a, b, n) bit for bit, at two
+// thirds of the arithmetic.
+CosineParts cosine_parts_fixed(const float *a, const float *b, size_t n, double bb);
 
 // 1 - cos(a, b), in [0, 2]. NaN when either vector has zero norm (the angle is undefined); NaN
 // sorts after every number in PostgreSQL, so zero vectors come last in an ascending ORDER BY.
 double cosine_distance(const float *a, const float *b, size_t n);
+// The same from its parts.
+double cosine_distance(const CosineParts &p);
 
 // The ISA in use, and a switch for tests and benchmarks (returns false if the CPU lacks it).
 Isa active_isa();

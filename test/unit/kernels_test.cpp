@@ -94,6 +94,29 @@ TEST_P(KernelTest, CosineEdgeCases) {
   }
 }
 
+// The exact top-k scan computes b.b of the query once and then only a.b and a.a per row: the
+// result must equal the full kernel's bit for bit (ties and their order as the operator has them).
+TEST_P(KernelTest, CosineWithFixedQueryEqualsFullKernel) {
+  std::mt19937 rng(11);
+  for (size_t n : {1, 3, 8, 9, 31, 32, 33, 100, 512, 515, 1280, 2049}) {
+    auto q = random_vec(rng, n, 0.5f);
+    const double qq = cosine_parts(q.data(), q.data(), n).bb;
+    for (int t = 0; t < 20; ++t) {
+      auto a = random_vec(rng, n, 1.0f + t);
+      CosineParts full = cosine_parts(a.data(), q.data(), n);
+      CosineParts fixed = cosine_parts_fixed(a.data(), q.data(), n, qq);
+      EXPECT_EQ(full.ab, fixed.ab) << "n=" << n;
+      EXPECT_EQ(full.aa, fixed.aa) << "n=" << n;
+      EXPECT_EQ(full.bb, fixed.bb) << "n=" << n;
+      const double d1 = cosine_distance(a.data(), q.data(), n), d2 = cosine_distance(fixed);
+      EXPECT_EQ(d1, d2) << "n=" << n;
+    }
+  }
+  std::vector<float> z(64, 0.f), a(64, 1.f);
+  EXPECT_TRUE(std::isnan(cosine_distance(cosine_parts_fixed(a.data(), z.data(), 64, 0.0))));
+  EXPECT_TRUE(std::isnan(cosine_distance(cosine_parts_fixed(z.data(), a.data(), 64, 64.0))));
+}
+
 INSTANTIATE_TEST_SUITE_P(AllIsas, KernelTest,
                          ::testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx512),
                          [](const auto &info) { return std::string(isa_name(info.param)); });
