@@ -527,6 +527,11 @@ void Graph::connect(Context &ctx, uint32_t from, uint32_t to, float dist, int la
   c.clear();
   for (int i = 0; i < n; ++i) c.push_back({sd[i], s[1 + i]});
   c.push_back({dist, to});
+  store_selected(ctx, c, cap, s, sd);
+}
+
+void Graph::store_selected(Context &ctx, std::vector<Candidate> &c, int cap, uint32_t *s,
+                           float *sd) const {
   std::sort(c.begin(), c.end(),
             [](const Candidate &a, const Candidate &b) { return a.dist < b.dist; });
   int k = select(ctx, c, cap);
@@ -631,14 +636,7 @@ void Graph::link(uint32_t id, Context &ctx) {
           if (std::none_of(kept.begin(), kept.end(),
                            [&](const Candidate &x) { return x.id == s[1 + i]; }))
             c.push_back({sd[i], s[1 + i]});
-        std::sort(c.begin(), c.end(),
-                  [](const Candidate &a, const Candidate &b) { return a.dist < b.dist; });
-        int k2 = select(ctx, c, cap);
-        for (int i = 0; i < k2; ++i) {
-          s[1 + i] = c[ctx.sel_buf[i]].id;
-          sd[i] = c[ctx.sel_buf[i]].dist;
-        }
-        s[0] = k2;
+        store_selected(ctx, c, cap, s, sd);
       } else {
         for (int i = 0; i < k; ++i) {
           s[1 + i] = kept[i].id;

@@ -181,6 +181,10 @@ class Graph {
   // The heuristic over c (nearest first) keeping at most cap, without fill (hnswlib's choice:
   // pruned candidates are not added back); indices into c in ctx.sel_buf.
   int select(Context &ctx, const std::vector<Candidate> &c, int cap) const;
+  // Sorts candidates c by distance and stores the neighbour selection's choice among them (at
+  // most cap) in the list s (s[0] the count) with distances sd.
+  void store_selected(Context &ctx, std::vector<Candidate> &c, int cap, uint32_t *s,
+                      float *sd) const;
 
   int dim_;
   Metric metric_;
