@@ -143,5 +143,24 @@ SELECT count(*) FROM generate_series(1, 10000000) g,
 RESET statement_timeout;
 \set VERBOSITY default
 
+-- 12. JIT-compiled WHERE clause and target list: the same rows. (The scan evaluates the WHERE
+--     clause on the table's own slot type, so it compiles it for a slot type that is not fixed.)
+SET jit = on;
+SET jit_above_cost = 0;
+SET jit_inline_above_cost = 0;
+SET jit_optimize_above_cost = 0;
+EXPLAIN (COSTS OFF) SELECT id, cat, round((e <-> '[0,1,0]')::numeric, 6) AS d FROM ex
+WHERE cat = 1 AND id % 5 <> 0 ORDER BY e <-> '[0,1,0]' LIMIT 4;
+SELECT id, cat, round((e <-> '[0,1,0]')::numeric, 6) AS d FROM ex
+WHERE cat = 1 AND id % 5 <> 0 ORDER BY e <-> '[0,1,0]' LIMIT 4;
+SET lookalike.exact_scan = off;
+SELECT id, cat, round((e <-> '[0,1,0]')::numeric, 6) AS d FROM ex
+WHERE cat = 1 AND id % 5 <> 0 ORDER BY e <-> '[0,1,0]' LIMIT 4;
+RESET lookalike.exact_scan;
+RESET jit_optimize_above_cost;
+RESET jit_inline_above_cost;
+RESET jit_above_cost;
+RESET jit;
+
 DROP TABLE ex, cases, got, wide, packed;
 DROP FUNCTION topk;

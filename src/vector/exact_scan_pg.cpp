@@ -174,16 +174,16 @@ void add_topk_path(PlannerInfo *root, RelOptInfo *rel, const Match &m, int k, in
   cp->custom_private =
       list_make4(makeInteger(m.attno), makeInteger(m.metric), makeInteger(k), m.query);
 
-  // A sequential scan's cost with, per row, the distance function and one comparison with the
-  // heap's worst entry; no sort.
+  // A sequential scan's cost (every row read, the WHERE clause evaluated on each) plus, per row
+  // that passes the WHERE clause, the distance function and one comparison with the heap's worst
+  // entry; no sort.
   double spc_random, spc_seq;
   get_tablespace_page_costs(rel->reltablespace, &spc_random, &spc_seq);
   QualCost qual = rel->baserestrictcost;
-  const double rows = std::max(rel->tuples, 1.0);
   QualCost dist = {0, 0};
   add_function_cost(root, m.func, nullptr, &dist);
-  Cost cpu_per_tuple = cpu_tuple_cost + qual.per_tuple + dist.per_tuple + cpu_operator_cost;
-  Cost cpu_run = cpu_per_tuple * rows;
+  Cost cpu_run = (cpu_tuple_cost + qual.per_tuple) * std::max(rel->tuples, 1.0) +
+                 (dist.per_tuple + cpu_operator_cost) * std::max(rel->rows, 1.0);
   double out_rows = std::min<double>(k, std::max(rel->rows, 1.0));
   if (workers > 0) {
     const double divisor = parallel_divisor(workers);
@@ -221,8 +221,10 @@ void set_rel_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti, RangeTblEnt
   Match m;
   if (!match_order(root, rel, &m)) return;
   const int k = static_cast<int>(root->limit_tuples);
-  // The k kept rows are whole heap tuples: they must fit in work_mem.
-  const double tuple_bytes = rel->reltarget->width + 64.0;
+  // The k kept rows are whole heap tuples (every column, not only those the query reads): they
+  // must fit in work_mem.
+  const double avg_tuple = rel->tuples > 0 ? rel->pages * double(BLCKSZ) / rel->tuples : 0.0;
+  const double tuple_bytes = std::max(rel->reltarget->width + 64.0, avg_tuple);
   if (k * tuple_bytes > work_mem * 1024.0) return;
 
   add_topk_path(root, rel, m, k, 0);
