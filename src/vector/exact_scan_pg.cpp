@@ -26,6 +26,7 @@
 #include "vector/embedding_pg.hpp"
 #include "vector/exact_scan_pg.hpp"
 #include "vector/kernels.hpp"
+#include "vector/topk.hpp"
 
 extern "C" {
 #include "access/heapam.h"
@@ -60,8 +61,19 @@ bool enabled = true;
 
 namespace {
 
-enum Metric { kCosine = 0, kL2 = 1, kNegativeInnerProduct = 2 };
-const char *const kMetricNames[] = {"cosine (<=>)", "l2 (<->)", "negative inner product (<#>)"};
+// The metric travels in the plan as the integer value of topk::Metric (the same three operators).
+using topk::Metric;
+const char *metric_name(Metric m) {
+  switch (m) {
+    case Metric::kCosine:
+      return "cosine (<=>)";
+    case Metric::kL2:
+      return "l2 (<->)";
+    case Metric::kNegativeInnerProduct:
+      return "negative inner product (<#>)";
+  }
+  return "?";
+}
 constexpr const char *kName = "lookalike exact top-k";
 
 set_rel_pathlist_hook_type prev_set_rel_pathlist = nullptr;
@@ -83,9 +95,10 @@ int metric_of_function(Oid fn) {
       char *b = TextDatumGetCString(bin), *s = TextDatumGetCString(src);
       const char *base = strrchr(b, '/');
       if (strcmp(base ? base + 1 : b, "lookalike") == 0) {
-        if (strcmp(s, "embedding_cosine_distance") == 0) metric = kCosine;
-        if (strcmp(s, "embedding_l2_distance") == 0) metric = kL2;
-        if (strcmp(s, "embedding_negative_inner_product") == 0) metric = kNegativeInnerProduct;
+        if (strcmp(s, "embedding_cosine_distance") == 0) metric = int(Metric::kCosine);
+        if (strcmp(s, "embedding_l2_distance") == 0) metric = int(Metric::kL2);
+        if (strcmp(s, "embedding_negative_inner_product") == 0)
+          metric = int(Metric::kNegativeInnerProduct);
       }
     }
   }
@@ -106,7 +119,8 @@ bool match_distance(RelOptInfo *rel, Expr *e, Match *m) {
   if (!IsA(e, OpExpr)) return false;
   OpExpr *op = reinterpret_cast<OpExpr *>(e);
   if (list_length(op->args) != 2) return false;
-  const int metric = metric_of_function(get_opcode(op->opno));
+  const Oid func = get_opcode(op->opno);
+  const int metric = metric_of_function(func);
   if (metric < 0) return false;
   for (int side = 0; side < 2; ++side) {
     Expr *col = static_cast<Expr *>(list_nth(op->args, side));
@@ -120,7 +134,7 @@ bool match_distance(RelOptInfo *rel, Expr *e, Match *m) {
     if (contain_var_clause(o) || contain_volatile_functions(o) || contain_subplans(o)) continue;
     m->attno = v->varattno;
     m->metric = metric;
-    m->func = get_opcode(op->opno);
+    m->func = func;
     m->query = other;
     return true;
   }
@@ -268,7 +282,7 @@ inline bool worse(const Entry &a, const Entry &b) {  // a sorts after b
 struct TopkState {
   CustomScanState css;
   AttrNumber attno;
-  int metric;
+  Metric metric;
   int k;
   ExprState *query_expr;
   ExprState *qual;              // the WHERE clause, compiled for any slot type
@@ -287,7 +301,7 @@ void begin_scan(CustomScanState *node, EState *estate, int) {
   TopkState *st = reinterpret_cast<TopkState *>(node);
   CustomScan *cs = reinterpret_cast<CustomScan *>(node->ss.ps.plan);
   st->attno = static_cast<AttrNumber>(intVal(list_nth(cs->custom_private, 0)));
-  st->metric = intVal(list_nth(cs->custom_private, 1));
+  st->metric = static_cast<Metric>(intVal(list_nth(cs->custom_private, 1)));
   st->k = intVal(list_nth(cs->custom_private, 2));
   st->query_expr = ExecInitExpr(static_cast<Expr *>(linitial(cs->custom_exprs)), &node->ss.ps);
   // The scan fills the table AM's own slot (a buffer heap tuple slot), not the node's virtual
@@ -382,7 +396,8 @@ void compute_topk(TopkState *st) {
     MemoryContext old = MemoryContextSwitchTo(st->keep_cxt);
     query = reinterpret_cast<Embedding *>(PG_DETOAST_DATUM_COPY(qd));
     MemoryContextSwitchTo(old);
-    if (st->metric == kCosine) qq = kernels::cosine_parts(query->x, query->x, query->dim).bb;
+    if (st->metric == Metric::kCosine)
+      qq = kernels::cosine_parts(query->x, query->x, query->dim).bb;
   }
 
   if (st->scan == nullptr)
@@ -409,18 +424,11 @@ void compute_topk(TopkState *st) {
       check_same_dims(x, query);
       MemoryContextSwitchTo(old);
       st->rows_measured++;
-      switch (st->metric) {
-        case kCosine:
-          e.dist =
-              kernels::cosine_distance(kernels::cosine_parts_fixed(x->x, query->x, x->dim, qq));
-          break;
-        case kL2:
-          e.dist = std::sqrt(static_cast<double>(kernels::l2_squared(x->x, query->x, x->dim)));
-          break;
-        default:
-          e.dist = -static_cast<double>(kernels::dot(x->x, query->x, x->dim));
-          break;
-      }
+      // The operator's distance (topk::distance); cosine with the query's b.b computed once.
+      e.dist =
+          st->metric == Metric::kCosine
+              ? kernels::cosine_distance(kernels::cosine_parts_fixed(x->x, query->x, x->dim, qq))
+              : topk::distance(st->metric, x->x, query->x, x->dim);
       e.rank = std::isnan(e.dist) ? 1 : 0;
     }
     if (n == k && !worse(heap[0], e)) continue;  // not better than the worst kept row
@@ -499,7 +507,7 @@ void initialize_worker(CustomScanState *node, shm_toc *, void *coordinate) {
 void explain_scan(CustomScanState *node, List *, ExplainState *es) {
   TopkState *st = reinterpret_cast<TopkState *>(node);
   CustomScan *cs = reinterpret_cast<CustomScan *>(node->ss.ps.plan);
-  ExplainPropertyText("Distance", kMetricNames[intVal(list_nth(cs->custom_private, 1))], es);
+  ExplainPropertyText("Distance", metric_name(st->metric), es);
   ExplainPropertyInteger("Rows Kept", nullptr, intVal(list_nth(cs->custom_private, 2)), es);
   // Rows this process measured (a parallel scan's workers count their own, not shown here).
   if (es->analyze && !cs->scan.plan.parallel_aware)
