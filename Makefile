@@ -7,7 +7,7 @@
 # Files named *_pg.cpp talk to PostgreSQL; every other .cpp under src/ is the pure C++ core
 # (also built by CMakeLists.txt for the unit tests).
 
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 MODULE_big = lookalike
 MODULEDIR  = extension
 SHARED    ?= ../shared
@@ -25,10 +25,12 @@ IMAGE_CORE_OBJS = $(patsubst %.cpp,%.o,$(filter-out %_pg.cpp,$(wildcard src/imag
 MODEL_OBJS = $(patsubst %.cpp,%.o,$(wildcard src/model/*.cpp)) $(IMAGE_CORE_OBJS) src/common/guard_pg.o src/common/settings_pg.o src/vector/projection.o src/vector/kernels.o
 EXTRA_MODULES = lookalike_image$(DLSUFFIX) lookalike_model$(DLSUFFIX)
 
-# The install script is assembled from the per-feature parts in extension/parts/.
+# The install script of the current release is assembled from the per-feature parts in
+# extension/parts/. Earlier releases' install scripts are frozen, tracked files, and every
+# release ships one upgrade script from the previous one (docs/upgrading.md).
 LOOKALIKE_SQL = extension/lookalike--$(EXTVERSION).sql
 DATA_built = $(LOOKALIKE_SQL)
-DATA = extension/lookalike.control $(wildcard extension/lookalike--*--*.sql)
+DATA = extension/lookalike.control $(filter-out $(LOOKALIKE_SQL),$(wildcard extension/lookalike--*.sql))
 LOADER = tools/loader/lookalike-load
 EXTRA_CLEAN = $(LOOKALIKE_SQL) $(EXTRA_MODULES) $(IMAGE_OBJS) $(MODEL_OBJS) $(LOADER) $(patsubst %.cpp,%.d,$(SRCS))
 

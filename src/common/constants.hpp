@@ -5,7 +5,7 @@
 
 namespace lookalike {
 
-inline constexpr const char *kVersion = "0.1.0";
+inline constexpr const char *kVersion = "0.2.0";
 
 // The embedding type.
 inline constexpr int kMaxDims = 16000;  // same bound as pgvector's vector type
