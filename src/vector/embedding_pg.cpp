@@ -7,6 +7,7 @@
 
 #include "vector/embedding_pg.hpp"
 #include "common/guard_pg.hpp"
+#include "vector/binary.hpp"
 #include "vector/text.hpp"
 
 namespace lookalike {
@@ -97,26 +98,18 @@ LOOKALIKE_FUNCTION(embedding_typmod_out) {
   PG_RETURN_CSTRING(psprintf("(%d)", typmod));
 }
 
-// Binary form (pgvector's too): int16 dim, int16 reserved, dim float4 in network order.
+// Binary form (pgvector's too): int16 dim, int16 reserved, dim float4 in network order. The
+// decoding is the pure binary::decode (src/vector/binary.cpp, fuzzed by test/fuzz/).
 LOOKALIKE_FUNCTION(embedding_recv) {
   StringInfo buf = reinterpret_cast<StringInfo>(PG_GETARG_POINTER(0));
   int32 typmod = PG_GETARG_INT32(2);
-  int dim = pq_getmsgint(buf, sizeof(int16));
-  int unused = pq_getmsgint(buf, sizeof(int16));
-  check_dim_range(dim);
+  const auto *data = reinterpret_cast<const uint8_t *>(buf->data + buf->cursor);
+  size_t len = static_cast<size_t>(buf->len - buf->cursor);
+  int dim = binary::decode_dim(data, len);
   check_typmod(dim, typmod);
-  if (unused != 0)
-    ereport(ERROR, (errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-                    errmsg("invalid binary embedding: reserved field is %d, expected 0", unused)));
-  if (buf->len - buf->cursor != static_cast<int>(sizeof(float)) * dim)
-    ereport(ERROR, (errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-                    errmsg("invalid binary embedding: %d bytes of data for %d dimensions",
-                           buf->len - buf->cursor, dim)));
   Embedding *e = new_embedding(dim);
-  for (int i = 0; i < dim; ++i) {
-    e->x[i] = pq_getmsgfloat4(buf);
-    check_finite(e->x[i]);
-  }
+  binary::decode(data, len, e->x);
+  buf->cursor = buf->len;
   PG_RETURN_POINTER(e);
 }
 
