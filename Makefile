@@ -19,7 +19,7 @@ PG_CONFIG ?= pg_config
 #   lookalike_image.so  colour histograms and image decoding, OpenCV          (src/image)
 #   lookalike_model.so  the model registry and image_embedding(), LibTorch    (src/model + src/image core)
 SRCS := $(sort $(wildcard src/*/*.cpp))
-OBJS  = $(patsubst %.cpp,%.o,$(wildcard src/common/*.cpp src/vector/*.cpp src/index/*.cpp))
+OBJS  = $(patsubst %.cpp,%.o,$(wildcard src/common/*.cpp src/vector/*.cpp src/index/*.cpp src/interop/*.cpp))
 IMAGE_OBJS = $(patsubst %.cpp,%.o,$(wildcard src/image/*.cpp)) src/common/guard_pg.o src/common/settings_pg.o
 IMAGE_CORE_OBJS = $(patsubst %.cpp,%.o,$(filter-out %_pg.cpp,$(wildcard src/image/*.cpp)))
 MODEL_OBJS = $(patsubst %.cpp,%.o,$(wildcard src/model/*.cpp)) $(IMAGE_CORE_OBJS) src/common/guard_pg.o src/common/settings_pg.o src/vector/projection.o src/vector/kernels.o
@@ -31,6 +31,9 @@ EXTRA_MODULES = lookalike_image$(DLSUFFIX) lookalike_model$(DLSUFFIX)
 LOOKALIKE_SQL = extension/lookalike--$(EXTVERSION).sql
 DATA_built = $(LOOKALIKE_SQL)
 DATA = extension/lookalike.control $(filter-out $(LOOKALIKE_SQL),$(wildcard extension/lookalike--*.sql))
+# The companion extension lookalike_pgvector (casts to and from pgvector's vector; its C
+# functions are in lookalike.so, src/interop/): CREATE EXTENSION lookalike_pgvector CASCADE.
+DATA += extension/lookalike_pgvector.control $(wildcard extension/lookalike_pgvector--*.sql)
 LOADER = tools/loader/lookalike-load
 EXTRA_CLEAN = $(LOOKALIKE_SQL) $(EXTRA_MODULES) $(IMAGE_OBJS) $(MODEL_OBJS) $(LOADER) $(patsubst %.cpp,%.d,$(SRCS))
 

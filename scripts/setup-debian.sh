@@ -11,7 +11,10 @@ apt-get install -y -qq --no-install-recommends \
   libtorch-dev libopencv-dev libwebp-dev libjpeg62-turbo-dev libssl-dev \
   googletest libgtest-dev \
   python3 python3-numpy python3-opencv python3-torch python3-torchvision \
+  python3-psycopg2 python3-psycopg \
   chromium >/dev/null
+# pgvector (for the companion extension lookalike_pgvector) is not packaged for Debian 12; where
+# it is installed, the tests use it, otherwise a stand-in (docs/pgvector.md).
 # The Debian postgresql-15 package starts a cluster of its own; lookalike's tests and demo use
 # throwaway clusters and do not need it.
 echo "lookalike: dependencies installed"
