@@ -15,11 +15,11 @@ PG_CONFIG ?= pg_config
 
 # Three shared libraries, so that a backend only maps what it uses (LibTorch alone costs ~0.7 s
 # and ~160 MB per backend to load; OpenCV ~0.1 s):
-#   lookalike.so        the embedding type, operators, index, all settings    (src/common, vector, index)
+#   lookalike.so        the embedding type, operators, index, scale-out, all settings (src/common, vector, index, scaleout)
 #   lookalike_image.so  colour histograms and image decoding, OpenCV          (src/image)
 #   lookalike_model.so  the model registry and image_embedding(), LibTorch    (src/model + src/image core)
 SRCS := $(sort $(wildcard src/*/*.cpp))
-OBJS  = $(patsubst %.cpp,%.o,$(wildcard src/common/*.cpp src/vector/*.cpp src/index/*.cpp src/interop/*.cpp))
+OBJS  = $(patsubst %.cpp,%.o,$(wildcard src/common/*.cpp src/vector/*.cpp src/index/*.cpp src/interop/*.cpp src/scaleout/*.cpp))
 IMAGE_OBJS = $(patsubst %.cpp,%.o,$(wildcard src/image/*.cpp)) src/common/guard_pg.o src/common/settings_pg.o
 IMAGE_CORE_OBJS = $(patsubst %.cpp,%.o,$(filter-out %_pg.cpp,$(wildcard src/image/*.cpp)))
 MODEL_OBJS = $(patsubst %.cpp,%.o,$(wildcard src/model/*.cpp)) $(IMAGE_CORE_OBJS) src/common/guard_pg.o src/common/settings_pg.o src/vector/projection.o src/vector/kernels.o

@@ -5,6 +5,7 @@
 #include "common/constants.hpp"
 #include "common/guard_pg.hpp"
 #include "index/hnsw_pg.hpp"
+#include "scaleout/partition_topk_pg.hpp"
 #include "vector/exact_scan_pg.hpp"
 #include "vector/kernels.hpp"
 
@@ -116,6 +117,8 @@ void _PG_init(void) {
       "lookalike.progress_interval", "Seconds between progress notices of image_embeddings().",
       "0 turns the notices off.", &progress_interval, lookalike::kDefaultProgressInterval, 0, 86400,
       PGC_USERSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
+  // Scale-out (src/scaleout/): top-k per partition, shards through postgres_fdw.
+  lookalike::scaleout::init();
   MarkGUCPrefixReserved("lookalike");
   lookalike::exact_scan::register_planner_hook();
 }

@@ -10,7 +10,8 @@
 //
 // Planner side: a set_rel_pathlist hook offers the path when the query has the shape above, a
 // constant LIMIT (root->limit_tuples, so no grouping, DISTINCT, window functions or set-returning
-// functions), a single plain table, no FOR UPDATE, no WITH TIES, and k rows fit in work_mem. It
+// functions), a single plain table or a partition of the query's single partitioned table (see
+// src/scaleout/partition_topk_pg.cpp), no FOR UPDATE, no WITH TIES, and k rows fit in work_mem. It
 // offers a serial path and a parallel-aware partial path (each participant keeps its own k best
 // over its share of the blocks; Gather Merge merges them, the Limit above takes k). Costs are
 // those of a sequential scan with the distance and one heap comparison per row, without the
@@ -223,7 +224,14 @@ void set_rel_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti, RangeTblEnt
     return;
   // root->limit_tuples is -1 unless a constant LIMIT bounds the rows this scan must deliver.
   if (!(root->limit_tuples >= 1.0) || root->limit_tuples > 1e6) return;
-  if (rel->reloptkind != RELOPT_BASEREL || !bms_equal(rel->relids, root->all_baserels)) return;
+  // The query's only table, or a partition (or inheritance child) of it: a child that delivers
+  // its own k best serves the Append or Merge Append above it, under the same LIMIT (the WHERE
+  // clause is the child's own, nothing between it and the LIMIT drops rows).
+  const bool only_table =
+      rel->reloptkind == RELOPT_BASEREL && bms_equal(rel->relids, root->all_baserels);
+  const bool child_of_only_table = rel->reloptkind == RELOPT_OTHER_MEMBER_REL &&
+                                   bms_equal(rel->top_parent_relids, root->all_baserels);
+  if (!only_table && !child_of_only_table) return;
   if (rte->rtekind != RTE_RELATION || rte->inh || rte->tablesample != nullptr) return;
   if (rte->relkind != RELKIND_RELATION && rte->relkind != RELKIND_MATVIEW) return;
   if (rel->lateral_relids != nullptr) return;
@@ -531,6 +539,13 @@ const CustomPathMethods path_methods_value = {kName, plan_path, nullptr};
 const CustomPathMethods *path_methods() { return &path_methods_value; }
 
 }  // namespace
+
+int distance_metric(Oid func) { return metric_of_function(func); }
+
+bool order_is_distance(PlannerInfo *root, RelOptInfo *rel) {
+  Match m;
+  return match_order(root, rel, &m);
+}
 
 void register_planner_hook() {
   RegisterCustomScanMethods(&scan_methods);
