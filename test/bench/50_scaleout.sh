@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Scale-out (docs/scale-out.md): SELECT id FROM items ORDER BY e <=> q LIMIT 5 over 200,000
+# clustered 128-d unit vectors (seeded; test/bench/clustered.py), one client, queries/s with
+# pgbench, on
+#  - a coordinator (the bench server) whose table is hash-partitioned by id into two postgres_fdw
+#    foreign tables on two shard servers that this script starts on the same machine
+#    (async_capable, extensions 'lookalike'): lookalike's top-k per partition;
+#  - the same 200,000 rows in one table on the coordinator (one node), same run: the reference;
+#  - the same sharded table with lookalike.partition_topk = off: PostgreSQL's plan without the
+#    pushdown (every shard sorts all its rows, or streams its index, for the Merge Append).
+# First with no index (the shards' exact top-k scan; the reference: the one node's exact scan),
+# then with lookalike_hnsw on each shard and on the one node (ef_search 40).
+# All three servers share this machine's cores, so the shards cannot be faster than one node
+# here: the figure is the overhead of going through postgres_fdw.
+# Needs PGHOST/PGPORT/PGUSER/PGDATABASE (make bench sets them). N, DIMS, SECONDS_PER_RUN may be set.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+N=${N:-200000}
+DIMS=${DIMS:-128}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-15}
+Q=100
+root=${LOOKALIKE_ROOT:-$(cd "$here/../.." && pwd)}
+work=$root/build/bench/shards
+psql() { command psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# Two shard servers on this machine, stopped on exit.
+rm -rf "$work"
+mkdir -p "$work"
+[ "$(id -u)" = 0 ] && chown postgres "$work"
+ports=()
+for i in 1 2; do
+  as_pg initdb -D "$work/s$i" -A trust -U postgres >"$work/initdb$i.log"
+  port=$((50000 + RANDOM % 5000))
+  cat >>"$work/s$i/postgresql.conf" <<CONF
+port = $port
+listen_addresses = ''
+unix_socket_directories = '$work'
+shared_buffers = 1GB
+work_mem = 64MB
+maintenance_work_mem = 1GB
+session_preload_libraries = 'lookalike'
+fsync = off
+synchronous_commit = off
+jit = off
+CONF
+  as_pg pg_ctl -D "$work/s$i" -l "$work/s$i.log" -w start >/dev/null
+  ports+=("$port")
+done
+stop_shards() { for i in 1 2; do as_pg pg_ctl -D "$work/s$i" -m fast -w stop >/dev/null 2>&1 || true; done; }
+trap stop_shards EXIT
+shard() { PGHOST=$work PGPORT=${ports[$(($1 - 1))]} PGDATABASE=postgres psql "${@:2}"; }
+for i in 1 2; do
+  shard $i -c "CREATE EXTENSION lookalike" -c "CREATE TABLE items (id int PRIMARY KEY, e embedding($DIMS))"
+done
+
+psql <<SQL
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS so_all, so_items, so_single, so_queries, so_truth CASCADE;
+CREATE EXTENSION IF NOT EXISTS postgres_fdw;
+CREATE EXTENSION IF NOT EXISTS pg_prewarm;
+DROP SERVER IF EXISTS so_shard1, so_shard2 CASCADE;
+CREATE SERVER so_shard1 FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$work', port '${ports[0]}',
+  dbname 'postgres', extensions 'lookalike', async_capable 'true', batch_size '1000');
+CREATE SERVER so_shard2 FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$work', port '${ports[1]}',
+  dbname 'postgres', extensions 'lookalike', async_capable 'true', batch_size '1000');
+CREATE USER MAPPING FOR CURRENT_USER SERVER so_shard1;
+CREATE USER MAPPING FOR CURRENT_USER SERVER so_shard2;
+CREATE TABLE so_items (id int, e embedding($DIMS)) PARTITION BY HASH (id);
+CREATE FOREIGN TABLE so_items_0 PARTITION OF so_items FOR VALUES WITH (MODULUS 2, REMAINDER 0)
+  SERVER so_shard1 OPTIONS (table_name 'items');
+CREATE FOREIGN TABLE so_items_1 PARTITION OF so_items FOR VALUES WITH (MODULUS 2, REMAINDER 1)
+  SERVER so_shard2 OPTIONS (table_name 'items');
+CREATE UNLOGGED TABLE so_all (id int, e embedding($DIMS));
+SQL
+"$here/clustered.py" $((N + Q)) "$DIMS" --seed 1 | psql -c "COPY so_all FROM STDIN (FORMAT binary)"
+psql <<SQL
+CREATE TABLE so_single (id int PRIMARY KEY, e embedding($DIMS));
+INSERT INTO so_single SELECT id, e FROM so_all WHERE id <= $N;
+INSERT INTO so_items SELECT id, e FROM so_all WHERE id <= $N;
+CREATE TABLE so_queries AS SELECT id - $N AS qid, e FROM so_all WHERE id > $N;
+DROP TABLE so_all;
+VACUUM ANALYZE so_single, so_queries;
+SQL
+for i in 1 2; do shard $i -c "VACUUM ANALYZE items"; done
+
+same_answers() {  # the sharded table gives the one node's distances, in order, for 10 queries
+  psql -At -c "SELECT bool_and(a = b) FROM so_queries q,
+    LATERAL (SELECT array_agg(d) a FROM (SELECT e <=> q.e d FROM so_items ORDER BY e <=> q.e LIMIT 5) s) x,
+    LATERAL (SELECT array_agg(d) b FROM (SELECT e <=> q.e d FROM so_single ORDER BY e <=> q.e LIMIT 5) s) y
+    WHERE q.qid <= 10"
+}
+[ "$(same_answers)" = t ] || { echo "scale-out: the sharded table's answers differ from one node's" >&2; exit 1; }
+
+prewarm() {
+  psql -At -c "SELECT pg_prewarm(c.oid) FROM pg_class c WHERE c.relname LIKE 'so_single%' AND c.relkind IN ('r', 'i')" >/dev/null
+  for i in 1 2; do
+    shard $i -c "SET client_min_messages = warning" -c "CREATE EXTENSION IF NOT EXISTS pg_prewarm" \
+      -c "SELECT pg_prewarm(c.oid) FROM pg_class c WHERE c.relname LIKE 'items%' AND c.relkind IN ('r', 'i')" >/dev/null
+  done
+}
+run() {  # $1 table, $2 seconds -> "queries/s latency_ms"
+  local f
+  f=$(mktemp)
+  printf '\\set q random(1, %d)\nSELECT id FROM %s ORDER BY e <=> (SELECT e FROM so_queries WHERE qid = :q) LIMIT 5;\n' "$Q" "$1" >"$f"
+  pgbench -n -c 1 -T "$2" -f "$f" 2>/dev/null |
+    awk '/^latency average/ {l = $4} /^tps = / {t = $3} END {print t, l}'
+  rm -f "$f"
+}
+plan_of() {  # $1 table -> the remote SQL of the first partition, or the scan of the one node
+  psql -At -c "LOAD 'lookalike'" -c "EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM $1 ORDER BY e <=> (SELECT e FROM so_queries WHERE qid = 1) LIMIT 5" |
+    grep -m1 -oE 'Remote SQL: .*|Custom Scan \([^)]*\)|Index Scan using [a-z_0-9]+' || true
+}
+
+prewarm
+exact_single=$(run so_single "$SECONDS_PER_RUN")
+exact_sharded=$(run so_items "$SECONDS_PER_RUN")
+exact_off=$(PGOPTIONS="-c lookalike.partition_topk=off" run so_items "$SECONDS_PER_RUN")
+plan_exact=$(plan_of so_items)
+plan_off=$(PGOPTIONS="-c lookalike.partition_topk=off" plan_of so_items)
+
+# The exact answers, for recall.
+psql -c "CREATE TABLE so_truth AS SELECT qid, (SELECT array_agg(id) FROM (SELECT id FROM so_single ORDER BY e <=> q.e LIMIT 5) s) AS b FROM so_queries q WHERE qid <= 50"
+
+# The index on every node (built one shard after the other: they share the cores).
+for i in 1 2; do shard $i -c "CREATE INDEX ON items USING lookalike_hnsw (e embedding_cosine_ops)" -c "ANALYZE items"; done
+psql -c "CREATE INDEX ON so_single USING lookalike_hnsw (e embedding_cosine_ops)" -c "ANALYZE so_single"
+prewarm
+index_scans() { shard 1 -At -c "SELECT coalesce(sum(idx_scan), 0) FROM pg_stat_user_indexes WHERE indexrelname = 'items_e_idx'"; }
+index_single=$(run so_single "$SECONDS_PER_RUN")
+scans_before=$(index_scans)
+index_sharded=$(run so_items "$SECONDS_PER_RUN")
+sleep 1  # statistics are flushed at most once a second
+scans=$(($(index_scans) - scans_before))
+index_off=$(PGOPTIONS="-c lookalike.partition_topk=off" run so_items "$SECONDS_PER_RUN")
+plan_index=$(plan_of so_items)
+plan_index_single=$(plan_of so_single)
+recall() {  # recall@5 of $1 (index) against the exact answers, 50 queries
+  psql -At -c "SELECT round(avg((SELECT count(*) FROM unnest(a) x WHERE x = ANY (t.b)) / 5.0), 3)
+    FROM so_queries q JOIN so_truth t USING (qid),
+    LATERAL (SELECT array_agg(id) a FROM (SELECT id FROM $1 ORDER BY e <=> q.e LIMIT 5) s) x"
+}
+recall_sharded=$(recall so_items)
+recall_single=$(recall so_single)
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+
+python3 - "$N" "$DIMS" "$load" "$exact_single" "$exact_sharded" "$exact_off" "$index_single" "$index_sharded" \
+  "$index_off" "$plan_exact" "$plan_off" "$plan_index" "$plan_index_single" "$recall_sharded" "$recall_single" "$scans" <<'PY'
+import json, sys
+n, dims, load = sys.argv[1:4]
+es, eh, eo, is_, ih, io = (tuple(float(v) for v in a.split()) for a in sys.argv[4:10])
+plan_exact, plan_off, plan_index, plan_index_single, rec_h, rec_s, scans = sys.argv[10:17]
+detail = (f"{n} x {dims}-d clustered unit vectors, 1 client, top 5 by cosine; coordinator + 2 shard servers "
+          f"(postgres_fdw, async_capable) on this one machine; load average {load}")
+def line(name, v, ref, refname, target, extra):
+    print(json.dumps({"name": name, "value": round(v[0], 2), "unit": "queries/s", "reference": refname,
+                      "reference_value": round(ref[0], 2), "ratio": round(v[0] / ref[0], 3), "target_ratio": target,
+                      "details": f"latency {v[1]:.2f} ms vs {ref[1]:.2f} ms; {extra}; {detail}"}))
+line("scaleout_exact_2shards_vs_one_node", eh, es, "the same rows in one table on one node, exact top-k scan, same run",
+     round(1 / 1.3, 3), f"shards' remote SQL: {plan_exact}")
+line("scaleout_exact_2shards_vs_no_pushdown", eh, eo,
+     "the same sharded table, lookalike.partition_topk = off (PostgreSQL's plan: no LIMIT sent), same run",
+     5.0, f"without pushdown: {plan_off}")
+line("scaleout_index_2shards_vs_one_node", ih, is_,
+     "the same rows in one table on one node with lookalike_hnsw, ef_search 40, same run", round(1 / 1.3, 3),
+     f"shards' remote SQL: {plan_index}; one node: {plan_index_single}; recall@5 sharded {rec_h}, one node {rec_s}; index scans on shard 1 during the sharded run: {scans}")
+line("scaleout_index_2shards_vs_no_pushdown", ih, io,
+     "the same sharded table with lookalike_hnsw on the shards, lookalike.partition_topk = off, same run", None,
+     "without pushdown each shard streams fetch_size rows out of its index")
+PY

@@ -1,0 +1,242 @@
+# Scale-out (docs/scale-out.md): a coordinator and two shard servers, each with lookalike; on the
+# coordinator a table hash-partitioned by id whose two partitions are postgres_fdw foreign tables
+# on the shards, 20,000 clustered 32-d vectors loaded through the parent, and a plain local copy.
+#  - every operator, k = 1, 5, 50, with and without WHERE, the query as a literal and as a
+#    prepared statement's $1 (generic plan): the same distances in the same order as the copy;
+#  - EXPLAIN VERBOSE: ORDER BY ... LIMIT k in each Remote SQL, async foreign scans;
+#  - an inline STABLE function as the query: computed once per query, on the coordinator;
+#  - lookalike_hnsw on the shards: recall@10 >= single-node recall - 0.02; the coordinator's
+#    lookalike.ef_search / max_scan_tuples are what the shards use;
+#  - rows inserted through the parent are found; a stopped shard gives an error, not a hang.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+
+my $DIMS = 32;
+my @shards;
+for my $i (1, 2) {
+	my $s = PostgreSQL::Test::Cluster->new("shard$i");
+	$s->init;
+	$s->append_conf('postgresql.conf',
+		"session_preload_libraries = 'lookalike'\nmax_parallel_workers_per_gather = 0\n");
+	$s->start;
+	$s->safe_psql('postgres', qq{
+CREATE EXTENSION lookalike;
+CREATE TABLE items (id int PRIMARY KEY, cat int, e embedding($DIMS));
+-- What this shard's session has for the search settings (read through a foreign table).
+CREATE VIEW shard_settings AS
+  SELECT current_setting('lookalike.ef_search') AS ef_search,
+         current_setting('lookalike.max_scan_tuples') AS max_scan_tuples;});
+	push @shards, $s;
+}
+my $node = PostgreSQL::Test::Cluster->new('coordinator');
+$node->init;
+# lookalike loaded before the first query is planned (its planner hook computes the query once
+# and ships the search settings).
+$node->append_conf('postgresql.conf',
+	"session_preload_libraries = 'lookalike'\nmax_parallel_workers_per_gather = 0\n");
+$node->start;
+my $servers = '';
+for my $i (1, 2) {
+	my ($h, $p) = ($shards[$i - 1]->host, $shards[$i - 1]->port);
+	$servers .= qq{
+CREATE SERVER shard$i FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$h', port '$p',
+  dbname 'postgres', extensions 'lookalike', async_capable 'true', batch_size '1000',
+  connect_timeout '5');
+CREATE USER MAPPING FOR CURRENT_USER SERVER shard$i;
+CREATE FOREIGN TABLE shard${i}_settings (ef_search text, max_scan_tuples text)
+  SERVER shard$i OPTIONS (table_name 'shard_settings');};
+}
+$node->safe_psql('postgres', qq{
+CREATE EXTENSION lookalike;
+CREATE EXTENSION postgres_fdw;
+$servers
+CREATE TABLE items (id int, cat int, e embedding($DIMS)) PARTITION BY HASH (id);
+CREATE FOREIGN TABLE items_0 PARTITION OF items FOR VALUES WITH (MODULUS 2, REMAINDER 0)
+  SERVER shard1 OPTIONS (table_name 'items');
+CREATE FOREIGN TABLE items_1 PARTITION OF items FOR VALUES WITH (MODULUS 2, REMAINDER 1)
+  SERVER shard2 OPTIONS (table_name 'items');
+SELECT setseed(0.17);
+CREATE TABLE centres AS
+  SELECT c, array_agg(sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()) ORDER BY j) AS v
+  FROM generate_series(1, 50) c, generate_series(1, $DIMS) j GROUP BY c;
+CREATE FUNCTION gen(lo int, hi int) RETURNS TABLE (id int, cat int, e embedding) LANGUAGE sql AS \$\$
+  SELECT i, i % 20, l2_normalize(array_agg(cv.v[j] + 0.8 * sqrt(-2 * ln(1 - random()))
+                                 * cos(2 * pi() * random()) ORDER BY j)::real[]::embedding)
+  FROM generate_series(lo, hi) i JOIN centres cv ON cv.c = 1 + (i::bigint * 7919) % 50,
+       generate_series(1, $DIMS) j
+  GROUP BY i \$\$;
+CREATE TABLE flat (id int PRIMARY KEY, cat int, e embedding($DIMS));
+INSERT INTO flat SELECT * FROM gen(1, 20000);
+INSERT INTO items SELECT * FROM flat;
+CREATE TABLE queries AS SELECT id AS qid, e FROM gen(1000001, 1000020);
+ANALYZE flat, queries;});
+$_->safe_psql('postgres', 'ANALYZE items') for @shards;
+my @per_shard = map { $_->safe_psql('postgres', 'SELECT count(*) FROM items') } @shards;
+is($per_shard[0] + $per_shard[1], 20000, "20,000 rows loaded through the parent, on both shards (@per_shard)");
+cmp_ok($per_shard[0] * $per_shard[1], '>', 0, 'each shard has rows');
+
+# 1. The same distances in the same order as the local copy (exact top-k scan on the shards).
+$node->safe_psql('postgres', q{
+CREATE FUNCTION dists(tbl text, q embedding, op text, k int, flt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE r text;
+BEGIN
+  EXECUTE format('SELECT array_agg(d)::text FROM (SELECT e %s %L::embedding AS d FROM %s WHERE %s ORDER BY e %s %L::embedding LIMIT %s) s',
+                 op, q, tbl, flt, op, q, k) INTO r;
+  RETURN r;
+END $$;});
+my $literal = $node->safe_psql('postgres', q{
+SELECT count(*) || ' ' || count(*) FILTER (WHERE dists('items', q.e, op, k, flt) = dists('flat', q.e, op, k, flt))
+FROM queries q, (VALUES ('<=>'), ('<->'), ('<#>')) o(op), (VALUES (1), (5), (50)) kk(k),
+     (VALUES ('true'), ('cat = 3'), ('id % 7 <> 3 AND cat <> 5')) f(flt) WHERE q.qid <= 1000006});
+my ($n, $same) = split ' ', $literal;
+is($same, $n, "literal query vector: $same of $n queries (3 operators x k 1, 5, 50 x 3 WHERE clauses x 6 queries) identical to the local copy");
+# Ids too, where no two distances are equal.
+is($node->safe_psql('postgres', q{
+SELECT bool_and(a = b) FROM queries q,
+  LATERAL (SELECT array_agg(id) a FROM (SELECT id FROM items ORDER BY e <-> q.e LIMIT 10) s) x,
+  LATERAL (SELECT array_agg(id) b FROM (SELECT id FROM flat ORDER BY e <-> q.e LIMIT 10) s) y}),
+	't', 'the same ids, in order, for 20 queries (l2, k = 10, correlated sub-query)');
+
+# Prepared statements, generic plan: the query vector is $1, shipped as a remote parameter.
+my $prepared_ok = 0;
+my $prepared_n = 0;
+for my $op ('<=>', '<->', '<#>') {
+	for my $k (1, 5, 50) {
+		for my $flt ('true', 'cat = 3') {
+			my $r = $node->safe_psql('postgres', qq{
+SET plan_cache_mode = force_generic_plan;
+PREPARE a(embedding) AS SELECT array_agg(d)::text FROM (SELECT e $op \$1 AS d FROM items WHERE $flt ORDER BY e $op \$1 LIMIT $k) s;
+PREPARE b(embedding) AS SELECT array_agg(d)::text FROM (SELECT e $op \$1 AS d FROM flat WHERE $flt ORDER BY e $op \$1 LIMIT $k) s;
+CREATE TEMP TABLE r AS SELECT 0 AS qid, ''::text AS a, ''::text AS b LIMIT 0;
+DO \$\$ DECLARE q record; x text; y text; BEGIN
+  FOR q IN SELECT qid, e FROM queries WHERE qid <= 1000004 LOOP
+    EXECUTE 'EXECUTE a(' || quote_literal(q.e::text) || ')' INTO x;
+    EXECUTE 'EXECUTE b(' || quote_literal(q.e::text) || ')' INTO y;
+    INSERT INTO r VALUES (q.qid, x, y);
+  END LOOP; END \$\$;
+SELECT count(*) || ' ' || count(*) FILTER (WHERE a = b) FROM r;});
+			my ($c, $s) = split ' ', $r;
+			$prepared_n += $c;
+			$prepared_ok += $s;
+		}
+	}
+}
+is($prepared_ok, $prepared_n, "prepared \$1 (generic plan): $prepared_ok of $prepared_n queries identical to the local copy");
+my $generic = $node->safe_psql('postgres', q{
+SET plan_cache_mode = force_generic_plan;
+PREPARE a(embedding) AS SELECT id FROM items ORDER BY e <=> $1 LIMIT 5;
+EXPLAIN (VERBOSE, COSTS OFF) EXECUTE a('[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32]')});
+is(scalar(() = $generic =~ /Remote SQL: SELECT .* ORDER BY .*\$1::public\.embedding.* LIMIT 5::bigint/g), 2,
+	'generic plan: the parameter and LIMIT 5 in both Remote SQL');
+
+# 2. The plan: ORDER BY ... LIMIT k in each Remote SQL, the scans asynchronous.
+for my $op ('<=>', '<->', '<#>') {
+	for my $k (1, 50) {
+		my $plan = $node->safe_psql('postgres',
+			"EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM items WHERE cat = 3 ORDER BY e $op (SELECT e FROM queries WHERE qid = 1000001) LIMIT $k");
+		my @remote = $plan =~ /Remote SQL: ([^\n]*)/g;
+		is(scalar(grep { /WHERE \(\(cat = 3\)\) ORDER BY \(e OPERATOR\(public\.\Q$op\E\).* ASC NULLS LAST LIMIT ${k}::bigint$/ } @remote), 2,
+			"$op, k = $k: WHERE, ORDER BY and LIMIT $k in both Remote SQL");
+		is(scalar(() = $plan =~ /Async Foreign Scan/g), 2, "$op, k = $k: both foreign scans asynchronous")
+		  if $k == 1;
+	}
+}
+# Without the setting: PostgreSQL's plan, no LIMIT sent to the shards.
+my $off = $node->safe_psql('postgres',
+	"SET lookalike.partition_topk = off; EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000001) LIMIT 5");
+ok($off !~ /LIMIT 5::bigint/ && $off =~ /Merge Append/, 'lookalike.partition_topk = off: Merge Append, no remote LIMIT');
+
+# 3. An inline STABLE function as the query: one call per query, on the coordinator.
+$node->safe_psql('postgres', q{
+CREATE FUNCTION query_of(i int) RETURNS embedding STABLE LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE NOTICE 'query_of called';
+  RETURN (SELECT e FROM queries WHERE qid = i);
+END $$;});
+my ($ret, $out, $err) = $node->psql('postgres',
+	'SELECT array_agg(id)::text FROM (SELECT id FROM items ORDER BY e <=> query_of(1000002) LIMIT 5) s');
+my $calls = () = $err =~ /query_of called/g;
+is($calls, 1, 'inline STABLE function: computed once per query');
+is($out, $node->safe_psql('postgres',
+		'SELECT array_agg(id)::text FROM (SELECT id FROM flat ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000002) LIMIT 5) s'),
+	'inline STABLE function: the same rows as the local copy');
+like($node->safe_psql('postgres', 'EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM items ORDER BY e <=> query_of(1000002) LIMIT 5'),
+	qr/InitPlan 1.*Output: query_of\(1000002\).*Remote SQL: .*LIMIT 5::bigint/s, 'inline function: an initplan, LIMIT shipped');
+
+# 4. lookalike_hnsw on the shards (and on a single-node copy, the reference).
+$_->safe_psql('postgres', 'CREATE INDEX ON items USING lookalike_hnsw (e embedding_cosine_ops) WITH (m = 16, ef_construction = 64); ANALYZE items')
+  for @shards;
+$node->safe_psql('postgres', q{
+CREATE TABLE single AS SELECT * FROM flat;
+CREATE INDEX ON single USING lookalike_hnsw (e embedding_cosine_ops) WITH (m = 16, ef_construction = 64);
+ANALYZE single;
+CREATE FUNCTION recall(tbl text, k int) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE hits int := 0; n int := 0; q record; a int[]; b int[];
+BEGIN
+  FOR q IN SELECT qid, e FROM queries ORDER BY qid LOOP
+    EXECUTE format('SELECT array_agg(id) FROM (SELECT id FROM %s ORDER BY e <=> %L::embedding LIMIT %s) s', tbl, q.e, k) INTO a;
+    EXECUTE format('SELECT array_agg(id) FROM (SELECT id FROM flat ORDER BY e <=> %L::embedding LIMIT %s) s', q.e, k) INTO b;
+    hits := hits + (SELECT count(*) FROM unnest(a) x WHERE x = ANY (b));
+    n := n + k;
+  END LOOP;
+  RETURN hits::float8 / n;
+END $$;});
+# Index scans on the shards whatever the cost model prefers (sessions of postgres_fdw included).
+$_->safe_psql('postgres', 'ALTER DATABASE postgres SET enable_seqscan = off') for @shards;
+my $idx_before = $shards[0]->safe_psql('postgres', 'SELECT sum(idx_scan) FROM pg_stat_user_indexes WHERE indexrelname LIKE \'%_e_idx\'');
+my $single = $node->safe_psql('postgres', 'SET enable_seqscan = off; SET lookalike.ef_search = 20; SELECT recall(\'single\', 10)');
+my $sharded = $node->safe_psql('postgres', 'SET lookalike.ef_search = 20; SELECT recall(\'items\', 10)');
+cmp_ok($sharded, '>=', $single - 0.02, "recall\@10 at ef_search 20: 2 shards $sharded >= single node $single - 0.02");
+ok($shards[0]->poll_query_until('postgres',
+		"SELECT sum(idx_scan) >= $idx_before + 20 FROM pg_stat_user_indexes WHERE indexrelname LIKE '%_e_idx'"),
+	'the shards answered with their index (index scans counted on shard 1)');
+
+# The coordinator's settings, as the shard's session sees them during the query.
+is($node->safe_psql('postgres', 'SELECT ef_search || \' \' || max_scan_tuples FROM shard1_settings'),
+	'40 20000', 'shard defaults before any top-k query');
+is($node->safe_psql('postgres', q{
+BEGIN;
+SET LOCAL lookalike.ef_search = 77;
+SET LOCAL lookalike.max_scan_tuples = 1234;
+SELECT count(*) FROM (SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000003) LIMIT 5) s;
+SELECT ef_search || ' ' || max_scan_tuples FROM shard1_settings;
+SELECT ef_search || ' ' || max_scan_tuples FROM shard2_settings;
+COMMIT;}), "5\n77 1234\n77 1234", 'a top-k query sets the coordinator\'s ef_search and max_scan_tuples on both shards');
+# And they change what the shards do: max_scan_tuples bounds how many index elements a shard
+# visits, so a filter keeping 1 row in 20 cannot fill LIMIT 10 from 5 elements per shard.
+my $bounded = $node->safe_psql('postgres',
+	'SET lookalike.max_scan_tuples = 5; SELECT count(*) FROM (SELECT id FROM items WHERE cat = 3 ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000004) LIMIT 10) s');
+my $unbounded = $node->safe_psql('postgres',
+	'SELECT count(*) FROM (SELECT id FROM items WHERE cat = 3 ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000004) LIMIT 10) s');
+cmp_ok($bounded, '<', 10, "max_scan_tuples = 5 on the coordinator: the shards stop early ($bounded rows)");
+is($unbounded, 10, 'default max_scan_tuples: 10 rows');
+my $low = $node->safe_psql('postgres', 'SET lookalike.ef_search = 1; SELECT recall(\'items\', 10)');
+my $high = $node->safe_psql('postgres', 'SET lookalike.ef_search = 200; SELECT recall(\'items\', 10)');
+cmp_ok($high, '>', $low, "ef_search set on the coordinator changes the shards' search: ef_search 200 finds more than ef_search 1 (recall $high vs $low)");
+
+# 5. Rows inserted through the parent are found.
+$node->safe_psql('postgres', qq{
+INSERT INTO items SELECT 900000, 0, e FROM queries WHERE qid = 1000005;
+INSERT INTO flat SELECT 900000, 0, e FROM queries WHERE qid = 1000005;});
+is($node->safe_psql('postgres', 'SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000005) LIMIT 1'),
+	'900000', 'a row inserted through the parent is found (index on its shard)');
+
+# 6. A stopped shard: an error naming the connection, quickly; not a hang.
+$shards[1]->stop;
+my $t0 = time;
+($ret, $out, $err) = $node->psql('postgres',
+	'SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000001) LIMIT 5',
+	timeout => 60);
+my $took = time - $t0;
+isnt($ret, 0, 'a stopped shard: the query fails');
+like($err, qr/could not connect to server "shard2"/, 'the error names the shard');
+cmp_ok($took, '<', 30, sprintf('and comes quickly (%.1f s)', $took));
+$shards[1]->start;
+is($node->safe_psql('postgres', 'SELECT count(*) FROM (SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000001) LIMIT 5) s'),
+	'5', 'the shard back: queries work again');
+
+done_testing();
