@@ -52,11 +52,12 @@ run_unit() {
 build_ext() {
   make -s -j"$(nproc)" >"$out/make.log" 2>&1 || { tail -40 "$out/make.log"; exit 1; }
   bindir=$("$root/scripts/pg-tree.sh" "$root/build/pg")
+  local ext_dir
+  ext_dir="$root/build/pg$(pg_config --sharedir)/extension"  # the system's pg_config
   export PATH="$bindir:$PATH"
   # pgvector is not packaged for Debian 12: where the system has none, the private tree gets a
   # clearly named stand-in type `vector` (test/fixtures/pgvector_standin/) so that the tests of
   # the companion extension lookalike_pgvector run; with a real pgvector they use it instead.
-  local ext_dir="$root/build/pg$(pg_config --sharedir)/extension"
   if [ ! -e "$ext_dir/vector.control" ]; then
     cp "$root"/test/fixtures/pgvector_standin/vector* "$ext_dir/"
   fi

@@ -27,6 +27,95 @@ $fn$;
 COMMENT ON FUNCTION lookalike.drop_temp_table(name) IS
     'internal: drops a temporary table of this session if it exists, without a notice';
 
+-- Descriptions of every table, view and column of an evaluation, for BI tools (they show
+-- pg_description). create_evaluation() applies them; refresh_evaluation() applies them to an
+-- evaluation created by an older release that lacks them.
+CREATE FUNCTION lookalike._comment_evaluation(target_schema name) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN SELECT * FROM (VALUES
+        ('retrieval_config', 'one_row', 'always true: the table holds one row'),
+        ('retrieval_config', 'items', 'the table, view or parenthesized query of the items evaluated'),
+        ('retrieval_config', 'id_column', 'the column of items that identifies an item (cast to bigint)'),
+        ('retrieval_config', 'group_expression', 'SQL expression over items; items with equal values form a group (relevant to each other)'),
+        ('retrieval_config', 'filter', 'SQL condition over items restricting what is evaluated (NULL: every item)'),
+        ('retrieval_config', 'min_group_size', 'groups with fewer items are left out'),
+        ('retrieval_config', 'max_group_size', 'groups with more items are left out'),
+        ('retrieval_config', 'seeds', 'number of query/gallery splits (seeds 1..seeds)'),
+        ('retrieval_config', 'k', 'length of each ranked list: metrics are P@k, R@k, Hit@k'),
+        ('retrieval_methods', 'method', 'name of the method'),
+        ('retrieval_methods', 'features', 'query returning (id, embedding) for every evaluated item'),
+        ('retrieval_methods', 'metric', 'distance used to rank: cosine (<=>), l2 (<->) or inner_product (<#>)'),
+        ('retrieval_methods', 'description', 'free text'),
+        ('retrieval_members', 'id', 'item id'),
+        ('retrieval_members', 'group_key', 'the item''s group (group_expression as text)'),
+        ('retrieval_members', 'group_size', 'number of evaluated items in the group'),
+        ('retrieval_results', 'method', 'the method ranked'),
+        ('retrieval_results', 'seed', 'the split (1..seeds)'),
+        ('retrieval_results', 'query_id', 'the query item of its group in this seed'),
+        ('retrieval_results', 'group_key', 'the query''s group'),
+        ('retrieval_results', 'group_size', 'size of the query''s group (the query included)'),
+        ('retrieval_results', 'k', 'length of the ranked list'),
+        ('retrieval_results', 'ranked_ids', 'the k nearest gallery items, nearest first (ties by id)'),
+        ('retrieval_results', 'distances', 'their distances to the query, in the same order'),
+        ('retrieval_results', 'relevant', 'how many of the ranked items share the query''s group'),
+        ('retrieval_splits', 'seed', 'the split (1..seeds)'),
+        ('retrieval_splits', 'id', 'item id'),
+        ('retrieval_splits', 'group_key', 'the item''s group'),
+        ('retrieval_splits', 'group_size', 'number of evaluated items in the group'),
+        ('retrieval_splits', 'is_query', 'true for the group''s query in this seed, false for gallery items'),
+        ('retrieval_queries', 'method', 'the method ranked'),
+        ('retrieval_queries', 'k', 'length of the ranked list'),
+        ('retrieval_queries', 'seed', 'the split (1..seeds)'),
+        ('retrieval_queries', 'query_id', 'the query item'),
+        ('retrieval_queries', 'group_key', 'the query''s group'),
+        ('retrieval_queries', 'group_size', 'size of the query''s group (the query included)'),
+        ('retrieval_queries', 'ranked_ids', 'the k nearest gallery items, nearest first'),
+        ('retrieval_queries', 'distances', 'their distances to the query'),
+        ('retrieval_queries', 'relevant', 'how many of the ranked items share the query''s group'),
+        ('retrieval_queries', 'precision_at_k', 'P@k: relevant / k'),
+        ('retrieval_queries', 'recall_at_k', 'R@k: relevant / (group_size - 1), the share of the group''s other items found'),
+        ('retrieval_queries', 'hit_at_k', 'Hit@k: 1 if at least one ranked item is relevant, else 0'),
+        ('retrieval_metrics', 'method', 'the method'),
+        ('retrieval_metrics', 'k', 'length of the ranked lists'),
+        ('retrieval_metrics', 'seed', 'the split'),
+        ('retrieval_metrics', 'queries', 'number of queries (one per group) in this split'),
+        ('retrieval_metrics', 'precision_at_k', 'mean P@k over the split''s queries'),
+        ('retrieval_metrics', 'recall_at_k', 'mean R@k over the split''s queries'),
+        ('retrieval_metrics', 'hit_at_k', 'mean Hit@k over the split''s queries'),
+        ('retrieval_summary', 'method', 'the method'),
+        ('retrieval_summary', 'k', 'length of the ranked lists'),
+        ('retrieval_summary', 'seeds', 'number of splits averaged'),
+        ('retrieval_summary', 'precision_at_k', 'P@k: mean over seeds of the mean over queries'),
+        ('retrieval_summary', 'recall_at_k', 'R@k: mean over seeds of the mean over queries'),
+        ('retrieval_summary', 'hit_at_k', 'Hit@k: mean over seeds of the mean over queries'),
+        ('retrieval_summary', 'precision_sd', 'population standard deviation of P@k over seeds'),
+        ('retrieval_summary', 'recall_sd', 'population standard deviation of R@k over seeds'),
+        ('retrieval_summary', 'hit_sd', 'population standard deviation of Hit@k over seeds'),
+        ('retrieval_groups', 'method', 'the method'),
+        ('retrieval_groups', 'k', 'length of the ranked lists'),
+        ('retrieval_groups', 'group_key', 'the group'),
+        ('retrieval_groups', 'group_size', 'number of evaluated items in the group'),
+        ('retrieval_groups', 'queries', 'number of (seed, query) pairs of the group'),
+        ('retrieval_groups', 'precision_at_k', 'mean P@k of the group''s queries over all seeds'),
+        ('retrieval_groups', 'recall_at_k', 'mean R@k of the group''s queries over all seeds'),
+        ('retrieval_groups', 'hit_at_k', 'mean Hit@k of the group''s queries over all seeds')
+    ) AS v(rel, col, description)
+    LOOP
+        -- Only columns that exist (a view of an older release may lack one).
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                   WHERE a.attrelid = to_regclass(format('%I.%I', target_schema, c.rel))
+                     AND a.attname = c.col AND NOT a.attisdropped) THEN
+            EXECUTE format('COMMENT ON COLUMN %I.%I.%I IS %L', target_schema, c.rel, c.col, c.description);
+        END IF;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION lookalike._comment_evaluation(name) IS
+    'internal: puts a description on every column of an evaluation''s tables and views (for BI tools)';
+
 -- ---- defining an evaluation ----------------------------------------------------------------
 
 CREATE FUNCTION lookalike.create_evaluation(
@@ -135,8 +224,11 @@ BEGIN
     EXECUTE format($$COMMENT ON VIEW %1$s.retrieval_groups IS
         'drill-down per group: mean P@k, R@k, Hit@k of the group''s queries over all seeds'$$, s);
 
-    -- A new definition makes earlier members and results stale.
-    EXECUTE format('TRUNCATE %1$s.retrieval_members, %1$s.retrieval_results', s);
+    PERFORM lookalike._comment_evaluation(target_schema);
+    -- A new definition makes earlier members and results stale. DELETE, not TRUNCATE: readers
+    -- of the views keep seeing the old rows until this transaction commits, and never wait.
+    EXECUTE format('DELETE FROM %1$s.retrieval_members', s);
+    EXECUTE format('DELETE FROM %1$s.retrieval_results', s);
 END
 $fn$;
 COMMENT ON FUNCTION lookalike.create_evaluation(name, text, name, text, text, integer, integer, integer, integer) IS
@@ -180,6 +272,7 @@ DECLARE
     n bigint;
     missing bigint;
     deficient record;
+    stale text;
 BEGIN
     IF to_regclass(format('%I.retrieval_config', target_schema)) IS NULL THEN
         RAISE EXCEPTION 'schema "%" has no evaluation', target_schema
@@ -199,6 +292,11 @@ BEGIN
         END IF;
     END IF;
 
+    -- Readers never wait for a refresh: every result is computed aside in temporary tables,
+    -- and the evaluation's own tables only see DELETE/INSERT of rows (no TRUNCATE, no lock
+    -- stronger than ROW EXCLUSIVE), so SELECTs on the views go on reading the rows of the last
+    -- committed refresh until this one commits.
+
     -- The members: every item whose group has min..max items. If they changed since the last
     -- refresh, every method's results are stale.
     PERFORM lookalike.drop_temp_table('lookalike_eval_members');
@@ -217,11 +315,37 @@ BEGIN
         (SELECT * FROM %1$s.retrieval_members EXCEPT ALL SELECT * FROM pg_temp.lookalike_eval_members)) d$$, s)
         INTO n;
     IF n > 0 THEN
-        EXECUTE format('TRUNCATE %1$s.retrieval_members, %1$s.retrieval_results', s);
+        EXECUTE format('DELETE FROM %s.retrieval_members', s);
         EXECUTE format('INSERT INTO %s.retrieval_members SELECT * FROM pg_temp.lookalike_eval_members', s);
         EXECUTE format('ANALYZE %s.retrieval_members', s);
+        -- Methods not refreshed now keep their rows (computed for the previous members).
+        EXECUTE format('SELECT string_agg(DISTINCT method, '', '' ORDER BY method) FROM %s.retrieval_results
+                        WHERE $1 IS NOT NULL AND method <> $1', s)
+            USING only_method INTO stale;
+        IF stale IS NOT NULL THEN
+            RAISE WARNING 'the members of the evaluation in schema "%" changed: the results of % were computed for the previous members',
+                target_schema, stale
+                USING HINT = 'Refresh them too (lookalike.refresh_evaluation with only_method NULL refreshes every method).';
+        END IF;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_temp.lookalike_eval_members) THEN
+        RAISE WARNING 'no group of the evaluation in schema "%" qualifies: none has between % and % items', target_schema,
+            cfg.min_group_size, cfg.max_group_size
+            USING DETAIL = 'There is nothing to evaluate; every method refreshed now has no results.',
+                  HINT = 'Check items, filter and group_expression, or the group size bounds (lookalike.create_evaluation).';
     END IF;
     PERFORM lookalike.drop_temp_table('lookalike_eval_members');
+
+    -- Evaluations created by an older release get the column descriptions (owner only).
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+               WHERE a.attrelid = to_regclass(format('%I.retrieval_summary', target_schema))
+                 AND a.attnum > 0 AND pg_catalog.col_description(a.attrelid, a.attnum) IS NULL) THEN
+        BEGIN
+            PERFORM lookalike._comment_evaluation(target_schema);
+        EXCEPTION WHEN insufficient_privilege THEN
+            NULL;
+        END;
+    END IF;
 
     -- The queries of every seed.
     PERFORM lookalike.drop_temp_table('lookalike_eval_queries');
@@ -234,7 +358,8 @@ BEGIN
         USING only_method
     LOOP
         t0 := clock_timestamp();
-        EXECUTE format('DELETE FROM %s.retrieval_results WHERE method = $1', s) USING m.method;
+        PERFORM lookalike.drop_temp_table('lookalike_eval_results');
+        EXECUTE format('CREATE TEMP TABLE lookalike_eval_results (LIKE %s.retrieval_results)', s);
         PERFORM lookalike.drop_temp_table('lookalike_eval_features');
         EXECUTE format($$CREATE TEMP TABLE lookalike_eval_features AS
             SELECT mb.id, f.feature FROM %1$s.retrieval_members mb
@@ -268,7 +393,7 @@ BEGIN
         CREATE INDEX ON pg_temp.lookalike_eval_neighbours (query_id, rank);
         ANALYZE pg_temp.lookalike_eval_neighbours;
 
-        EXECUTE format($$INSERT INTO %1$s.retrieval_results
+        EXECUTE format($$INSERT INTO pg_temp.lookalike_eval_results
             SELECT $1, q.seed, q.id, q.group_key, q.group_size, $2,
                    coalesce(t.ids, '{}'), coalesce(t.dists, '{}'), coalesce(t.rel, 0)
             FROM pg_temp.lookalike_eval_queries q
@@ -288,13 +413,13 @@ BEGIN
         -- among a query's nearest), rank that seed's whole gallery for it instead.
         FOR deficient IN EXECUTE format($$
             SELECT r.seed, array_agg(r.query_id ORDER BY r.query_id) AS qids
-            FROM %1$s.retrieval_results r
+            FROM pg_temp.lookalike_eval_results r
             WHERE r.method = $1 AND cardinality(r.ranked_ids) < $2
               AND (SELECT count(*) FROM pg_temp.lookalike_eval_neighbours nb
                    WHERE nb.query_id = r.query_id) >= $2 + $3
             GROUP BY r.seed$$, s) USING m.method, cfg.k, extra_candidates
         LOOP
-            EXECUTE format($$UPDATE %1$s.retrieval_results r
+            EXECUTE format($$UPDATE pg_temp.lookalike_eval_results r
                 SET ranked_ids = t.ids, distances = t.dists, relevant = t.rel
                 FROM (SELECT nb.query_id,
                              array_agg(nb.id ORDER BY nb.rank) AS ids,
@@ -316,17 +441,20 @@ BEGIN
                 USING m.method, deficient.seed, deficient.qids, cfg.k, m.metric;
         END LOOP;
 
+        -- The swap: the method's rows replaced in one statement pair, in this transaction.
+        EXECUTE format('DELETE FROM %s.retrieval_results WHERE method = $1', s) USING m.method;
+        EXECUTE format('INSERT INTO %s.retrieval_results SELECT * FROM pg_temp.lookalike_eval_results', s);
         method := m.method;
-        EXECUTE format('SELECT count(*) FROM %s.retrieval_results WHERE method = $1', s)
-            USING m.method INTO queries;
+        SELECT count(*) INTO queries FROM pg_temp.lookalike_eval_results;
         seconds := round(extract(epoch FROM clock_timestamp() - t0)::numeric, 3)::float8;
         RETURN NEXT;
     END LOOP;
     PERFORM lookalike.drop_temp_table('lookalike_eval_queries');
     PERFORM lookalike.drop_temp_table('lookalike_eval_features');
     PERFORM lookalike.drop_temp_table('lookalike_eval_neighbours');
+    PERFORM lookalike.drop_temp_table('lookalike_eval_results');
     EXECUTE format('ANALYZE %s.retrieval_results', s);
 END
 $fn$;
 COMMENT ON FUNCTION lookalike.refresh_evaluation(name, text, integer) IS
-    'recomputes the evaluation in target_schema: its members, and every method''s results (or only_method''s; all methods'' if the members changed); exact top-k per seed, query and method; returns the queries evaluated and the time taken per method';
+    'recomputes the evaluation in target_schema: its members, and every method''s results (or only_method''s: the others keep theirs, with a WARNING if the members changed); exact top-k per seed, query and method, computed aside and swapped in, so readers never wait; WARNING when no group qualifies; returns the queries evaluated and the time taken per method';

@@ -115,6 +115,11 @@ is($node->safe_psql('upgraded',
 	"projected|t\nraw|t", 'refresh_evaluation runs on an evaluation created by 0.1.0');
 is($node->safe_psql('upgraded', 'SELECT count(*) FROM eval.retrieval_summary'), '2',
 	'the summary has both methods after the refresh');
+is($node->safe_psql('upgraded', q{
+	SELECT count(*) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+	WHERE c.relnamespace = 'eval'::regnamespace AND c.relkind IN ('r', 'v') AND a.attnum > 0
+	  AND NOT a.attisdropped AND col_description(a.attrelid, a.attnum) IS NULL}),
+	'0', 'the refresh put a comment on every column of the evaluation 0.1.0 created');
 
 # ---- dump and restore of the upgraded database ---------------------------------------------
 my $dump = "$PostgreSQL::Test::Utils::tmp_check/upgraded.dump";
