@@ -19,6 +19,7 @@
 // throw (Graph::append / link_pending, std::bad_alloc) run under guard_index.
 #include <unistd.h>
 
+#include <algorithm>
 #include <new>
 
 #include "index/hnsw_pg.hpp"
@@ -131,17 +132,26 @@ void link_pending(BuildState *st) {
 }
 
 // Second pass over layer 0 (hnsw::Graph::refine), with the threads and interrupt handling of
-// link_pending(); then every element is made reachable.
+// link_pending(); then every element is made reachable. It takes about as long as the first
+// pass, so it is a phase of its own in pg_stat_progress_create_index ("refining graph"), run in
+// chunks of ~1 % of the rows so that tuples_done moves (the progress is reported between
+// chunks, outside the threads).
 void refine_graph(BuildState *st) {
   hnsw::Graph *g = st->graph;
   size_t n = g->size(), done = 0;
+  const size_t chunk = std::max<size_t>(1024, n / 100);
+  pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, kPhaseRefine);
+  pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, static_cast<int64>(n));
+  pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
   while (done < n) {
+    const size_t end = std::min(n, done + chunk);
     done += guard_index<size_t>([&] {
-      return g->refine(done, n, st->threads, [](size_t) {
+      return g->refine(done, end, st->threads, [](size_t) {
         return !(INTERRUPTS_PENDING_CONDITION() && INTERRUPTS_CAN_BE_PROCESSED());
       });
     });
     CHECK_FOR_INTERRUPTS();
+    pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, static_cast<int64>(done));
   }
   guard_index<size_t>([&] { return g->connect_unreachable(); });
 }

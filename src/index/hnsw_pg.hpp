@@ -50,8 +50,9 @@ inline constexpr int kMinEfConstruction = 4;
 inline constexpr int kMaxEfConstruction = 1000;
 
 // Build sub-phases reported in pg_stat_progress_create_index.
-inline constexpr int64 kPhaseLoad = 2;   // scanning the table, building the graph in memory
-inline constexpr int64 kPhaseWrite = 3;  // writing the graph to pages
+inline constexpr int64 kPhaseLoad = 2;    // scanning the table, building the graph in memory
+inline constexpr int64 kPhaseWrite = 3;   // writing the graph to pages
+inline constexpr int64 kPhaseRefine = 4;  // second pass over the graph in memory
 
 struct PageOpaque {
   uint16 kind;

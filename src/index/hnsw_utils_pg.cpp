@@ -487,6 +487,8 @@ static char *hnsw_buildphasename(int64 phase) {
       return const_cast<char *>("initializing");
     case kPhaseLoad:
       return const_cast<char *>("loading tuples");
+    case kPhaseRefine:
+      return const_cast<char *>("refining graph (second pass)");
     case kPhaseWrite:
       return const_cast<char *>("writing pages");
     default:

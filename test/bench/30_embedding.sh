@@ -3,7 +3,8 @@
 # model in one SQL statement (image_embeddings over a table), against the reference pipeline
 # (cnn() of $SHARED/reference/study_reference.py: cv2 decode/resize, numpy normalisation,
 # TorchScript forward with batches of 32) with the same model and the same thread count,
-# measured in the same run. Prints JSON lines (name, value, unit, reference, reference_value,
+# measured in the same run; and lookalike.embed_table() (committed batches, resumable) against
+# image_embeddings() in the same run. Prints JSON lines (name, value, unit, reference, reference_value,
 # ratio; ratio > 1: lookalike is faster).
 #
 # Standalone: PGHOST/PGPORT/PGUSER/PGDATABASE of a server with lookalike installed, a superuser
@@ -55,6 +56,20 @@ got=$(psql_q -At -c "SELECT count(*) FROM bench_embeddings WHERE dims(embedding)
 [ "$got" = "$n" ] || { echo "30_embedding: expected $n embeddings, got $got" >&2; exit 1; }
 ours=$(python3 -c "print(round($n / ($t1 - $t0), 2))")
 
+# ---- lookalike.embed_table(): the same images in committed batches of 256 (resumable) --------
+psql_q -c "DROP TABLE IF EXISTS bench_fill" \
+  -c "CREATE TABLE bench_fill AS SELECT id, image, NULL::embedding(1280) AS emb, NULL::text AS emb_md5 FROM bench_images" \
+  -c "ALTER TABLE bench_fill ADD PRIMARY KEY (id)" >/dev/null
+t0=$(date +%s.%N)
+psql_q -v threads="$threads" <<'SQL' >&2
+SET lookalike.threads = :threads;
+CALL lookalike.embed_table('bench_fill', 'id', 'image', 'emb', 'bench_mobilenet_v2', hash_column => 'emb_md5');
+SQL
+t1=$(date +%s.%N)
+got=$(psql_q -At -c "SELECT count(*) FROM bench_fill f JOIN bench_embeddings e USING (id) WHERE f.emb = e.embedding")
+[ "$got" = "$n" ] || { echo "30_embedding: embed_table filled $got of $n rows like image_embeddings" >&2; exit 1; }
+batched=$(python3 -c "print(round($n / ($t1 - $t0), 2))")
+
 # ---- the references, same threads -------------------------------------------------------------
 ref() {  # $1 = images, $2 = plain|optimized; prints images/s of cnn()
   /usr/bin/python3 - "$SHARED" "$1" "$2" "$threads" <<'PY'
@@ -89,4 +104,7 @@ json embedding_mobilenet_v2_table "$ours" \
 json embedding_mobilenet_v2_table_vs_optimized_python "$ours" \
   "cnn() with torch.jit.optimize_for_inference(freeze(model)), same threads" "$ref_opt" \
   "{\"images\": $n, \"reference_images\": $ref_opt_images, \"threads\": $threads}"
-psql_q -c "DROP TABLE bench_images, bench_embeddings" -c "SELECT lookalike.unregister_model('bench_mobilenet_v2')" >/dev/null
+json embedding_embed_table_batched "$batched" \
+  "image_embeddings() in one statement, same run (target: ratio >= 0.95)" "$ours" \
+  "{\"images\": $n, \"batch_rows\": 256, \"threads\": $threads, \"hash_column\": true}"
+psql_q -c "DROP TABLE bench_images, bench_embeddings, bench_fill" -c "SELECT lookalike.unregister_model('bench_mobilenet_v2')" >/dev/null
