@@ -2,6 +2,7 @@
 #   make / make install / make installcheck   the standard PGXS targets
 #   make test       every test: unit tests (CMake + GoogleTest), pg_regress and TAP against a
 #                   throwaway cluster that the command starts and stops itself
+#   make fuzz       the libFuzzer targets (test/fuzz/) for FUZZ_SECONDS (default 600) each
 #   make bench      benchmarks, one JSON line each
 #   make demo       the main job (see README.md)
 # Files named *_pg.cpp talk to PostgreSQL; every other .cpp under src/ is the pure C++ core
@@ -81,12 +82,16 @@ install: install-extra-modules
 install-extra-modules: $(EXTRA_MODULES)
 	$(INSTALL_SHLIB) $(EXTRA_MODULES) '$(DESTDIR)$(pkglibdir)/'
 
-.PHONY: test unit bench demo format
+.PHONY: test unit fuzz bench demo format
 test:
 	scripts/test-all.sh
 
 unit:
 	scripts/test-all.sh unit
+
+FUZZ_SECONDS ?= 600
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
 bench:
 	SHARED=$(SHARED) scripts/bench.sh
@@ -95,7 +100,7 @@ demo:
 	SHARED=$(SHARED) scripts/demo.sh
 
 format:
-	clang-format -i $(SRCS) $(wildcard src/*/*.hpp) $(wildcard test/unit/*.cpp) $(wildcard tools/*/*.cpp)
+	clang-format -i $(SRCS) $(wildcard src/*/*.hpp) $(wildcard test/unit/*.cpp) $(wildcard test/fuzz/*.[ch]pp) $(wildcard tools/*/*.cpp)
 
 # Header dependencies written by -MMD next to each object: a changed header rebuilds its users.
 -include $(patsubst %.cpp,%.d,$(SRCS))

@@ -10,11 +10,14 @@ apt-get install -y -qq --no-install-recommends \
   postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev libipc-run-perl \
   libtorch-dev libopencv-dev libwebp-dev libjpeg62-turbo-dev libssl-dev \
   googletest libgtest-dev \
+  clang clang-format libclang-rt-14-dev \
   python3 python3-numpy python3-opencv python3-torch python3-torchvision \
   python3-psycopg2 python3-psycopg \
   chromium >/dev/null
 # pgvector (for the companion extension lookalike_pgvector) is not packaged for Debian 12; where
 # it is installed, the tests use it, otherwise a stand-in (docs/pgvector.md).
+# clang + libclang-rt-14-dev: libFuzzer and the sanitizer runtimes of test/fuzz/ (scripts/fuzz.sh);
+# clang-format: the formatting check of test/check_layout.sh.
 # The Debian postgresql-15 package starts a cluster of its own; lookalike's tests and demo use
 # throwaway clusters and do not need it.
 echo "lookalike: dependencies installed"

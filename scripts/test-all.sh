@@ -8,6 +8,8 @@
 #   scripts/test-all.sh unit       unit tests only
 #   scripts/test-all.sh regress    pg_regress only (after building)
 #   scripts/test-all.sh tap        TAP tests only (after building)
+#   scripts/test-all.sh sanitize   unit tests built with ASan + UBSan (build/unit-asan)
+#   scripts/test-all.sh fuzz       every libFuzzer target for FUZZ_SECONDS (default 25) each
 # Ends with one line "tests: N passed, N failed".
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,6 +49,50 @@ run_unit() {
   passed=$((passed + total - fail))
   failed=$((failed + fail))
   [ "$fail" = 0 ] || status=1
+}
+
+# The same unit tests, built with AddressSanitizer + UndefinedBehaviorSanitizer (any report aborts
+# and fails the run). One process (loading LibTorch under ASan costs seconds per process, so not
+# one per test as ctest does); counted separately from the plain run. The four largest sizing
+# tests are left out by default (~2.5 of 3 minutes here; same code paths as the smaller ones):
+# SANITIZE_FILTER='*' runs them all.
+run_sanitize() {
+  echo "== unit tests under ASan + UBSan (build/unit-asan)"
+  local dir=$root/build/unit-asan flags="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+  local filter=${SANITIZE_FILTER:--IndexHnsw.GraphRecallHardClustered512:IndexHnsw.ThreadedBuildMatchesSingleThread:IndexHnsw.RefineKeepsGraphValid:ImageDecode.AllFashionImagesDecodeLikeImread}
+  cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
+    -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" \
+    -DLOOKALIKE_SHARED_DIR="$SHARED" >"$out/cmake-asan.log" 2>&1 &&
+    cmake --build "$dir" -j"$(nproc)" --target unit_tests >>"$out/cmake-asan.log" 2>&1 ||
+    { tail -40 "$out/cmake-asan.log"; failed=$((failed + 1)); status=1; return; }
+  local rc
+  (cd "$dir" && ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=print_stacktrace=1 \
+    ./unit_tests --gtest_filter="$filter" --gtest_brief=1) >"$out/unit-asan.log" 2>&1
+  rc=$?
+  local ok bad
+  ok=$(grep -oE '^\[  PASSED  \] [0-9]+ test' "$out/unit-asan.log" | grep -oE '[0-9]+' || true)
+  bad=$(grep -oE '^\[  FAILED  \] [0-9]+ test' "$out/unit-asan.log" | grep -oE '[0-9]+' || true)
+  ok=${ok:-0}
+  bad=${bad:-0}
+  if [ "$rc" != 0 ] && [ "$bad" = 0 ]; then bad=1; fi  # a sanitizer abort: no summary line
+  grep -E '^\[  (PASSED|FAILED|SKIPPED) |runtime error|Sanitizer' "$out/unit-asan.log" | head -20
+  [ "$bad" = 0 ] || { tail -40 "$out/unit-asan.log"; status=1; }
+  echo "unit tests under sanitizers: $ok passed, $bad failed (log build/test/unit-asan.log)"
+  passed=$((passed + ok))
+  failed=$((failed + bad))
+}
+
+# libFuzzer targets (test/fuzz/), FUZZ_SECONDS each: one test per target.
+run_fuzz() {
+  echo "== fuzzing (libFuzzer + ASan + UBSan, ${FUZZ_SECONDS:-25} s per target)"
+  "$root/scripts/fuzz.sh" | tee "$out/fuzz.log"
+  local ok bad
+  ok=$(grep -c '^ok ' "$out/fuzz.log")
+  bad=$(grep -c '^not ok ' "$out/fuzz.log")
+  [ "$((ok + bad))" -gt 0 ] || bad=1
+  passed=$((passed + ok))
+  failed=$((failed + bad))
+  [ "$bad" = 0 ] || status=1
 }
 
 build_ext() {
@@ -123,8 +169,10 @@ case "$what" in
   unit) run_unit ;;
   regress) build_ext; run_regress ;;
   tap) build_ext; run_tap ;;
-  all) run_unit; build_ext; run_layout; run_regress; run_tap ;;
-  *) echo "usage: $0 [all|unit|regress|tap]" >&2; exit 2 ;;
+  sanitize) run_sanitize ;;
+  fuzz) run_fuzz ;;
+  all) run_unit; run_sanitize; run_fuzz; build_ext; run_layout; run_regress; run_tap ;;
+  *) echo "usage: $0 [all|unit|sanitize|fuzz|regress|tap]" >&2; exit 2 ;;
 esac
 echo "tests: $passed passed, $failed failed"
 exit $status

@@ -26,7 +26,7 @@ no_deps() {  # library, forbidden regex
 }
 formatted() {
   command -v clang-format >/dev/null || { echo "clang-format missing"; return 1; }
-  find src test/unit -name '*.cpp' -o -name '*.hpp' | xargs clang-format --dry-run -Werror 2>&1 | head -20
+  find src test/unit test/fuzz -name '*.cpp' -o -name '*.hpp' | xargs clang-format --dry-run -Werror 2>&1 | head -20
   [ "${PIPESTATUS[1]}" = 0 ]
 }
 check pure_core_has_no_postgres_headers pure_has_no_pg
