@@ -43,10 +43,13 @@ for t in $targets; do
   runs=$(grep -oE '^stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$')
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+')
   inputs=$(ls "$work" | wc -l)
-  printf '{"fuzz_target":"%s","seconds":%s,"inputs_tried":%s,"coverage_edges":%s,"corpus_size":%s,"exit":%s}\n' \
-    "$t" "$seconds" "${runs:-0}" "${cov:-0}" "$inputs" "$rc" >>"$out/figures.jsonl"
+  # "outcomes: ok=N 22P02=N ..." (printed by the target at exit) as a JSON object.
+  outcomes=$(grep -E '^outcomes:' "$log" | tail -1 | sed -E 's/^outcomes: *//; s/([^ =]+)=([0-9]+)/"\1":\2/g; s/ /,/g')
+  printf '{"fuzz_target":"%s","seconds":%s,"inputs_tried":%s,"coverage_edges":%s,"corpus_size":%s,"outcomes":{%s},"exit":%s,"load":"%s"}\n' \
+    "$t" "$seconds" "${runs:-0}" "${cov:-0}" "$inputs" "$outcomes" "$rc" "$(cut -d' ' -f1-3 /proc/loadavg)" |
+    tee -a "$out/figures.jsonl" >"$out/last-$t.json"
   if [ "$rc" = 0 ]; then
-    echo "ok fuzz_$t (${runs:-?} inputs in ${seconds} s, ${cov:-?} edges, corpus $inputs)"
+    echo "ok fuzz_$t (${runs:-?} inputs in ${seconds} s, ${cov:-?} edges, corpus $inputs; {$outcomes})"
   else
     fail=1
     artifact=$(grep -oE "Test unit written to [^ ]+" "$log" | tail -1 | sed 's/Test unit written to //')
