@@ -1,6 +1,7 @@
 -- One JSON document for scripts/demo_report.py: the summary beside the study, the per-seed
--- metrics, and example queries of seed 1 (two per category: each method winning, all failing)
--- with their top-5 results and the images as data URIs.
+-- metrics, each method's outright wins in seed 1, and example queries of seed 1 (two per
+-- category: each method winning, all failing) with their top-5 results (names, distances) and
+-- the images as data URIs. Generic over the methods of fashion.retrieval_methods.
 WITH q AS (
     SELECT query_id, jsonb_object_agg(method, relevant) AS rel
     FROM fashion.retrieval_results WHERE seed = 1 GROUP BY query_id),
@@ -29,7 +30,12 @@ img AS (
        OR p.id IN (SELECT unnest(r.ranked_ids) FROM fashion.retrieval_results r
                    WHERE r.seed = 1 AND r.query_id IN (SELECT query_id FROM picked)))
 SELECT json_build_object(
-  'summary', (SELECT json_agg(t ORDER BY array_position(ARRAY['histogram', 'cnn', 'fused'], t.method))
+  -- per method: seed-1 queries it wins outright (more same-style results in its top 5 than every
+  -- other method) and the seed's query count, for the report's headline
+  'wins', (SELECT json_object_agg(m.method, (SELECT count(*) FROM cats c WHERE c.category = m.method || ' wins'))
+           FROM methods m),
+  'queries_seed1', (SELECT count(*) FROM q),
+  'summary', (SELECT json_agg(t ORDER BY array_position(ARRAY['histogram', 'cnn', 'fused'], t.method), t.method)
               FROM fashion.table1 t),
   'metrics', (SELECT json_agg(m ORDER BY m.method, m.seed) FROM fashion.retrieval_metrics m),
   'methods', (SELECT json_agg(json_build_object('method', method, 'description', description) ORDER BY method)

@@ -109,6 +109,31 @@ my $page = slurp_file("$dir/report.html");
 like($page, qr/<svg/, 'the page has the chart');
 like($page, qr/class="(hit|miss)"/, 'and result galleries');
 like($page, qr/data:image\/jpeg;base64,/, 'with the images inline');
+# The page leads with what the best method wins, names products and distances on the tiles, and
+# keeps the chart's value labels clear of the study's dashed lines.
+like($page, qr/<h1>[^<]*<\/h1>\s*<h2>What the best method wins<\/h2>\s*<p class="lead"><b[^>]*>(\w+)<\/b> is the best method/,
+	'the page opens with the best method');
+my ($best) = $page =~ /<p class="lead"><b[^>]*>(\w+)<\/b> is the best method/;
+my @sections = $page =~ /<section class="example"><h3>([^<]*)<\/h3>/g;
+like($sections[0] // '', qr/^\Q$best\E wins/, "the first example is one $best wins") if grep { /^\Q$best\E wins/ } @sections;
+unlike(join('|', @sections[0 .. ($#sections > 0 ? $#sections - 1 : 0)]), qr/every method misses.*\|.*wins/,
+	'examples where every method misses come after the wins');
+like($page, qr/<figcaption><b>[^<]*<\/b><br><span class="name">[^<]+<\/span><br>distance \d+\.\d{4}<\/figcaption>/,
+	'result tiles name the product and its distance');
+like($page, qr/Why some misses are not mistakes/, 'label-noise misses are explained');
+my @lines = $page =~ /<line x1="([\d.]+)" x2="([\d.]+)" y1="([\d.]+)" y2="[\d.]+" stroke="#c00" stroke-dasharray="5,3" stroke-width="2" class="study">/g;
+my @labels = $page =~ /<text class="value" x="([\d.]+)" y="([\d.]+)" font-size="10" text-anchor="middle" fill="(#\w+)"/g;
+my $clashes = 0;
+for (my $i = 0; $i < @labels; $i += 3) {
+	my ($x, $y, $fill) = @labels[$i .. $i + 2];
+	next if $fill eq '#fff';    # inside its bar
+	for (my $j = 0; $j < @lines; $j += 3) {
+		my ($x1, $x2, $ly) = @lines[$j .. $j + 2];
+		$clashes++ if $x >= $x1 && $x <= $x2 && abs($y - 4 - $ly) < 8;
+	}
+}
+cmp_ok(scalar(@labels) / 3, '>=', 3, 'the chart has value labels');
+is($clashes, 0, 'no value label sits on a dashed study line');
 
 # ---- the whole demo script over the same folder (FASHION_DIR), on this server (LOOKALIKE_DSN) --
 # with the real model: registration, image_embeddings, the whitening fit, fused, Table 1.
