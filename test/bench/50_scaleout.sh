@@ -4,7 +4,7 @@
 # pgbench, on
 #  - a coordinator (the bench server) whose table is hash-partitioned by id into two postgres_fdw
 #    foreign tables on two shard servers that this script starts on the same machine
-#    (async_capable, extensions 'lookalike'): lookalike's top-k per partition;
+#    (async_capable, parallel_commit, extensions 'lookalike'): lookalike's top-k per partition;
 #  - the same 200,000 rows in one table on the coordinator (one node), same run: the reference;
 #  - the same sharded table with lookalike.partition_topk = off: PostgreSQL's plan without the
 #    pushdown (every shard sorts all its rows, or streams its index, for the Merge Append).
@@ -61,9 +61,9 @@ CREATE EXTENSION IF NOT EXISTS postgres_fdw;
 CREATE EXTENSION IF NOT EXISTS pg_prewarm;
 DROP SERVER IF EXISTS so_shard1, so_shard2 CASCADE;
 CREATE SERVER so_shard1 FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$work', port '${ports[0]}',
-  dbname 'postgres', extensions 'lookalike', async_capable 'true', batch_size '1000');
+  dbname 'postgres', extensions 'lookalike', async_capable 'true', parallel_commit 'true', batch_size '1000');
 CREATE SERVER so_shard2 FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$work', port '${ports[1]}',
-  dbname 'postgres', extensions 'lookalike', async_capable 'true', batch_size '1000');
+  dbname 'postgres', extensions 'lookalike', async_capable 'true', parallel_commit 'true', batch_size '1000');
 CREATE USER MAPPING FOR CURRENT_USER SERVER so_shard1;
 CREATE USER MAPPING FOR CURRENT_USER SERVER so_shard2;
 CREATE TABLE so_items (id int, e embedding($DIMS)) PARTITION BY HASH (id);

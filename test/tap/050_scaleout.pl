@@ -44,7 +44,7 @@ for my $i (1, 2) {
 	my ($h, $p) = ($shards[$i - 1]->host, $shards[$i - 1]->port);
 	$servers .= qq{
 CREATE SERVER shard$i FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$h', port '$p',
-  dbname 'postgres', extensions 'lookalike', async_capable 'true', batch_size '1000',
+  dbname 'postgres', extensions 'lookalike', async_capable 'true', parallel_commit 'true', batch_size '1000',
   connect_timeout '5');
 CREATE USER MAPPING FOR CURRENT_USER SERVER shard$i;
 CREATE FOREIGN TABLE shard${i}_settings (ef_search text, max_scan_tuples text)
@@ -132,6 +132,16 @@ PREPARE a(embedding) AS SELECT id FROM items ORDER BY e <=> $1 LIMIT 5;
 EXPLAIN (VERBOSE, COSTS OFF) EXECUTE a('[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32]')});
 is(scalar(() = $generic =~ /Remote SQL: SELECT .* ORDER BY .*\$1::public\.embedding.* LIMIT 5::bigint/g), 2,
 	'generic plan: the parameter and LIMIT 5 in both Remote SQL');
+
+# OFFSET, and a WHERE clause the shards cannot evaluate (to_char is not immutable): each shard's
+# ordered rows under a local Limit instead, the same answer.
+for my $tail ("WHERE to_char(id, '99999') LIKE '%7%' ORDER BY e <-> q.e LIMIT 10", 'ORDER BY e <=> q.e LIMIT 5 OFFSET 3') {
+	is($node->safe_psql('postgres', qq{
+SELECT bool_and(a = b) FROM queries q,
+  LATERAL (SELECT array_agg(id) a FROM (SELECT id FROM items $tail) s) x,
+  LATERAL (SELECT array_agg(id) b FROM (SELECT id FROM flat $tail) s) y WHERE q.qid <= 1000005}),
+		't', "the same ids as the local copy: ... $tail");
+}
 
 # 2. The plan: ORDER BY ... LIMIT k in each Remote SQL, the scans asynchronous.
 for my $op ('<=>', '<->', '<#>') {
