@@ -55,7 +55,7 @@ INSERT INTO items
   GROUP BY i;
 CREATE SEQUENCE new_ids START 1000000;
 CREATE TABLE graveyard (id bigint PRIMARY KEY);
-CREATE TABLE queries AS SELECT q, near(q % 40) AS e FROM generate_series(1, 60) q;
+CREATE TABLE queries AS SELECT q, near(q % 40) AS e FROM generate_series(1, 100) q;
 -- 1 if none of the ids is in the graveyard (of the caller's snapshot), else a division by zero.
 CREATE FUNCTION none_deleted(ids bigint[]) RETURNS int LANGUAGE sql STABLE AS \$\$
   SELECT 1 / (CASE WHEN EXISTS (SELECT 1 FROM graveyard WHERE id = ANY (ids)) THEN 0 ELSE 1 END) \$\$;
@@ -101,7 +101,7 @@ BEGIN;
 WITH d AS (DELETE FROM items WHERE id = :id RETURNING id) INSERT INTO graveyard SELECT id FROM d;
 COMMIT;
 } ],
-	'index_topk' => [ 5, q{\set q random(1, 60)
+	'index_topk' => [ 5, q{\set q random(1, 100)
 BEGIN;
 SET LOCAL enable_seqscan = off;
 SET LOCAL lookalike.exact_scan = off;
@@ -109,7 +109,7 @@ SELECT none_deleted(array_agg(id)) FROM (SELECT id FROM items ORDER BY e <=> (SE
 SELECT none_deleted(array_agg(id)) FROM (SELECT id FROM items WHERE c = :q % 40 ORDER BY e <=> (SELECT e FROM queries WHERE q = :q) LIMIT 20) s;
 COMMIT;
 } ],
-	'exact_topk' => [ 2, q{\set q random(1, 60)
+	'exact_topk' => [ 2, q{\set q random(1, 100)
 BEGIN;
 SET LOCAL enable_indexscan = off;
 SELECT none_deleted(array_agg(id)) FROM (SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries WHERE q = :q) LIMIT 5) s;
