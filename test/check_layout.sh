@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Structural checks, one line each ("ok NAME" / "not ok NAME: why"):
-#  - the pure core (src/**/*.cpp|hpp not named *_pg.*) includes no PostgreSQL header;
+#  - the pure core (the files scripts/core-sources.sh lists: the one statement of the rule)
+#    includes no PostgreSQL header;
 #  - lookalike.so does not link LibTorch or OpenCV, lookalike_image.so does not link LibTorch
 #    (a backend that only uses the type must not pay for them);
+#  - each library exports only its PostgreSQL entry points, none of lookalike's C++ symbols (the
+#    core archive's copies in the three libraries must never interpose);
 #  - sources are clang-formatted (.clang-format).
 # Run from the repository root after `make`.
 set -uo pipefail
@@ -15,7 +18,7 @@ check() {  # name, command...
 }
 pure_has_no_pg() {
   local bad
-  bad=$(find src -name '*.cpp' -o -name '*.hpp' | grep -v -e '_pg\.' -e '^src/common/pg.hpp$' |
+  bad=$({ scripts/core-sources.sh sources; scripts/core-sources.sh headers; } |
         xargs grep -lE '#include *[<"](postgres|fmgr|common/pg|common/guard_pg|utils/|access/|catalog/|executor/|storage/|nodes/)' || true)
   [ -z "$bad" ] || { echo "$bad"; return 1; }
 }
@@ -24,13 +27,21 @@ no_deps() {  # library, forbidden regex
   hits=$(ldd "$1" | awk '{print $1}' | grep -E "^lib($2)" || true)
   [ -z "$hits" ] || { echo "$1 links: $hits"; return 1; }
 }
+exports_only_entry_points() {  # library: none of lookalike's C++ symbols is exported
+  local cxx
+  cxx=$(nm -D --defined-only "$1" | awk '$3 ~ /^_Z/ {print $3}' | c++filt | grep 'lookalike::' | head -5)
+  [ -z "$cxx" ] || { echo "$1 exports: $cxx"; return 1; }
+}
 formatted() {
   command -v clang-format >/dev/null || { echo "clang-format missing"; return 1; }
-  find src test/unit test/fuzz -name '*.cpp' -o -name '*.hpp' | xargs clang-format --dry-run -Werror 2>&1 | head -20
+  find src tools test/unit test/fuzz -name '*.cpp' -o -name '*.hpp' | xargs clang-format --dry-run -Werror 2>&1 | head -20
   [ "${PIPESTATUS[1]}" = 0 ]
 }
 check pure_core_has_no_postgres_headers pure_has_no_pg
 check lookalike_so_has_no_torch_or_opencv no_deps lookalike.so 'torch|c10|opencv'
 check lookalike_image_so_has_no_torch no_deps lookalike_image.so 'torch|c10'
+for lib in lookalike lookalike_image lookalike_model; do
+  check "${lib}_so_exports_only_entry_points" exports_only_entry_points "$lib.so"
+done
 check sources_are_clang_formatted formatted
 exit $fail

@@ -122,6 +122,7 @@ inline Datum run_entry_point(FunctionCallInfo fcinfo, Impl impl) {
 #define LOOKALIKE_FUNCTION(name)                                  \
   static Datum name##_body(FunctionCallInfo fcinfo);              \
   extern "C" {                                                    \
+  PGDLLEXPORT Datum name(PG_FUNCTION_ARGS);                       \
   PG_FUNCTION_INFO_V1(name);                                      \
   }                                                               \
   extern "C" Datum name(PG_FUNCTION_ARGS) {                       \

@@ -13,6 +13,13 @@
 #error "common/pg.hpp included from the pure C++ core: keep PostgreSQL out of it"
 #endif
 
+// Every library is compiled with -fvisibility=hidden: only what PostgreSQL looks up by name (the
+// PG_FUNCTION_INFO_V1 entry points, the module magic, _PG_init) is exported. PostgreSQL 15's c.h
+// leaves PGDLLEXPORT empty on ELF platforms unless it is defined first.
+#ifndef PGDLLEXPORT
+#define PGDLLEXPORT __attribute__((visibility("default")))
+#endif
+
 extern "C" {
 #include "postgres.h"
 

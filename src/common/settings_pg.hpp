@@ -1,5 +1,5 @@
 // Reading lookalike's settings from any of its libraries. Every setting is defined by
-// lookalike.so (src/common/module_pg.cpp); lookalike_image.so and lookalike_model.so load it in
+// lookalike.so (src/lookalike_pg.cpp); lookalike_image.so and lookalike_model.so load it in
 // their _PG_init and read the values by name.
 #pragma once
 

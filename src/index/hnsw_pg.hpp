@@ -121,7 +121,7 @@ struct Options {
   int ef_construction;
 };
 
-// Settings (defined in common/module_pg.cpp).
+// Settings (defined in src/lookalike_pg.cpp).
 extern int ef_search;
 extern int max_scan_tuples;
 extern int build_threads;  // 0: 1 + max_parallel_maintenance_workers

@@ -1,4 +1,4 @@
-// Unit tests of the catalogue CSV reader (src/loader/csv.cpp), including the fashion set's
+// Unit tests of the catalogue CSV reader (tools/loader/csv.cpp), including the fashion set's
 // styles.csv: 44,446 records, 22 of them with unquoted commas in productDisplayName.
 #include <gtest/gtest.h>
 
