@@ -81,6 +81,7 @@ COMMENT ON CAST (embedding AS real[]) IS 'embedding to real array';
 -- planned. It answers no request.
 CREATE FUNCTION embedding_distance_support(internal) RETURNS internal
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+REVOKE EXECUTE ON FUNCTION embedding_distance_support(internal) FROM PUBLIC;
 COMMENT ON FUNCTION embedding_distance_support(internal) IS 'planner support of <=>, <-> and <#>: loads lookalike.so at plan time so that the exact top-k scan is offered from the first query of a session';
 CREATE FUNCTION l2_distance(embedding, embedding) RETURNS double precision
     AS 'MODULE_PATHNAME', 'embedding_l2_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
@@ -205,6 +206,12 @@ COMMENT ON FUNCTION embedding_accum(double precision[], embedding) IS 'avg/sum t
 COMMENT ON FUNCTION embedding_combine(double precision[], double precision[]) IS 'avg/sum combine function (parallel aggregation)';
 COMMENT ON FUNCTION embedding_avg(double precision[]) IS 'avg final function: the centroid';
 COMMENT ON FUNCTION embedding_sum(double precision[]) IS 'sum final function';
+-- Aggregate support functions are internal: only the aggregates call them (PostgreSQL checks
+-- the aggregate owner's right to call them, not the caller's), and they refuse to run outside
+-- an aggregate.
+REVOKE EXECUTE ON FUNCTION embedding_accum(double precision[], embedding),
+    embedding_combine(double precision[], double precision[]), embedding_avg(double precision[]),
+    embedding_sum(double precision[]) FROM PUBLIC;
 
 CREATE AGGREGATE avg(embedding) (
     SFUNC = embedding_accum, STYPE = double precision[], FINALFUNC = embedding_avg,

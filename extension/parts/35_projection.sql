@@ -42,51 +42,17 @@ CREATE POLICY projections_update ON lookalike.projections FOR UPDATE
 CREATE POLICY projections_delete ON lookalike.projections FOR DELETE USING (owner = current_user);
 GRANT SELECT, INSERT, UPDATE, DELETE ON lookalike.projections TO PUBLIC;
 
-CREATE FUNCTION lookalike._fit_projection(query text, embedding_type regtype,
-                                          epsilon double precision, power double precision,
-                                          components integer,
-                                          OUT data bytea, OUT dims_in integer,
-                                          OUT dims_out integer, OUT rows bigint,
-                                          OUT variance_kept double precision)
-    AS '$libdir/lookalike_model', 'lookalike_fit_projection'
-    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION lookalike._fit_projection(text, regtype, double precision, double precision, integer) IS
-    'internal: fits a PCA whitening to the vectors a query returns; use lookalike.fit_projection()';
-
+-- One C function (lookalike_model.so) checks the name and the owner, runs the query as the
+-- calling role, fits and stores the row: there is no internal helper that a role could call with
+-- a type of its choosing. The statements it runs are schema-qualified; the caller's query runs
+-- with the caller's search_path.
 CREATE FUNCTION lookalike.fit_projection(name text, query text,
                                          epsilon double precision DEFAULT 1,
                                          power double precision DEFAULT 0.25,
                                          components integer DEFAULT NULL)
 RETURNS lookalike.projections
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-AS $$
-DECLARE
-    fit record;
-    result lookalike.projections;
-BEGIN
-    IF name IS NULL OR name = '' THEN
-        RAISE EXCEPTION 'projection name must not be null or empty' USING ERRCODE = '22023';
-    END IF;
-    IF EXISTS (SELECT 1 FROM lookalike.projections p
-               WHERE p.name = fit_projection.name AND p.owner <> current_user)
-       AND NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
-        RAISE EXCEPTION 'projection "%" belongs to another role', name USING ERRCODE = '42501';
-    END IF;
-    fit := lookalike._fit_projection(query, '@extschema@.embedding'::regtype, epsilon, power,
-                                     components);
-    INSERT INTO lookalike.projections AS p
-           (name, method, dims_in, dims_out, epsilon, power, rows, variance_kept, source, data)
-    VALUES (name, 'pca_whitening', fit.dims_in, fit.dims_out, epsilon, power, fit.rows,
-            fit.variance_kept, query, fit.data)
-    ON CONFLICT ON CONSTRAINT projections_pkey DO UPDATE
-        SET method = excluded.method, dims_in = excluded.dims_in, dims_out = excluded.dims_out,
-            epsilon = excluded.epsilon, power = excluded.power, rows = excluded.rows,
-            variance_kept = excluded.variance_kept, source = excluded.source,
-            data = excluded.data, fitted_at = now()
-    RETURNING * INTO result;
-    RETURN result;
-END
-$$;
+    AS '$libdir/lookalike_model', 'lookalike_fit_projection'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 COMMENT ON FUNCTION lookalike.fit_projection(text, text, double precision, double precision, integer) IS
     'fits (or refits) the named projection to the vectors a query returns (one embedding column, nulls skipped): PCA, eigenvalues shrunk by epsilon * their mean and scaled by ^(-power); components keeps the largest ones (null: all). No labels involved';
 

@@ -19,6 +19,9 @@ CREATE FUNCTION lookalike_hnsw_metric_cosine(internal) RETURNS integer
 COMMENT ON FUNCTION lookalike_hnsw_metric_l2(internal) IS 'lookalike_hnsw support function: Euclidean metric';
 COMMENT ON FUNCTION lookalike_hnsw_metric_ip(internal) IS 'lookalike_hnsw support function: inner-product metric';
 COMMENT ON FUNCTION lookalike_hnsw_metric_cosine(internal) IS 'lookalike_hnsw support function: cosine metric (vectors normalised)';
+-- Internal: the access method calls them (and its handler) without a privilege check.
+REVOKE EXECUTE ON FUNCTION lookalike_hnsw_handler(internal), lookalike_hnsw_metric_l2(internal),
+    lookalike_hnsw_metric_ip(internal), lookalike_hnsw_metric_cosine(internal) FROM PUBLIC;
 
 CREATE OPERATOR CLASS embedding_l2_ops FOR TYPE embedding USING lookalike_hnsw AS
     OPERATOR 1 <-> (embedding, embedding) FOR ORDER BY float_ops,

@@ -1,9 +1,14 @@
-// lookalike._fit_projection(): runs a query of embeddings through a cursor, accumulates their
-// covariance and fits a PCA whitening (model/whitening.hpp). lookalike.fit_projection() (SQL)
-// stores the result in lookalike.projections, which project() (lookalike.so) applies.
+// lookalike.fit_projection(): runs a query of embeddings through a cursor (as the calling role),
+// accumulates their covariance, fits a PCA whitening (model/whitening.hpp) and stores the result
+// in lookalike.projections, which project() (lookalike.so) applies.
+//
+// The query must return the extension's own `embedding` type (looked up in the catalogue, never
+// named by the caller), and every value is size-checked against its header before it is read
+// (datum_get_embedding). The statements this file runs are schema-qualified.
 //
 // Frames that own C++ objects call PostgreSQL only through pg::guarded().
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -17,8 +22,12 @@
 #include "common/settings_pg.hpp"
 
 extern "C" {
+#include "catalog/dependency.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "utils/portal.h"
+#include "utils/syscache.h"
 }
 
 using namespace lookalike;
@@ -26,18 +35,80 @@ using namespace lookalike::model;
 
 namespace {
 constexpr int kFetchRows = 256;
+
+// Whether `type` is this extension's `embedding` type (a type named embedding that belongs to
+// extension lookalike), never one the caller names. C-style.
+bool is_extension_embedding(Oid type) {
+  if (getExtensionOfObject(TypeRelationId, type) != get_extension_oid("lookalike", false))
+    return false;
+  HeapTuple tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
+  if (!HeapTupleIsValid(tup)) return false;
+  bool ok = std::strcmp(NameStr(reinterpret_cast<Form_pg_type>(GETSTRUCT(tup))->typname),
+                        "embedding") == 0;
+  ReleaseSysCache(tup);
+  return ok;
 }
 
-// lookalike._fit_projection(query text, embedding_type regtype, epsilon float8, power float8,
-//                           components int,
-//                           OUT data bytea, OUT dims_in int, OUT dims_out int, OUT rows bigint,
-//                           OUT variance_kept float8)
+// Refuses to refit a projection of another role (superusers may). Runs inside SPI. C-style.
+void check_owner(const char *name) {
+  static const char *sql =
+      "SELECT p.owner FROM lookalike.projections p WHERE p.name OPERATOR(pg_catalog.=) $1 "
+      "AND p.owner OPERATOR(pg_catalog.<>) CURRENT_USER";
+  Oid argtypes[1] = {TEXTOID};
+  Datum args[1] = {CStringGetTextDatum(name)};
+  int rc = SPI_execute_with_args(sql, 1, argtypes, args, nullptr, true, 1);
+  if (rc != SPI_OK_SELECT)
+    elog(ERROR, "reading lookalike.projections failed: %s", SPI_result_code_string(rc));
+  if (SPI_processed > 0 && !superuser())
+    ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                    errmsg("projection \"%s\" belongs to another role", name)));
+}
+
+// Inserts or replaces the projection row; returns it (copied out of SPI). C-style.
+Datum store_projection(FunctionCallInfo fcinfo, const char *name, const char *query, double epsilon,
+                       double power, bytea *data, int dims_in, int dims_out, int64 rows,
+                       double variance_kept) {
+  static const char *sql =
+      "INSERT INTO lookalike.projections AS p "
+      "(name, method, dims_in, dims_out, epsilon, power, rows, variance_kept, source, data) "
+      "VALUES ($1, 'pca_whitening', $2, $3, $4, $5, $6, $7, $8, $9) "
+      "ON CONFLICT ON CONSTRAINT projections_pkey DO UPDATE "
+      "SET method = excluded.method, dims_in = excluded.dims_in, dims_out = excluded.dims_out, "
+      "epsilon = excluded.epsilon, power = excluded.power, rows = excluded.rows, "
+      "variance_kept = excluded.variance_kept, source = excluded.source, data = excluded.data, "
+      "fitted_at = pg_catalog.now() "
+      "RETURNING p.*";
+  Oid argtypes[9] = {TEXTOID, INT4OID,   INT4OID, FLOAT8OID, FLOAT8OID,
+                     INT8OID, FLOAT8OID, TEXTOID, BYTEAOID};
+  Datum args[9] = {
+      CStringGetTextDatum(name),     Int32GetDatum(dims_in),     Int32GetDatum(dims_out),
+      Float8GetDatum(epsilon),       Float8GetDatum(power),      Int64GetDatum(rows),
+      Float8GetDatum(variance_kept), CStringGetTextDatum(query), PointerGetDatum(data)};
+  int rc = SPI_execute_with_args(sql, 9, argtypes, args, nullptr, false, 1);
+  if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+    elog(ERROR, "storing the projection failed: %s", SPI_result_code_string(rc));
+  TupleDesc desc;
+  if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+    elog(ERROR, "return type must be a row type");
+  return PointerGetDatum(SPI_returntuple(SPI_tuptable->vals[0], desc));
+}
+
+}  // namespace
+
+// lookalike.fit_projection(name text, query text, epsilon float8, power float8, components int)
+//   RETURNS lookalike.projections
 LOOKALIKE_FUNCTION(lookalike_fit_projection) {
-  for (int i = 0; i < 4; ++i)
+  if (PG_ARGISNULL(0) || pg::guarded([&] { return VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(0)); }) == 0)
+    throw Error(sqlstate::kInvalidParameterValue, "projection name must not be null or empty");
+  std::string name(pg::guarded([&] { return text_to_cstring(PG_GETARG_TEXT_PP(0)); }));
+  pg::guarded([&] {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    check_owner(name.c_str());
+  });
+  for (int i = 1; i < 4; ++i)
     if (PG_ARGISNULL(i))
       throw Error(sqlstate::kInvalidParameterValue, "query, epsilon and power must not be null");
-  std::string query(pg::guarded([&] { return text_to_cstring(PG_GETARG_TEXT_PP(0)); }));
-  const Oid embedding_type = PG_GETARG_OID(1);
+  std::string query(pg::guarded([&] { return text_to_cstring(PG_GETARG_TEXT_PP(1)); }));
   const double epsilon = PG_GETARG_FLOAT8(2), power = PG_GETARG_FLOAT8(3);
   const int components = PG_ARGISNULL(4) ? 0 : PG_GETARG_INT32(4);
   if (!PG_ARGISNULL(4) && components < 1)
@@ -47,11 +118,10 @@ LOOKALIKE_FUNCTION(lookalike_fit_projection) {
 
   Portal portal = nullptr;
   pg::guarded([&] {
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
     portal = SPI_cursor_open_with_args(nullptr, query.c_str(), 0, nullptr, nullptr, nullptr, true,
                                        CURSOR_OPT_NO_SCROLL);
     TupleDesc desc = portal->tupDesc;
-    if (desc->natts != 1 || TupleDescAttr(desc, 0)->atttypid != embedding_type)
+    if (desc->natts != 1 || !is_extension_embedding(TupleDescAttr(desc, 0)->atttypid))
       ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
                       errmsg("fit_projection() query must return one column of type embedding")));
   });
@@ -87,10 +157,7 @@ LOOKALIKE_FUNCTION(lookalike_fit_projection) {
     }
     pg::guarded([] { SPI_freetuptable(SPI_tuptable); });
   }
-  pg::guarded([&] {
-    SPI_cursor_close(portal);
-    SPI_finish();
-  });
+  pg::guarded([&] { SPI_cursor_close(portal); });
   if (!acc)
     throw Error(sqlstate::kInvalidParameterValue,
                 "fit_projection() query returned no vectors" +
@@ -106,18 +173,14 @@ LOOKALIKE_FUNCTION(lookalike_fit_projection) {
   std::vector<uint8_t> bytes =
       projection::serialize(fit.dims_in, fit.dims_out, fit.mean.data(), fit.matrix.data());
   const int64_t rows = acc->rows();
+  const double variance_kept = total > 0 ? kept / total : 1.0;
   return pg::guarded([&] {
-    TupleDesc desc;
-    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
-      elog(ERROR, "return type must be a row type");
-    desc = BlessTupleDesc(desc);
     bytea *data = static_cast<bytea *>(palloc(VARHDRSZ + bytes.size()));
     SET_VARSIZE(data, VARHDRSZ + bytes.size());
     memcpy(VARDATA(data), bytes.data(), bytes.size());
-    Datum values[5] = {PointerGetDatum(data), Int32GetDatum(fit.dims_in),
-                       Int32GetDatum(fit.dims_out), Int64GetDatum(rows),
-                       Float8GetDatum(total > 0 ? kept / total : 1.0)};
-    bool nulls[5] = {false, false, false, false, false};
-    return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+    Datum row = store_projection(fcinfo, name.c_str(), query.c_str(), epsilon, power, data,
+                                 fit.dims_in, fit.dims_out, rows, variance_kept);
+    SPI_finish();
+    return row;
   });
 }

@@ -20,8 +20,20 @@ struct Embedding {
 
 inline size_t embedding_size(int dim) { return offsetof(Embedding, x) + sizeof(float) * dim; }
 
+// The embedding of a Datum, detoasted, after checking that the value is as long as its header
+// says (1..kMaxDims components): no caller ever reads past the end of a value, whatever produced
+// it. Raises XX001 otherwise. Inline (one comparison) because every library uses it and the
+// distance operators call it per row.
 inline Embedding *datum_get_embedding(Datum d) {
-  return reinterpret_cast<Embedding *>(PG_DETOAST_DATUM(d));
+  auto *e = reinterpret_cast<Embedding *>(PG_DETOAST_DATUM(d));
+  const size_t size = VARSIZE(e);
+  if (unlikely(size < offsetof(Embedding, x) || e->dim < 1 || e->dim > kMaxDims ||
+               size != embedding_size(e->dim)))
+    ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("invalid embedding value"),
+                    errdetail("A value of %zu bytes does not hold the %d components its header "
+                              "claims.",
+                              size, size < offsetof(Embedding, x) ? 0 : int(e->dim))));
+  return e;
 }
 
 // Allocates a zeroed embedding of `dim` components in CurrentMemoryContext.
