@@ -50,4 +50,19 @@ SELECT dims('\x0000000000000000'::bytea::embedding);                         -- 
 SELECT dims('\x010000000000803f'::bytea::embedding);                         -- a valid one: 1
 DROP CAST (bytea AS embedding);
 
+-- ---- 4. aggregate support functions only run inside an aggregate ---------------------------
+-- Called directly they built values that could not be read back ([nan,1], 0-d, 20,000-d).
+SELECT embedding_sum('{1,NaN,1}'::float8[]);                         -- 0A000
+SELECT embedding_sum(array_fill(1::float8, array[65537]));           -- 0A000
+SELECT embedding_avg(array_fill(1::float8, array[20001]));           -- 0A000
+SELECT embedding_avg('{-1,1,2}');                                    -- 0A000
+SELECT embedding_accum('{0}', '[1,2]');                              -- 0A000
+SELECT embedding_combine('{1,1}', '{1,1}');                          -- 0A000
+SET ROLE regress_lookalike_hard;
+SELECT embedding_sum('{1,1}'::float8[]);                             -- 42501
+RESET ROLE;
+-- through the aggregates all is as before
+SELECT avg(e), sum(e) FROM (VALUES ('[1,2]'::embedding), ('[3,4]')) v(e);
+SELECT avg(e) OVER (ORDER BY i) FROM (VALUES (1, '[1,2]'::embedding), (2, '[3,4]')) v(i, e);
+
 DROP ROLE regress_lookalike_hard;

@@ -153,11 +153,24 @@ LOOKALIKE_FUNCTION(embedding_cmp) {
 
 namespace {
 
+// The state's values {count, sum_1..sum_dim}, checked: a 1-D float8 array without nulls, either
+// the initial {0} or a count >= 1 followed by 1..kMaxDims finite sums. Raises 22000 otherwise,
+// so no state (however it was built) turns into a value that cannot be read back.
 double *state_values(ArrayType *a, int *n) {
-  if (ARR_NDIM(a) != 1 || ARR_HASNULL(a) || ARR_ELEMTYPE(a) != FLOAT8OID)
+  if (ARR_NDIM(a) != 1 || ARR_HASNULL(a) || ARR_ELEMTYPE(a) != FLOAT8OID || ARR_LBOUND(a)[0] != 1)
     ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("invalid embedding aggregate state")));
   *n = ARR_DIMS(a)[0];
-  return reinterpret_cast<double *>(ARR_DATA_PTR(a));
+  auto *v = reinterpret_cast<double *>(ARR_DATA_PTR(a));
+  if (*n == 1 && v[0] == 0) return v;  // the initial state: no rows yet
+  bool ok =
+      *n >= 2 && *n - 1 <= kMaxDims && std::isfinite(v[0]) && v[0] >= 1 && v[0] == std::floor(v[0]);
+  for (int i = 1; ok && i < *n; ++i) ok = std::isfinite(v[i]);
+  if (!ok)
+    ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("invalid embedding aggregate state"),
+                    errdetail("The state is {count, sum_1, ..., sum_n}: a whole count of at "
+                              "least 1 and 1 to %d finite sums.",
+                              kMaxDims)));
+  return v;
 }
 
 ArrayType *new_state(int dim, MemoryContext cxt) {
@@ -188,7 +201,8 @@ LOOKALIKE_FUNCTION(embedding_accum) {
   double *v = state_values(state, &n);
   if (n == 1 && v[0] == 0) {
     state = new_state(e->dim, cxt);
-    v = state_values(state, &n);
+    v = reinterpret_cast<double *>(ARR_DATA_PTR(state));  // {0, 0...}: filled below
+    n = e->dim + 1;
   } else if (n - 1 != e->dim) {
     ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
                     errmsg("different embedding dimensions %d and %d", n - 1, e->dim)));
@@ -208,7 +222,8 @@ LOOKALIKE_FUNCTION(embedding_combine) {
   if (n2 == 1 && v2[0] == 0) PG_RETURN_ARRAYTYPE_P(s1);
   if (n1 == 1 && v1[0] == 0) {
     s1 = new_state(n2 - 1, cxt);
-    v1 = state_values(s1, &n1);
+    v1 = reinterpret_cast<double *>(ARR_DATA_PTR(s1));  // {0, 0...}: v2 is added below
+    n1 = n2;
   } else if (n1 != n2) {
     ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
                     errmsg("different embedding dimensions %d and %d", n1 - 1, n2 - 1)));
@@ -218,6 +233,7 @@ LOOKALIKE_FUNCTION(embedding_combine) {
 }
 
 static Datum aggregate_final(FunctionCallInfo fcinfo, bool average) {
+  agg_context(fcinfo);
   ArrayType *state = PG_GETARG_ARRAYTYPE_P(0);
   int n;
   double *v = state_values(state, &n);
