@@ -575,3 +575,21 @@ END
 $fn$;
 COMMENT ON PROCEDURE lookalike.embed_table(regclass, name, name, name, text, name, integer, text) IS
     'fills embedding_column of target with image_embedding(image_column) in committed batches of batch_rows rows (only rows whose embedding is NULL or, with hash_column, whose image''s md5 differs from hash_column, which it sets); a cancel or crash loses at most one batch and a new CALL carries on; progress in lookalike.embedding_progress. CALL it outside a transaction block';
+-- ---- hardening (issue 9) -------------------------------------------------------------------
+-- fit_projection is one C function that takes only the extension's own embedding type; the
+-- internal lookalike._fit_projection, which trusted a type its caller named, is gone.
+DROP FUNCTION lookalike._fit_projection(text, regtype, double precision, double precision, integer);
+CREATE OR REPLACE FUNCTION lookalike.fit_projection(name text, query text,
+                                         epsilon double precision DEFAULT 1,
+                                         power double precision DEFAULT 0.25,
+                                         components integer DEFAULT NULL)
+RETURNS lookalike.projections
+    AS '$libdir/lookalike_model', 'lookalike_fit_and_store_projection'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+-- Internal functions are not executable by PUBLIC.
+REVOKE EXECUTE ON FUNCTION embedding_accum(double precision[], embedding),
+    embedding_combine(double precision[], double precision[]), embedding_avg(double precision[]),
+    embedding_sum(double precision[]) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION embedding_distance_support(internal) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION lookalike_hnsw_handler(internal), lookalike_hnsw_metric_l2(internal),
+    lookalike_hnsw_metric_ip(internal), lookalike_hnsw_metric_cosine(internal) FROM PUBLIC;

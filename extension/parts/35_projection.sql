@@ -51,7 +51,7 @@ CREATE FUNCTION lookalike.fit_projection(name text, query text,
                                          power double precision DEFAULT 0.25,
                                          components integer DEFAULT NULL)
 RETURNS lookalike.projections
-    AS '$libdir/lookalike_model', 'lookalike_fit_projection'
+    AS '$libdir/lookalike_model', 'lookalike_fit_and_store_projection'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 COMMENT ON FUNCTION lookalike.fit_projection(text, text, double precision, double precision, integer) IS
     'fits (or refits) the named projection to the vectors a query returns (one embedding column, nulls skipped): PCA, eigenvalues shrunk by epsilon * their mean and scaled by ^(-power); components keeps the largest ones (null: all). No labels involved';

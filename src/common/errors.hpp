@@ -28,6 +28,7 @@ inline constexpr const char *kFeatureNotSupported = "0A000";
 inline constexpr const char *kInsufficientPrivilege = "42501";
 inline constexpr const char *kUndefinedObject = "42704";
 inline constexpr const char *kInternalError = "XX000";
+inline constexpr const char *kDatatypeMismatch = "42804";
 }  // namespace sqlstate
 
 class Error : public std::runtime_error {

@@ -93,29 +93,20 @@ Datum store_projection(FunctionCallInfo fcinfo, const char *name, const char *qu
   return PointerGetDatum(SPI_returntuple(SPI_tuptable->vals[0], desc));
 }
 
-}  // namespace
+// A fit, ready to store: the serialized projection and its figures.
+struct FitResult {
+  std::vector<uint8_t> bytes;
+  int dims_in = 0, dims_out = 0;
+  int64_t rows = 0;
+  double variance_kept = 1.0;
+};
 
-// lookalike.fit_projection(name text, query text, epsilon float8, power float8, components int)
-//   RETURNS lookalike.projections
-LOOKALIKE_FUNCTION(lookalike_fit_projection) {
-  if (PG_ARGISNULL(0) || pg::guarded([&] { return VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(0)); }) == 0)
-    throw Error(sqlstate::kInvalidParameterValue, "projection name must not be null or empty");
-  std::string name(pg::guarded([&] { return text_to_cstring(PG_GETARG_TEXT_PP(0)); }));
-  pg::guarded([&] {
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    check_owner(name.c_str());
-  });
-  for (int i = 1; i < 4; ++i)
-    if (PG_ARGISNULL(i))
-      throw Error(sqlstate::kInvalidParameterValue, "query, epsilon and power must not be null");
-  std::string query(pg::guarded([&] { return text_to_cstring(PG_GETARG_TEXT_PP(1)); }));
-  const double epsilon = PG_GETARG_FLOAT8(2), power = PG_GETARG_FLOAT8(3);
-  const int components = PG_ARGISNULL(4) ? 0 : PG_GETARG_INT32(4);
-  if (!PG_ARGISNULL(4) && components < 1)
-    throw Error(sqlstate::kInvalidParameterValue, "components must be positive (or null for all)");
+// Runs `query` (inside an open SPI connection) through a cursor and fits the projection. The
+// query must return one column of the extension's own embedding type; each value is checked
+// against its header before it is read.
+FitResult fit_query(const std::string &query, double epsilon, double power, int components) {
   configure_threads(
       int(pg::guarded([] { return pg::setting_int("lookalike.threads", kDefaultModelThreads); })));
-
   Portal portal = nullptr;
   pg::guarded([&] {
     portal = SPI_cursor_open_with_args(nullptr, query.c_str(), 0, nullptr, nullptr, nullptr, true,
@@ -136,7 +127,6 @@ LOOKALIKE_FUNCTION(lookalike_fit_projection) {
     const uint64 n = SPI_processed;
     if (n == 0) break;
     for (uint64 i = 0; i < n; ++i) {
-      // Copy the vector out (detoasting in SPI's memory), then work in C++.
       // The vector, detoasted in SPI's memory (lives until SPI_freetuptable).
       const Embedding *e = pg::guarded([&] {
         bool isnull;
@@ -170,16 +160,89 @@ LOOKALIKE_FUNCTION(lookalike_fit_projection) {
     total += l;
     if (i < size_t(fit.dims_out)) kept += l;
   }
-  std::vector<uint8_t> bytes =
-      projection::serialize(fit.dims_in, fit.dims_out, fit.mean.data(), fit.matrix.data());
-  const int64_t rows = acc->rows();
-  const double variance_kept = total > 0 ? kept / total : 1.0;
+  FitResult r;
+  r.bytes = projection::serialize(fit.dims_in, fit.dims_out, fit.mean.data(), fit.matrix.data());
+  r.dims_in = fit.dims_in;
+  r.dims_out = fit.dims_out;
+  r.rows = acc->rows();
+  r.variance_kept = total > 0 ? kept / total : 1.0;
+  return r;
+}
+
+// The fit's projection as a palloc'd bytea. C-style.
+bytea *to_bytea(const std::vector<uint8_t> &bytes) {
+  bytea *data = static_cast<bytea *>(palloc(VARHDRSZ + bytes.size()));
+  SET_VARSIZE(data, VARHDRSZ + bytes.size());
+  memcpy(VARDATA(data), bytes.data(), bytes.size());
+  return data;
+}
+
+// Reads epsilon, power and components (arguments first..first+2); raises 22023 for nulls.
+void fit_arguments(FunctionCallInfo fcinfo, int first, double *epsilon, double *power,
+                   int *components) {
+  if (PG_ARGISNULL(first) || PG_ARGISNULL(first + 1))
+    throw Error(sqlstate::kInvalidParameterValue, "query, epsilon and power must not be null");
+  *epsilon = PG_GETARG_FLOAT8(first);
+  *power = PG_GETARG_FLOAT8(first + 1);
+  *components = PG_ARGISNULL(first + 2) ? 0 : PG_GETARG_INT32(first + 2);
+  if (!PG_ARGISNULL(first + 2) && *components < 1)
+    throw Error(sqlstate::kInvalidParameterValue, "components must be positive (or null for all)");
+}
+
+}  // namespace
+
+// lookalike._fit_projection(query text, embedding_type regtype, epsilon, power, components,
+//   OUT data bytea, OUT dims_in int, OUT dims_out int, OUT rows bigint, OUT variance_kept float8)
+// of release 0.1.0 (symbol lookalike_fit_projection), kept for databases not yet updated
+// (docs/upgrading.md). It used to trust the type its caller named; now that argument must be the
+// extension's own embedding type, and the query's column is checked as fit_projection() does.
+LOOKALIKE_FUNCTION(lookalike_fit_projection) {
+  if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+    throw Error(sqlstate::kInvalidParameterValue, "query, epsilon and power must not be null");
+  if (!pg::guarded([&] { return is_extension_embedding(PG_GETARG_OID(1)); }))
+    throw Error(sqlstate::kDatatypeMismatch, "embedding_type must be lookalike's embedding type");
+  double epsilon, power;
+  int components;
+  fit_arguments(fcinfo, 2, &epsilon, &power, &components);
+  std::string query(pg::guarded([&] { return text_to_cstring(PG_GETARG_TEXT_PP(0)); }));
+  pg::guarded([] {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+  });
+  FitResult r = fit_query(query, epsilon, power, components);
   return pg::guarded([&] {
-    bytea *data = static_cast<bytea *>(palloc(VARHDRSZ + bytes.size()));
-    SET_VARSIZE(data, VARHDRSZ + bytes.size());
-    memcpy(VARDATA(data), bytes.data(), bytes.size());
-    Datum row = store_projection(fcinfo, name.c_str(), query.c_str(), epsilon, power, data,
-                                 fit.dims_in, fit.dims_out, rows, variance_kept);
+    SPI_finish();
+    TupleDesc desc;
+    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+      elog(ERROR, "return type must be a row type");
+    desc = BlessTupleDesc(desc);
+    Datum values[5] = {PointerGetDatum(to_bytea(r.bytes)), Int32GetDatum(r.dims_in),
+                       Int32GetDatum(r.dims_out), Int64GetDatum(r.rows),
+                       Float8GetDatum(r.variance_kept)};
+    bool nulls[5] = {false, false, false, false, false};
+    return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+  });
+}
+
+// lookalike.fit_projection(name text, query text, epsilon float8, power float8, components int)
+//   RETURNS lookalike.projections
+LOOKALIKE_FUNCTION(lookalike_fit_and_store_projection) {
+  if (PG_ARGISNULL(0) || pg::guarded([&] { return VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(0)); }) == 0)
+    throw Error(sqlstate::kInvalidParameterValue, "projection name must not be null or empty");
+  std::string name(pg::guarded([&] { return text_to_cstring(PG_GETARG_TEXT_PP(0)); }));
+  pg::guarded([&] {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    check_owner(name.c_str());
+  });
+  if (PG_ARGISNULL(1))
+    throw Error(sqlstate::kInvalidParameterValue, "query, epsilon and power must not be null");
+  double epsilon, power;
+  int components;
+  fit_arguments(fcinfo, 2, &epsilon, &power, &components);
+  std::string query(pg::guarded([&] { return text_to_cstring(PG_GETARG_TEXT_PP(1)); }));
+  FitResult r = fit_query(query, epsilon, power, components);
+  return pg::guarded([&] {
+    Datum row = store_projection(fcinfo, name.c_str(), query.c_str(), epsilon, power,
+                                 to_bytea(r.bytes), r.dims_in, r.dims_out, r.rows, r.variance_kept);
     SPI_finish();
     return row;
   });
