@@ -29,8 +29,21 @@ WHERE has_function_privilege('regress_lookalike_hard', fn, 'EXECUTE') ORDER BY 1
 SET ROLE regress_lookalike_hard;
 SELECT dims_in, length(data) FROM lookalike._fit_projection($$SELECT CASE WHEN g%2=0 THEN '\xe8030000000080400000a040'::bytea ELSE '\xe80300000000c0400000e040'::bytea END FROM generate_series(1,20) g$$, 'bytea'::regtype, 1, 0, NULL);  -- 42883
 SELECT lookalike.fit_projection('hard', $$SELECT CASE WHEN g%2=0 THEN '\xe8030000000080400000a040'::bytea ELSE '\xe80300000000c0400000e040'::bytea END FROM generate_series(1,20) g$$);  -- 42804
--- a domain over embedding is not the extension's type either
+-- a database still at release 0.1.0 calls the same C symbol through its _fit_projection: it
+-- now refuses any type but the extension's embedding
 RESET ROLE;
+CREATE FUNCTION legacy_fit(query text, embedding_type regtype, epsilon double precision,
+                           power double precision, components integer, OUT data bytea,
+                           OUT dims_in integer, OUT dims_out integer, OUT rows bigint,
+                           OUT variance_kept double precision)
+    AS '$libdir/lookalike_model', 'lookalike_fit_projection' LANGUAGE C VOLATILE;
+SET ROLE regress_lookalike_hard;
+SELECT dims_in, length(data) FROM legacy_fit($$SELECT CASE WHEN g%2=0 THEN '\xe8030000000080400000a040'::bytea ELSE '\xe80300000000c0400000e040'::bytea END FROM generate_series(1,20) g$$, 'bytea'::regtype, 1, 0, NULL);  -- 42804
+SELECT dims_in, length(data) FROM legacy_fit($$SELECT CASE WHEN g%2=0 THEN '\xe8030000000080400000a040'::bytea ELSE '\xe80300000000c0400000e040'::bytea END FROM generate_series(1,20) g$$, 'embedding'::regtype, 1, 0, NULL);  -- 42804
+SELECT dims_in, dims_out, rows FROM legacy_fit($$SELECT '[1,2]'::embedding UNION ALL SELECT '[2,1]'$$, 'embedding'::regtype, 1, 0, NULL);
+RESET ROLE;
+DROP FUNCTION legacy_fit;
+-- a domain over embedding is not the extension's type either
 CREATE DOMAIN hard_embedding AS embedding;
 SET ROLE regress_lookalike_hard;
 SELECT lookalike.fit_projection('hard', $$SELECT '[1,2]'::hard_embedding FROM generate_series(1,3)$$);  -- 42804
@@ -64,5 +77,23 @@ RESET ROLE;
 -- through the aggregates all is as before
 SELECT avg(e), sum(e) FROM (VALUES ('[1,2]'::embedding), ('[3,4]')) v(e);
 SELECT avg(e) OVER (ORDER BY i) FROM (VALUES (1, '[1,2]'::embedding), (2, '[3,4]')) v(i, e);
+
+-- ---- 6. malformed text is 22P02, underflow 22003, a zero-size image header 22P03 ----------
+SELECT '[+-1]'::embedding;                                           -- 22P02 (was [-1])
+SELECT '[1e-46]'::embedding;                                         -- 22003 (was [0])
+SELECT '1e-46'::real;                                                -- 22003: the same rule
+SELECT '[1e-40]'::embedding = array[1e-40::real]::embedding AS subnormal_kept;
+SELECT '[nanx]'::embedding;                                          -- 22P02 (was 22000)
+SELECT '[infx]'::embedding;                                          -- 22P02
+SELECT '[infinity1]'::embedding;                                     -- 22P02
+SELECT '[]x'::embedding;                                             -- 22P02
+SELECT '[]]'::embedding;                                             -- 22P02
+SELECT '[]'::embedding;                                              -- 22000 empty
+SELECT '[nan]'::embedding;                                           -- 22000 NaN
+-- PNG signature and an IHDR of width 0, height 1
+SELECT * FROM image_info('\x89504e470d0a1a0a0000000d494844520000000000000001'::bytea);  -- 22P03
+-- BMP of height 0
+SELECT * FROM image_info('\x424d000000000000000000000000280000000100000000000000'::bytea);  -- 22P03
+SELECT * FROM image_info('\x89504e470d0a1a0a0000000d494844520000000200000003'::bytea);  -- 2 x 3
 
 DROP ROLE regress_lookalike_hard;

@@ -345,7 +345,9 @@ const char *format_name(Format f) {
   }
 }
 
-Header read_header(const uint8_t *d, size_t n) {
+namespace {
+
+Header header_fields(const uint8_t *d, size_t n) {
   if (n == 0) bad("empty image");
   if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) return jpeg_header(d, n);
   static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
@@ -365,6 +367,17 @@ Header read_header(const uint8_t *d, size_t n) {
     return {Format::kBmp, w < 0 ? -int64_t(w) : w, h < 0 ? -int64_t(h) : h};
   }
   bad("not a supported image (JPEG, PNG, WebP or BMP)");
+}
+
+}  // namespace
+
+Header read_header(const uint8_t *d, size_t n) {
+  Header h = header_fields(d, n);
+  // No format has an image of zero width or height: a header that claims one is corrupt, for
+  // image_info() as for the decoding functions.
+  if (h.width <= 0 || h.height <= 0)
+    bad(std::string("corrupt ") + format_name(h.format) + " image: zero width or height");
+  return h;
 }
 
 void check_structure(const uint8_t *data, size_t len, const Header &h) {
@@ -392,9 +405,7 @@ void use_single_threaded_opencv() {
 
 cv::Mat decode_bgr(const uint8_t *data, size_t len, int64_t max_pixels) {
   use_single_threaded_opencv();
-  Header h = read_header(data, len);
-  if (h.width <= 0 || h.height <= 0)
-    bad(std::string("corrupt ") + format_name(h.format) + " image: zero width or height");
+  Header h = read_header(data, len);  // refuses zero width or height
   if (h.width > kMaxImageSide || h.height > kMaxImageSide)
     over_limit(h, "the largest side OpenCV decodes (" + std::to_string(kMaxImageSide) + ")");
   if (max_pixels > kMaxImagePixelsLimit) max_pixels = kMaxImagePixelsLimit;

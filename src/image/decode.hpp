@@ -24,7 +24,8 @@ struct Header {
 inline constexpr int64_t kMaxImageSide = int64_t(1) << 20;
 
 // Reads the format and the pixel dimensions from the first bytes of an encoded image, without
-// decoding it. Throws lookalike::Error (22P03) for empty, non-image or truncated headers.
+// decoding it. Throws lookalike::Error (22P03) for empty, non-image or truncated headers, and
+// for headers that claim a zero width or height.
 Header read_header(const uint8_t *data, size_t len);
 
 // Checks the container structure of the whole encoded image without decoding pixels: JPEG marker

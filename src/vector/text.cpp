@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <system_error>
@@ -38,26 +39,37 @@ size_t parse(const char *s, float *out, size_t cap) {
   if (*p != '[') syntax_error(s);
   ++p;
   while (is_space(*p)) ++p;
-  size_t n = 0;
   if (*p == ']') {
+    // "[]" is well-formed text of no component: any text after it is malformed first.
+    ++p;
+    while (is_space(*p)) ++p;
+    if (*p != '\0') syntax_error(s);
     throw Error(sqlstate::kDataException, "embedding must have at least 1 dimension");
   }
+  size_t n = 0;
   const char *end = p + std::strlen(p);
   for (;;) {
     while (is_space(*p)) ++p;
-    if (*p == '+') ++p;  // from_chars does not take a leading '+'; strtof does
+    // from_chars takes no leading '+' (strtof does): skip one, but never a sign after it.
+    if (*p == '+' && p[1] != '-' && p[1] != '+') ++p;
     float v = 0;
     auto res = std::from_chars(p, end, v);
     if (res.ec == std::errc::invalid_argument || res.ptr == p) syntax_error(s);
-    std::string token(p, res.ptr);
+    const char *token = p;
+    p = res.ptr;
+    while (is_space(*p)) ++p;
+    // The text after a number decides first: "[nanx]" and "[infinity1]" are malformed text,
+    // not a NaN or an infinity.
+    const bool last = *p == ']';
+    if (!last && *p != ',') syntax_error(s);
+    const std::string literal(token, res.ptr);
     if (res.ec == std::errc::result_out_of_range) {
-      // from_chars reports both overflow and underflow; underflow rounds to zero like strtof.
-      double d = std::strtod(token.c_str(), nullptr);
-      if (std::fabs(d) > 1.0) {
+      // from_chars reports overflow and underflow alike. As for type real: a value that rounds
+      // to zero or infinity is out of range (22003); a subnormal one is kept.
+      v = std::strtof(literal.c_str(), nullptr);
+      if (v == 0.0f || std::isinf(v))
         throw Error(sqlstate::kNumericValueOutOfRange,
-                    "\"" + token + "\" is out of range for type real");
-      }
-      v = static_cast<float>(d);
+                    "\"" + literal + "\" is out of range for type real");
     }
     if (std::isnan(v)) throw Error(sqlstate::kDataException, "NaN not allowed in embedding");
     if (std::isinf(v))
@@ -67,17 +79,8 @@ size_t parse(const char *s, float *out, size_t cap) {
                   "embedding cannot have more than " + std::to_string(kMaxDims) + " dimensions");
     }
     out[n++] = v;
-    p = res.ptr;
-    while (is_space(*p)) ++p;
-    if (*p == ',') {
-      ++p;
-      continue;
-    }
-    if (*p == ']') {
-      ++p;
-      break;
-    }
-    syntax_error(s);
+    ++p;  // past ',' or ']'
+    if (last) break;
   }
   while (is_space(*p)) ++p;
   if (*p != '\0') syntax_error(s);

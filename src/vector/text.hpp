@@ -10,8 +10,11 @@ namespace lookalike::text {
 size_t max_elements(const char *s);
 
 // Parses `s` into out[0..cap) and returns the number of elements. Throws lookalike::Error:
-// 22P02 for malformed text, 22003 for a value out of float4 range, 22000 for NaN or infinity,
-// 22000 for an empty vector. Leading and trailing white space is allowed, as around elements.
+// 22P02 for malformed text (checked first: "[nanx]" and "[]x" are malformed, not NaN or empty;
+// one sign per number, "[+-1]" is malformed), 22003 for a value out of float4 range (beyond
+// float4's largest, or so small that it would round to zero, as for type real; subnormal
+// values are kept), 22000 for NaN or infinity, 22000 for an empty vector. Leading and trailing
+// white space is allowed, as around elements.
 size_t parse(const char *s, float *out, size_t cap);
 
 // Largest text of one float in shortest round-trip form ("-1.17549435e-38").

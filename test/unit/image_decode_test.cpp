@@ -129,6 +129,23 @@ TEST(ImageDecode, HeaderGivesFormatAndSize) {
   EXPECT_EQ(h.height, 21);
 }
 
+// issue 9: image_info() returned 0 for headers claiming 0 where decoding refused them.
+TEST(ImageDecode, HeaderClaimingZeroSizeIs22P03) {
+  cv::Mat src = picture(37, 21);
+  for (const char *ext : {".png", ".bmp"}) {
+    Bytes b = encode(ext, src);
+    // width field: PNG IHDR at byte 16 (big-endian), BMP at byte 18 (little-endian)
+    const size_t at = std::string(ext) == ".png" ? 16 : 18;
+    for (size_t k = 0; k < 4; ++k) b[at + k] = 0;
+    try {
+      image::read_header(b.data(), b.size());
+      ADD_FAILURE() << ext << ": zero width accepted";
+    } catch (const lookalike::Error &e) {
+      EXPECT_STREQ(e.sqlstate(), "22P03") << ext;
+    }
+  }
+}
+
 TEST(ImageDecode, GrayscaleIsReplicatedToThreeChannels) {
   cv::Mat gray = picture(40, 30, 1);
   for (const char *ext : {".jpg", ".png", ".bmp"}) {

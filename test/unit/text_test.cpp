@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -40,12 +41,17 @@ std::string format(const std::vector<float> &v) {
 TEST(Text, ParsesWhitespaceSignsAndExponents) {
   EXPECT_EQ(parse("[1,2,3]"), (std::vector<float>{1, 2, 3}));
   EXPECT_EQ(parse("  [ 1 , -2.5,+3e2 ]  "), (std::vector<float>{1, -2.5f, 300}));
-  EXPECT_EQ(parse("[1e-50]"), (std::vector<float>{0}));  // underflow rounds to zero, like strtof
+  EXPECT_EQ(parse("[0e-50,-0]"), (std::vector<float>{0, -0.0f}));  // an exact zero is no underflow
+  // subnormal values are kept, as type real keeps them
+  EXPECT_EQ(parse("[1e-40]"), (std::vector<float>{std::strtof("1e-40", nullptr)}));
 }
 
 TEST(Text, RejectsMalformedTextWith22P02) {
   for (const char *s :
-       {"", "1,2", "[1,2", "[1,,2]", "[1 2]", "[a]", "[1]x", "[,]", "[1,]", "(1,2)", "[--1]"})
+       {"", "1,2", "[1,2", "[1,,2]", "[1 2]", "[a]", "[1]x", "[,]", "[1,]", "(1,2)", "[--1]",
+        // issue 9: one sign per number; text after a number or after "[]" is malformed first
+        "[+-1]", "[++1]", "[-+1]", "[nanx]", "[infx]", "[infinity1]", "[1,nanx]", "[]x", "[]]",
+        "[ ] 1"})
     EXPECT_EQ(sqlstate_of(s), "22P02") << s;
 }
 
@@ -56,6 +62,10 @@ TEST(Text, RejectsNonFiniteEmptyAndOutOfRange) {
   EXPECT_EQ(sqlstate_of("[]"), "22000");
   EXPECT_EQ(sqlstate_of("[1e39]"), "22003");
   EXPECT_EQ(sqlstate_of("[-1e39]"), "22003");
+  // underflow: a value that would round to zero is out of range, as for type real
+  EXPECT_EQ(sqlstate_of("[1e-46]"), "22003");
+  EXPECT_EQ(sqlstate_of("[1,-1e-50]"), "22003");
+  EXPECT_EQ(sqlstate_of("[ ]"), "22000");
 }
 
 TEST(Text, RejectsTooManyDimensionsWith54000) {
