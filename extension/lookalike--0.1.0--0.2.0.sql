@@ -19,7 +19,7 @@ COMMENT ON FUNCTION with_search_settings(embedding, integer, integer) IS 'return
 -- (lookalike._comment_evaluation, applied by create_evaluation and, for evaluations created by
 -- 0.1.0, by the next refresh).
 CREATE FUNCTION lookalike._comment_evaluation(target_schema name) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $fn$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, @extschema@, pg_temp AS $fn$
 DECLARE
     c record;
 BEGIN
@@ -108,7 +108,7 @@ CREATE OR REPLACE FUNCTION lookalike.create_evaluation(
     target_schema name, items text, id_column name, group_expression text,
     filter text DEFAULT NULL, min_group_size integer DEFAULT 4, max_group_size integer DEFAULT 20,
     seeds integer DEFAULT 20, k integer DEFAULT 5)
-RETURNS void LANGUAGE plpgsql VOLATILE AS $fn$
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, @extschema@, pg_temp AS $fn$
 DECLARE
     s text := quote_ident(target_schema);
 BEGIN
@@ -221,7 +221,7 @@ $fn$;
 CREATE OR REPLACE FUNCTION lookalike.refresh_evaluation(
     target_schema name, only_method text DEFAULT NULL, extra_candidates integer DEFAULT 64)
 RETURNS TABLE (method text, queries integer, seconds double precision)
-LANGUAGE plpgsql VOLATILE AS $fn$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, @extschema@, pg_temp AS $fn$
 DECLARE
     s text := quote_ident(target_schema);
     cfg record;
@@ -593,3 +593,48 @@ REVOKE EXECUTE ON FUNCTION embedding_accum(double precision[], embedding),
 REVOKE EXECUTE ON FUNCTION embedding_distance_support(internal) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION lookalike_hnsw_handler(internal), lookalike_hnsw_metric_l2(internal),
     lookalike_hnsw_metric_ip(internal), lookalike_hnsw_metric_cosine(internal) FROM PUBLIC;
+
+-- Every PL/pgSQL function pins its search_path (the evaluation functions and their helpers:
+-- pg_catalog, then the extension schema for the embedding operators and exact_knn, then
+-- pg_temp; drop_projection: pg_catalog, pg_temp).
+CREATE OR REPLACE FUNCTION lookalike.drop_temp_table(name) RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, @extschema@, pg_temp AS $fn$
+BEGIN
+    IF to_regclass('pg_temp.' || quote_ident($1)) IS NOT NULL THEN
+        EXECUTE format('DROP TABLE pg_temp.%I', $1);
+    END IF;
+END
+$fn$;
+CREATE OR REPLACE FUNCTION lookalike.add_evaluation_method(
+    target_schema name, method text, features text, metric text DEFAULT 'cosine',
+    description text DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, @extschema@, pg_temp AS $fn$
+BEGIN
+    IF method IS NULL OR features IS NULL OR metric IS NULL THEN
+        RAISE EXCEPTION 'method, features and metric must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF metric NOT IN ('cosine', 'l2', 'inner_product') THEN
+        RAISE EXCEPTION 'unknown metric "%"', metric
+            USING ERRCODE = '22023', HINT = 'Use cosine (<=>), l2 (<->) or inner_product (<#>).';
+    END IF;
+    IF to_regclass(format('%I.retrieval_methods', target_schema)) IS NULL THEN
+        RAISE EXCEPTION 'schema "%" has no evaluation', target_schema
+            USING ERRCODE = '55000', HINT = 'Call lookalike.create_evaluation() first.';
+    END IF;
+    EXECUTE format($$INSERT INTO %I.retrieval_methods VALUES (%L, %L, %L, %L)
+        ON CONFLICT (method) DO UPDATE SET features = excluded.features,
+            metric = excluded.metric, description = excluded.description$$,
+        target_schema, method, features, metric, description);
+    EXECUTE format('DELETE FROM %I.retrieval_results WHERE method = %L', target_schema, method);
+END
+$fn$;
+CREATE OR REPLACE FUNCTION lookalike.drop_projection(name text) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM lookalike.projections p WHERE p.name = drop_projection.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'projection "%" does not exist (or belongs to another role)', name
+            USING ERRCODE = '42704';
+    END IF;
+END
+$$;

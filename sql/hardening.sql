@@ -19,7 +19,10 @@ WHERE e.extname = 'lookalike' AND d.deptype = 'e' AND p.prokind = 'f'
        OR p.oid IN (SELECT aggtransfn FROM pg_aggregate UNION SELECT aggfinalfn FROM pg_aggregate
                     UNION SELECT aggcombinefn FROM pg_aggregate)
        OR 'internal'::regtype = ANY (p.proargtypes::oid[]))
-  AND p.oid NOT IN (SELECT typreceive FROM pg_type);  -- embedding_recv: the type's own I/O
+  AND p.oid NOT IN (SELECT typreceive FROM pg_type)   -- embedding_recv: the type's own I/O
+  -- helpers of the evaluation functions, which run with the caller's rights and so need them;
+  -- they only act on the caller's own objects (comments on its evaluation tables)
+  AND p.proname <> '_comment_evaluation';
 SELECT count(*) > 8 AS found_internal_functions FROM internal_functions;
 SELECT fn AS executable_by_public FROM internal_functions
 WHERE has_function_privilege('regress_lookalike_hard', fn, 'EXECUTE') ORDER BY 1::text;
@@ -95,5 +98,26 @@ SELECT * FROM image_info('\x89504e470d0a1a0a0000000d494844520000000000000001'::b
 -- BMP of height 0
 SELECT * FROM image_info('\x424d000000000000000000000000280000000100000000000000'::bytea);  -- 22P03
 SELECT * FROM image_info('\x89504e470d0a1a0a0000000d494844520000000200000003'::bytea);  -- 2 x 3
+
+-- ---- 9. every SQL or PL/pgSQL function of the extension pins its search_path --------------
+SELECT p.oid::regprocedure AS unpinned
+FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+JOIN pg_extension e ON d.refclassid = 'pg_extension'::regclass AND d.refobjid = e.oid
+JOIN pg_language l ON l.oid = p.prolang
+WHERE e.extname = 'lookalike' AND d.deptype = 'e' AND l.lanname IN ('sql', 'plpgsql')
+  AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')
+ORDER BY 1::text;
+-- a session search_path that shadows pg_catalog's functions does not reach them
+CREATE SCHEMA hard_shadow;
+CREATE FUNCTION hard_shadow.format(text, VARIADIC "any") RETURNS text
+    LANGUAGE sql AS $$SELECT 'SELECT 1/0'$$;
+SET search_path = hard_shadow, public;
+SELECT lookalike.drop_projection('no_such_projection');             -- 42704, not 22012
+RESET search_path;
+DROP SCHEMA hard_shadow CASCADE;
+-- the btree comparison operators order values of different dimensions (no error)
+SELECT '[1,2]'::embedding < '[1,2,3]'::embedding AS shorter_first,
+       '[1,3]'::embedding > '[1,2,3]'::embedding AS component_first,
+       '[1,2]'::embedding = '[1,2,0]'::embedding AS equal;
 
 DROP ROLE regress_lookalike_hard;

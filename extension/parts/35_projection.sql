@@ -57,7 +57,7 @@ COMMENT ON FUNCTION lookalike.fit_projection(text, text, double precision, doubl
     'fits (or refits) the named projection to the vectors a query returns (one embedding column, nulls skipped): PCA, eigenvalues shrunk by epsilon * their mean and scaled by ^(-power); components keeps the largest ones (null: all). No labels involved';
 
 CREATE FUNCTION lookalike.drop_projection(name text) RETURNS void
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     DELETE FROM lookalike.projections p WHERE p.name = drop_projection.name;

@@ -17,7 +17,7 @@ COMMENT ON FUNCTION exact_knn(bigint[], embedding[], bigint[], embedding[], inte
 CREATE SCHEMA IF NOT EXISTS lookalike;
 COMMENT ON SCHEMA lookalike IS 'lookalike''s functions that are not operators on embeddings (evaluation, model registry)';
 
-CREATE FUNCTION lookalike.drop_temp_table(name) RETURNS void LANGUAGE plpgsql VOLATILE AS $fn$
+CREATE FUNCTION lookalike.drop_temp_table(name) RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, @extschema@, pg_temp AS $fn$
 BEGIN
     IF to_regclass('pg_temp.' || quote_ident($1)) IS NOT NULL THEN
         EXECUTE format('DROP TABLE pg_temp.%I', $1);
@@ -31,7 +31,7 @@ COMMENT ON FUNCTION lookalike.drop_temp_table(name) IS
 -- pg_description). create_evaluation() applies them; refresh_evaluation() applies them to an
 -- evaluation created by an older release that lacks them.
 CREATE FUNCTION lookalike._comment_evaluation(target_schema name) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $fn$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, @extschema@, pg_temp AS $fn$
 DECLARE
     c record;
 BEGIN
@@ -122,7 +122,7 @@ CREATE FUNCTION lookalike.create_evaluation(
     target_schema name, items text, id_column name, group_expression text,
     filter text DEFAULT NULL, min_group_size integer DEFAULT 4, max_group_size integer DEFAULT 20,
     seeds integer DEFAULT 20, k integer DEFAULT 5)
-RETURNS void LANGUAGE plpgsql VOLATILE AS $fn$
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, @extschema@, pg_temp AS $fn$
 DECLARE
     s text := quote_ident(target_schema);
 BEGIN
@@ -237,7 +237,7 @@ COMMENT ON FUNCTION lookalike.create_evaluation(name, text, name, text, text, in
 CREATE FUNCTION lookalike.add_evaluation_method(
     target_schema name, method text, features text, metric text DEFAULT 'cosine',
     description text DEFAULT NULL)
-RETURNS void LANGUAGE plpgsql VOLATILE AS $fn$
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, @extschema@, pg_temp AS $fn$
 BEGIN
     IF method IS NULL OR features IS NULL OR metric IS NULL THEN
         RAISE EXCEPTION 'method, features and metric must not be null' USING ERRCODE = '22004';
@@ -263,7 +263,7 @@ COMMENT ON FUNCTION lookalike.add_evaluation_method(name, text, text, text, text
 CREATE FUNCTION lookalike.refresh_evaluation(
     target_schema name, only_method text DEFAULT NULL, extra_candidates integer DEFAULT 64)
 RETURNS TABLE (method text, queries integer, seconds double precision)
-LANGUAGE plpgsql VOLATILE AS $fn$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, @extschema@, pg_temp AS $fn$
 DECLARE
     s text := quote_ident(target_schema);
     cfg record;
