@@ -9,6 +9,8 @@
 #include <cstring>
 #include <sstream>
 
+#include <unistd.h>
+
 #include <ATen/Parallel.h>
 #include <openssl/evp.h>
 #include <opencv2/core/utility.hpp>
@@ -136,6 +138,9 @@ void prepare_batch(const Preprocessor &pre, const EncodedImage *images, int n, i
 
 void configure_threads(int threads) {
   static int current = -1;
+  // Never more threads than CPUs online (lookalike.threads allows up to 256; issue 9).
+  const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  if (cpus > 0 && threads > cpus) threads = int(cpus);
   if (threads < 1) threads = 1;
   if (current == -1) {
     // Inter-op parallelism is not used (one model call at a time); the pool size can only be

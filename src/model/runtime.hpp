@@ -55,7 +55,8 @@ class Preprocessor {
   float lut_[3][256];  // lut_[c][v] = (float(v) / 255 - mean[c]) / stddev[c], in float32
 };
 
-// Sizes the thread pools of this process: LibTorch's intra-op pool (OpenMP) gets `threads`;
+// Sizes the thread pools of this process: LibTorch's intra-op pool (OpenMP) gets `threads`, at
+// most the number of CPUs online;
 // the inter-op pool is fixed at 1 (it can be set only once per process), OpenCV runs
 // sequentially inside our own pool. Cheap when nothing changes; creates no thread by itself.
 void configure_threads(int threads);
