@@ -107,14 +107,21 @@ JOIN pg_language l ON l.oid = p.prolang
 WHERE e.extname = 'lookalike' AND d.deptype = 'e' AND l.lanname IN ('sql', 'plpgsql')
   AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')
 ORDER BY 1::text;
--- a session search_path that shadows pg_catalog's functions does not reach them
+-- a session search_path that puts its own text = operator before pg_catalog's does not reach
+-- drop_projection (unpinned, its DELETE ... WHERE p.name = name removed every projection)
+CREATE TABLE hard_points (e embedding);
+INSERT INTO hard_points VALUES ('[1,2]'), ('[2,1]'), ('[3,3]');
+SELECT name FROM lookalike.fit_projection('hard_keep', 'SELECT e FROM hard_points');
 CREATE SCHEMA hard_shadow;
-CREATE FUNCTION hard_shadow.format(text, VARIADIC "any") RETURNS text
-    LANGUAGE sql AS $$SELECT 'SELECT 1/0'$$;
-SET search_path = hard_shadow, public;
-SELECT lookalike.drop_projection('no_such_projection');             -- 42704, not 22012
+CREATE FUNCTION hard_shadow.always(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+CREATE OPERATOR hard_shadow.= (LEFTARG = text, RIGHTARG = text, FUNCTION = hard_shadow.always);
+SET search_path = hard_shadow, pg_catalog, public;
+SELECT lookalike.drop_projection('no_such_projection');             -- 42704
 RESET search_path;
+SELECT name FROM lookalike.projections WHERE name = 'hard_keep';     -- still there
+SELECT lookalike.drop_projection('hard_keep');
 DROP SCHEMA hard_shadow CASCADE;
+DROP TABLE hard_points;
 -- the btree comparison operators order values of different dimensions (no error)
 SELECT '[1,2]'::embedding < '[1,2,3]'::embedding AS shorter_first,
        '[1,3]'::embedding > '[1,2,3]'::embedding AS component_first,
