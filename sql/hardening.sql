@@ -106,6 +106,9 @@ JOIN pg_extension e ON d.refclassid = 'pg_extension'::regclass AND d.refobjid = 
 JOIN pg_language l ON l.oid = p.prolang
 WHERE e.extname = 'lookalike' AND d.deptype = 'e' AND l.lanname IN ('sql', 'plpgsql')
   AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')
+  -- a procedure that COMMITs between batches (lookalike.embed_table) cannot have a SET clause
+  -- (PostgreSQL's rule): it schema-qualifies its references instead
+  AND p.prokind <> 'p'
 ORDER BY 1::text;
 -- a session search_path that puts its own text = operator before pg_catalog's does not reach
 -- drop_projection (unpinned, its DELETE ... WHERE p.name = name removed every projection)
