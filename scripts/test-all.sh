@@ -10,7 +10,9 @@
 #   scripts/test-all.sh tap        TAP tests only (after building)
 #   scripts/test-all.sh sanitize   unit tests built with ASan + UBSan (build/unit-asan)
 #   scripts/test-all.sh fuzz       every libFuzzer target for FUZZ_SECONDS (default 25) each
-# Ends with one line "tests: N passed, N failed".
+# Ends with one line "tests: N passed, N failed, N skipped" (a skipped test -- GTEST_SKIP, a TAP
+# skip_all or skip -- is neither passed nor failed). The tests read the data and models of
+# $SHARED (default ../shared); where it is missing, every test that needs it fails, naming it.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -19,6 +21,7 @@ export SHARED=${SHARED:-$root/../shared}
 SHARED=$(cd "$SHARED" 2>/dev/null && pwd || echo "$SHARED")
 pgxs_dir=$(dirname "$(pg_config --pgxs)")/..
 passed=0
+skipped=0
 failed=0
 status=0
 out=$root/build/test
@@ -46,7 +49,11 @@ run_unit() {
   total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line")
   fail=$(sed -E 's/.*, ([0-9]+) tests failed.*/\1/' <<<"$line")
   [ -n "$total" ] || { total=1; fail=1; }
-  passed=$((passed + total - fail))
+  # ctest counts a GTEST_SKIP among the passed; it lists each as "(Skipped)" at the end.
+  local skip
+  skip=$(grep -cE '^[[:space:]]*[0-9]+ - .*\(Skipped\)$' "$out/ctest.log")
+  skipped=$((skipped + skip))
+  passed=$((passed + total - fail - skip))
   failed=$((failed + fail))
   [ "$fail" = 0 ] || status=1
 }
@@ -69,15 +76,17 @@ run_sanitize() {
   (cd "$dir" && ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=print_stacktrace=1 \
     ./unit_tests --gtest_filter="$filter" --gtest_brief=1) >"$out/unit-asan.log" 2>&1
   rc=$?
-  local ok bad
+  local ok bad skip
   ok=$(grep -oE '^\[  PASSED  \] [0-9]+ test' "$out/unit-asan.log" | grep -oE '[0-9]+' || true)
   bad=$(grep -oE '^\[  FAILED  \] [0-9]+ test' "$out/unit-asan.log" | grep -oE '[0-9]+' || true)
+  skip=$(grep -oE '^\[  SKIPPED \] [0-9]+ test' "$out/unit-asan.log" | grep -oE '[0-9]+' || true)
   ok=${ok:-0}
   bad=${bad:-0}
+  skipped=$((skipped + ${skip:-0}))
   if [ "$rc" != 0 ] && [ "$bad" = 0 ]; then bad=1; fi  # a sanitizer abort: no summary line
   grep -E '^\[  (PASSED|FAILED|SKIPPED) |runtime error|Sanitizer' "$out/unit-asan.log" | head -20
   [ "$bad" = 0 ] || { tail -40 "$out/unit-asan.log"; status=1; }
-  echo "unit tests under sanitizers: $ok passed, $bad failed (log build/test/unit-asan.log)"
+  echo "unit tests under sanitizers: $ok passed, $bad failed, ${skip:-0} skipped (log build/test/unit-asan.log)"
   passed=$((passed + ok))
   failed=$((failed + bad))
 }
@@ -148,13 +157,22 @@ run_tap() {
   own_dir "$out/tap"
   as_pg env TESTDIR="$out/tap" PG_REGRESS="$pgxs_dir/test/regress/pg_regress" \
     PGPORT=$((40000 + RANDOM % 10000)) SHARED="$SHARED" LOOKALIKE_ROOT="$root" \
-    prove -I "$pgxs_dir/test/perl" -I "$root/test/tap" $tests 2>&1 | tee "$out/tap.log"
+    prove -v -I "$pgxs_dir/test/perl" -I "$root/test/tap" $tests >"$out/tap.log" 2>&1
+  # -v so that each skipped test is listed ("ok N # skip why"); the console gets the rest.
+  grep -vE '^[[:space:]]*(ok|not ok) [0-9]+' "$out/tap.log"
   local files tests_failed total
   total=$(grep -E '^Files=[0-9]+, Tests=[0-9]+' "$out/tap.log" | sed -E 's/.*Tests=([0-9]+).*/\1/')
   tests_failed=$(grep -E 'Failed [0-9]+/[0-9]+ subtests' "$out/tap.log" | sed -E 's/.*Failed ([0-9]+)\/.*/\1/' | paste -sd+ | bc 2>/dev/null)
   files=$(grep -cE '^t?.*\.pl .*(Dubious|Failed)|Wstat: [1-9]' "$out/tap.log")
   [ -n "$total" ] || total=0
   tests_failed=${tests_failed:-0}
+  # Skipped: whole files (skip_all: "NAME.pl .. skipped: why", one each) and "ok N # skip why"
+  # tests, which prove counts in Tests=.
+  local skip_files skip_tests
+  skip_files=$(grep -cE '\.pl \.+ skipped: ' "$out/tap.log")
+  skip_tests=$(grep -cE '^ok [0-9]+ # (skip|SKIP)' "$out/tap.log")
+  skipped=$((skipped + skip_files + skip_tests))
+  total=$((total - skip_tests))
   if grep -q '^Result: PASS' "$out/tap.log"; then
     passed=$((passed + total))
   else
@@ -174,5 +192,5 @@ case "$what" in
   all) run_unit; run_sanitize; run_fuzz; build_ext; run_layout; run_regress; run_tap ;;
   *) echo "usage: $0 [all|unit|sanitize|fuzz|regress|tap]" >&2; exit 2 ;;
 esac
-echo "tests: $passed passed, $failed failed"
+echo "tests: $passed passed, $failed failed, $skipped skipped"
 exit $status

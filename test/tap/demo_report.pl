@@ -10,10 +10,10 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $root = $ENV{LOOKALIKE_ROOT} or plan skip_all => 'LOOKALIKE_ROOT not set';
-my $shared = $ENV{SHARED} // "$root/../shared";
+my $root = $ENV{LOOKALIKE_ROOT} or die "LOOKALIKE_ROOT is not set";
+my $shared = $ENV{SHARED} or die "SHARED is not set";
 my $data = "$shared/data/fashion";
-plan skip_all => "no shared data at $data" unless -r "$data/subset.csv";
+die "shared data not found at $shared" unless -r "$data/subset.csv";
 my $loader = "$root/tools/loader/lookalike-load";
 ok(-x $loader, 'the loader is built');
 
