@@ -14,12 +14,13 @@
 //
 // C-style code over palloc'd memory (see docs/architecture.md): these frames own no C++ objects,
 // so PostgreSQL errors may longjmp through them. C++ exceptions can only come from the pure core
-// (hnsw_core.hpp), which is called inside the AM entry points' catch-all (see guard_index).
+// (hnsw_codec.hpp, hnsw_graph.hpp), which is called inside the AM entry points' catch-all (see
+// guard_index).
 #pragma once
 
 #include <utility>
 
-#include "index/hnsw_core.hpp"
+#include "index/hnsw_graph.hpp"
 #include "common/guard_pg.hpp"
 
 extern "C" {

@@ -9,7 +9,7 @@
 #include <set>
 #include <vector>
 
-#include "index/hnsw_core.hpp"
+#include "index/hnsw_graph.hpp"
 #include "vector/kernels.hpp"
 
 using namespace lookalike;
