@@ -24,11 +24,14 @@ PG_CONFIG ?= pg_config
 # Each links the core archive, from which the linker takes only the objects it needs.
 SRCS := $(sort $(wildcard src/*.cpp src/*/*.cpp tools/*/*.cpp))
 CORE_SRCS := $(shell scripts/core-sources.sh)
-CORE_OBJS = $(patsubst %.cpp,%.o,$(CORE_SRCS) $(wildcard src/common/*_pg.cpp))
+# The archive also holds src/common's PostgreSQL helpers and every folder's settings_pg.cpp:
+# lookalike.so defines every setting, each library reads its own (src/lookalike_pg.cpp).
+CORE_OBJS = $(patsubst %.cpp,%.o,$(CORE_SRCS) $(wildcard src/common/*_pg.cpp src/*/settings_pg.cpp))
 CORE_LIB = liblookalike_core.a
-OBJS = $(patsubst %.cpp,%.o,$(wildcard src/*_pg.cpp $(addsuffix /*_pg.cpp,src/vector src/index src/scaleout src/interop)))
-IMAGE_OBJS = $(patsubst %.cpp,%.o,$(wildcard src/image/*_pg.cpp))
-MODEL_OBJS = $(patsubst %.cpp,%.o,$(wildcard src/model/*_pg.cpp))
+OBJS = $(patsubst %.cpp,%.o,$(filter-out %/settings_pg.cpp,$(wildcard src/*_pg.cpp \
+  $(addsuffix /*_pg.cpp,src/vector src/index src/scaleout src/interop))))
+IMAGE_OBJS = $(patsubst %.cpp,%.o,$(filter-out %/settings_pg.cpp,$(wildcard src/image/*_pg.cpp)))
+MODEL_OBJS = $(patsubst %.cpp,%.o,$(filter-out %/settings_pg.cpp,$(wildcard src/model/*_pg.cpp)))
 EXTRA_MODULES = lookalike_image$(DLSUFFIX) lookalike_model$(DLSUFFIX)
 
 # The install script of the current release is assembled from the per-feature parts in

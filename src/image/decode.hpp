@@ -7,6 +7,7 @@
 #include <opencv2/core.hpp>
 
 #include "common/constants.hpp"
+#include "image/settings.hpp"
 
 namespace lookalike::image {
 
@@ -20,7 +21,7 @@ struct Header {
 
 // OpenCV's own decoder limits (imgcodecs: OPENCV_IO_MAX_IMAGE_WIDTH/HEIGHT/PIXELS defaults). Our
 // checks run first, so an image beyond them gets our error (54000), not an OpenCV assertion.
-// kMaxImagePixelsLimit (constants.hpp) is OPENCV_IO_MAX_IMAGE_PIXELS.
+// kMaxImagePixelsLimit (image/settings.hpp) is OPENCV_IO_MAX_IMAGE_PIXELS.
 inline constexpr int64_t kMaxImageSide = int64_t(1) << 20;
 
 // Reads the format and the pixel dimensions from the first bytes of an encoded image, without

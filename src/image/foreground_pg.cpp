@@ -9,7 +9,7 @@
 #include "image/decode.hpp"
 #include "image/foreground.hpp"
 #include "common/guard_pg.hpp"
-#include "common/settings_pg.hpp"
+#include "image/settings_pg.hpp"
 #include "vector/embedding_pg.hpp"
 
 using namespace lookalike;
@@ -22,7 +22,7 @@ LOOKALIKE_FUNCTION(foreground_color_histogram) {
     raw = PG_GETARG_BYTEA_PP(0);
     opt.hue_bins = PG_GETARG_INT32(1);
     opt.white_tolerance = PG_GETARG_INT32(2);
-    max_pixels = pg::setting_int("lookalike.max_image_pixels", kDefaultMaxImagePixels);
+    max_pixels = image::max_image_pixels();
     CHECK_FOR_INTERRUPTS();
   });
   const auto *data = reinterpret_cast<const uint8_t *>(VARDATA_ANY(raw));

@@ -13,7 +13,7 @@
 #include "image/decode.hpp"
 #include "image/histogram.hpp"
 #include "common/guard_pg.hpp"
-#include "common/settings_pg.hpp"
+#include "image/settings_pg.hpp"
 #include "vector/embedding_pg.hpp"
 
 namespace lookalike {
@@ -34,7 +34,7 @@ LOOKALIKE_FUNCTION(color_histogram) {
   int32 bins = PG_GETARG_INT32(1);
   image::check_histogram_bins(bins);
   bytea *raw = PG_GETARG_BYTEA_PP(0);
-  int64_t max_pixels = pg::setting_int("lookalike.max_image_pixels", kDefaultMaxImagePixels);
+  int64_t max_pixels = image::max_image_pixels();
   int dims = image::histogram_dims(bins);
   Embedding *result = static_cast<Embedding *>(palloc0(embedding_size(dims)));
   SET_VARSIZE(result, embedding_size(dims));

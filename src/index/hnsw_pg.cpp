@@ -21,19 +21,34 @@ using namespace lookalike::hnswpg;
 
 namespace lookalike::hnswpg {
 
-int ef_search = 40;
-int max_scan_tuples = 20000;
+int ef_search = kDefaultEfSearch;
+int max_scan_tuples = kDefaultMaxScanTuples;
 int build_threads = 0;
 
 static relopt_kind relopt_kind_hnsw;
 
-void init_reloptions() {
+void define_settings() {
   relopt_kind_hnsw = add_reloption_kind();
   add_int_reloption(relopt_kind_hnsw, "m", "Max number of connections per element and layer",
                     kDefaultM, kMinM, kMaxM, AccessExclusiveLock);
   add_int_reloption(relopt_kind_hnsw, "ef_construction",
                     "Size of the candidate list when building the graph", kDefaultEfConstruction,
                     kMinEfConstruction, kMaxEfConstruction, AccessExclusiveLock);
+  DefineCustomIntVariable(
+      "lookalike.ef_search", "Size of the candidate list of a lookalike_hnsw index scan.",
+      "Larger finds more of the true nearest neighbours, slower.", &ef_search, kDefaultEfSearch, 1,
+      kMaxEfSearch, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("lookalike.max_scan_tuples",
+                          "Most elements one lookalike_hnsw index scan visits.",
+                          "Bounds the search that continues past ef_search when a WHERE clause "
+                          "filters out rows; the scan ends when it is reached.",
+                          &max_scan_tuples, kDefaultMaxScanTuples, 1, INT_MAX, PGC_USERSET, 0,
+                          nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "lookalike.build_threads", "Threads that build a lookalike_hnsw graph in memory.",
+      "0 (the default) means 1 + max_parallel_maintenance_workers. Never more than the CPUs "
+      "online; threads exist only during CREATE INDEX / REINDEX.",
+      &build_threads, 0, 0, kMaxBuildThreads, PGC_USERSET, 0, nullptr, nullptr, nullptr);
 }
 
 int option_m(Relation index) {

@@ -122,16 +122,22 @@ struct Options {
   int ef_construction;
 };
 
-// Settings (defined in src/lookalike_pg.cpp).
+// ---- the access method's entry (hnsw_pg.cpp) ---------------------------------------------------
+// Settings: lookalike.ef_search, lookalike.max_scan_tuples, lookalike.build_threads.
+inline constexpr int kDefaultEfSearch = 40;
+inline constexpr int kMaxEfSearch = 1000;
+inline constexpr int kDefaultMaxScanTuples = 20000;
+inline constexpr int kMaxBuildThreads = 64;
 extern int ef_search;
 extern int max_scan_tuples;
-extern int build_threads;  // 0: 1 + max_parallel_maintenance_workers
-
-// ---- utils (hnsw_utils_pg.cpp) -------------------------------------------------------------
-void init_reloptions();
+extern int build_threads;  // 0 (the default): 1 + max_parallel_maintenance_workers
+// Defines the index options (reloptions) and the settings above; called once, from _PG_init.
+void define_settings();
 int option_m(Relation index);
 int option_ef_construction(Relation index);
 hnsw::Metric index_metric(Relation index);
+
+// ---- pages and the on-disk search (hnsw_utils_pg.cpp) -------------------------------------
 void init_page(Page page, uint16 kind);
 // Copies the metapage (raises XX001 if it is not a lookalike_hnsw metapage).
 void read_meta(Relation index, MetaPage *out);

@@ -18,7 +18,8 @@
 #include "model/runtime.hpp"
 #include "vector/embedding_pg.hpp"
 #include "common/guard_pg.hpp"
-#include "common/settings_pg.hpp"
+#include "image/settings_pg.hpp"
+#include "model/settings_pg.hpp"
 
 extern "C" {
 #include "executor/spi.h"
@@ -88,8 +89,8 @@ bool lookup_model(const char *name, ModelRow *out) {
 // The model to use: the argument, else lookalike.default_model. Returns a palloc'd string.
 char *resolve_model_name(FunctionCallInfo fcinfo, int argno) {
   if (PG_NARGS() > argno && !PG_ARGISNULL(argno)) return text_to_cstring(PG_GETARG_TEXT_PP(argno));
-  const char *def = GetConfigOption("lookalike.default_model", true, false);
-  if (def == nullptr || *def == '\0')
+  const char *def = model::default_model_setting();
+  if (def == nullptr)
     ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                     errmsg("no model named and lookalike.default_model is not set"),
                     errhint("Pass a model name, or SET lookalike.default_model to a model of "
@@ -110,13 +111,11 @@ Embedding *make_embedding(const float *x, int dim) {
 
 // ---- settings, read in C++ frames through pg::guarded ----------------------------------------
 
-int threads_setting() {
-  return int(
-      pg::guarded([] { return pg::setting_int("lookalike.threads", kDefaultModelThreads); }));
+int threads_now() {
+  return pg::guarded([] { return model::threads_setting(); });
 }
-int64_t max_pixels_setting() {
-  return pg::guarded(
-      [] { return pg::setting_int("lookalike.max_image_pixels", kDefaultMaxImagePixels); });
+int64_t max_pixels_now() {
+  return pg::guarded([] { return image::max_image_pixels(); });
 }
 
 // ---- the per-backend model cache --------------------------------------------------------------
@@ -156,7 +155,7 @@ CachedModel &get_model(const std::string &name) {
   CachedModel entry;
   entry.row = row;
   entry.pre = std::make_unique<Preprocessor>(n);
-  configure_threads(threads_setting());
+  configure_threads(threads_now());
   entry.model = Model::load(row.path, row.sha256);
   return c.emplace(name, std::move(entry)).first->second;
 }
@@ -227,7 +226,7 @@ LOOKALIKE_FUNCTION(lookalike_probe_model) {
                                                         " must be an array of 3 numbers (R, G, B)");
   }
   check_normalization(n);
-  configure_threads(threads_setting());
+  configure_threads(threads_now());
   std::unique_ptr<Model> m = Model::load(path, "");
   int dims = m->probe_dims(n);
   if (dims > kMaxDims)
@@ -252,11 +251,11 @@ LOOKALIKE_FUNCTION(image_embedding) {
   bytea *img = pg::guarded([&] { return PG_GETARG_BYTEA_PP(0); });
   std::string name(pg::guarded([&] { return resolve_model_name(fcinfo, 1); }));
   CachedModel &m = get_model(name);
-  configure_threads(threads_setting());
+  configure_threads(threads_now());
   EncodedImage enc{reinterpret_cast<const uint8_t *>(VARDATA_ANY(img)), VARSIZE_ANY_EXHDR(img)};
   std::vector<float> input, out;
   try {
-    prepare_batch(*m.pre, &enc, 1, max_pixels_setting(), input);
+    prepare_batch(*m.pre, &enc, 1, max_pixels_now(), input);
   } catch (const BatchImageError &e) {
     rethrow_image_error(e, "");
   }
@@ -326,12 +325,10 @@ LOOKALIKE_FUNCTION(image_embeddings) {
     run.out_desc = rsinfo->setDesc;
   });
   CachedModel &m = get_model(name);
-  const int batch =
-      int(pg::guarded([] { return pg::setting_int("lookalike.batch_size", kDefaultBatchSize); }));
-  const int64 interval = pg::guarded(
-      [] { return pg::setting_int("lookalike.progress_interval", kDefaultProgressInterval); });
-  const int64_t max_pixels = max_pixels_setting();
-  configure_threads(threads_setting());
+  const int batch = pg::guarded([] { return model::batch_size_setting(); });
+  const int64 interval = pg::guarded([] { return model::progress_interval_setting(); });
+  const int64_t max_pixels = max_pixels_now();
+  configure_threads(threads_now());
 
   pg::guarded([&] {
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");

@@ -19,7 +19,7 @@
 #include "vector/embedding_pg.hpp"
 #include "vector/projection.hpp"
 #include "common/guard_pg.hpp"
-#include "common/settings_pg.hpp"
+#include "model/settings_pg.hpp"
 
 extern "C" {
 #include "catalog/dependency.h"
@@ -105,8 +105,7 @@ struct FitResult {
 // query must return one column of the extension's own embedding type; each value is checked
 // against its header before it is read.
 FitResult fit_query(const std::string &query, double epsilon, double power, int components) {
-  configure_threads(
-      int(pg::guarded([] { return pg::setting_int("lookalike.threads", kDefaultModelThreads); })));
+  configure_threads(pg::guarded([] { return model::threads_setting(); }));
   Portal portal = nullptr;
   pg::guarded([&] {
     portal = SPI_cursor_open_with_args(nullptr, query.c_str(), 0, nullptr, nullptr, nullptr, true,

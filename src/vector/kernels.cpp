@@ -272,18 +272,18 @@ Table table_for(Isa isa) {
   return {Isa::kScalar, dot_scalar, l2_scalar, cosine_scalar<true>, cosine_scalar<false>};
 }
 
-Isa best_isa() {
-  if (cpu_supports(Isa::kAvx512)) return Isa::kAvx512;
-  if (cpu_supports(Isa::kAvx2)) return Isa::kAvx2;
-  return Isa::kScalar;
-}
-
 Table &active() {
   static Table t = table_for(best_isa());
   return t;
 }
 
 }  // namespace
+
+Isa best_isa() {
+  if (cpu_supports(Isa::kAvx512)) return Isa::kAvx512;
+  if (cpu_supports(Isa::kAvx2)) return Isa::kAvx2;
+  return Isa::kScalar;
+}
 
 bool cpu_supports(Isa isa) {
   switch (isa) {

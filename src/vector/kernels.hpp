@@ -37,5 +37,7 @@ Isa active_isa();
 const char *isa_name(Isa isa);
 bool force_isa(Isa isa);
 bool cpu_supports(Isa isa);
+// The best ISA this CPU supports (AVX-512, then AVX2, then portable): the default.
+Isa best_isa();
 
 }  // namespace lookalike::kernels

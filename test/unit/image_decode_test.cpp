@@ -17,7 +17,7 @@
 
 #include <jpeglib.h>
 
-#include "common/constants.hpp"
+#include "image/settings.hpp"
 #include "common/errors.hpp"
 #include "image/decode.hpp"
 #include "image/histogram.hpp"
@@ -340,7 +340,7 @@ TEST(ImageDecode, HugeDeclaredDimensionsAreRefused) {
   EXPECT_EQ(state_of(png), "54000");
   put_be32(&png[16], 3000000);  // one side beyond OpenCV's 2^20, few pixels
   put_be32(&png[20], 1);
-  EXPECT_EQ(state_of(png, lookalike::kMaxImagePixelsLimit), "54000");
+  EXPECT_EQ(state_of(png, lookalike::image::kMaxImagePixelsLimit), "54000");
 
   // JPEG: patch the frame header (SOF) to 65535 x 65535.
   Bytes jpg = encode(".jpg", picture(8, 8));
@@ -357,7 +357,7 @@ TEST(ImageDecode, HugeDeclaredDimensionsAreRefused) {
   // BMP: width 2^21 in the info header.
   Bytes bmp = encode(".bmp", picture(4, 4));
   bmp[18] = 0, bmp[19] = 0, bmp[20] = 0x20, bmp[21] = 0;
-  EXPECT_EQ(state_of(bmp, lookalike::kMaxImagePixelsLimit), "54000");
+  EXPECT_EQ(state_of(bmp, lookalike::image::kMaxImagePixelsLimit), "54000");
 
   // WebP (VP8X canvas of 16384 x 16384), built by hand.
   Bytes webp = {'R', 'I', 'F', 'F', 22, 0, 0, 0, 'W', 'E',  'B',  'P', 'V',  'P',  '8',
