@@ -33,12 +33,5 @@ LOOKALIKE_FUNCTION(foreground_color_histogram) {
     h = image::foreground_color_histogram(bgr, opt);
   }
   const int dim = static_cast<int>(h.size());
-  Embedding *e = nullptr;
-  pg::guarded([&] {
-    e = static_cast<Embedding *>(palloc0(embedding_size(dim)));
-    SET_VARSIZE(e, embedding_size(dim));
-    e->dim = static_cast<uint16>(dim);
-  });
-  for (int i = 0; i < dim; ++i) e->x[i] = h[i];
-  PG_RETURN_POINTER(e);
+  return pg::guarded([&] { return PointerGetDatum(new_embedding(dim, h.data())); });
 }

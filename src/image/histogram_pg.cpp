@@ -36,9 +36,7 @@ LOOKALIKE_FUNCTION(color_histogram) {
   bytea *raw = PG_GETARG_BYTEA_PP(0);
   int64_t max_pixels = image::max_image_pixels();
   int dims = image::histogram_dims(bins);
-  Embedding *result = static_cast<Embedding *>(palloc0(embedding_size(dims)));
-  SET_VARSIZE(result, embedding_size(dims));
-  result->dim = static_cast<uint16>(dims);
+  Embedding *result = new_embedding(dims);
   histogram_of(reinterpret_cast<const uint8_t *>(VARDATA_ANY(raw)), VARSIZE_ANY_EXHDR(raw), bins,
                max_pixels, result->x);
   PG_RETURN_POINTER(result);

@@ -67,9 +67,8 @@ class Graph {
   // Second pass over the linked elements [begin, end) on layer 0: each searches the finished
   // graph for its neighbours again (ef_construction), re-selects among those and its current
   // ones with the heuristic, and links back to the kept ones. The elements inserted early chose
-  // their neighbours in a small graph; on the benchmark's data this raises recall@5 at
-  // ef_search 80 from 0.960-0.988 to 0.978-0.992 (two level seeds) for ~as many elements
-  // visited, and costs about as much as linking. Threads, poll and return value as
+  // their neighbours in a small graph; this raises recall for about as many elements visited
+  // (figures: docs/index.md) and costs about as much as linking. Threads, poll and return value as
   // link_pending (elements [begin, begin + returned) are done).
   size_t refine(size_t begin, size_t end, int threads, const std::function<bool(size_t)> &poll);
   // After every element is linked: makes every element reachable on layer 0 from the entry

@@ -98,17 +98,6 @@ char *resolve_model_name(FunctionCallInfo fcinfo, int argno) {
   return pstrdup(def);
 }
 
-// lookalike::new_embedding() lives in lookalike.so, whose symbols this library cannot link
-// against (it is loaded with load_file), hence this small twin that also copies the values.
-Embedding *make_embedding(const float *x, int dim) {
-  size_t size = embedding_size(dim);
-  auto *e = static_cast<Embedding *>(palloc0(size));
-  SET_VARSIZE(e, size);
-  e->dim = static_cast<uint16>(dim);
-  std::memcpy(e->x, x, sizeof(float) * size_t(dim));
-  return e;
-}
-
 // ---- settings, read in C++ frames through pg::guarded ----------------------------------------
 
 int threads_now() {
@@ -261,7 +250,7 @@ LOOKALIKE_FUNCTION(image_embedding) {
   }
   int dims = m.model->forward(input.data(), 1, m.pre->size(), out);
   check_dims(m, dims, name);
-  return pg::guarded([&] { return PointerGetDatum(make_embedding(out.data(), dims)); });
+  return pg::guarded([&] { return PointerGetDatum(new_embedding(dims, out.data())); });
 }
 
 namespace {
@@ -423,7 +412,7 @@ LOOKALIKE_FUNCTION(image_embeddings) {
         values[0] = nulls[0] ? Datum(0) : Int64GetDatum(ids[size_t(i)]);
         values[1] = nulls[1]
                         ? Datum(0)
-                        : PointerGetDatum(make_embedding(out.data() + k++ * size_t(dims), dims));
+                        : PointerGetDatum(new_embedding(dims, out.data() + k++ * size_t(dims)));
         tuplestore_putvalues(run.store, run.out_desc, values, nulls);
       }
       MemoryContextSwitchTo(old);

@@ -12,14 +12,6 @@
 
 namespace lookalike {
 
-Embedding *new_embedding(int dim) {
-  size_t size = embedding_size(dim);
-  auto *e = static_cast<Embedding *>(palloc0(size));
-  SET_VARSIZE(e, size);
-  e->dim = static_cast<uint16>(dim);
-  return e;
-}
-
 static void check_dim_range(int64 dim) {
   if (dim < 1)
     ereport(ERROR,

@@ -36,8 +36,17 @@ inline Embedding *datum_get_embedding(Datum d) {
   return e;
 }
 
-// Allocates a zeroed embedding of `dim` components in CurrentMemoryContext.
-Embedding *new_embedding(int dim);
+// The one allocator of embeddings: `dim` components in CurrentMemoryContext, copied from x, or
+// zero when x is null. Inline, so that every library (lookalike_image.so and lookalike_model.so
+// cannot link lookalike.so's symbols) uses this same code. C-style: palloc may raise.
+inline Embedding *new_embedding(int dim, const float *x = nullptr) {
+  size_t size = embedding_size(dim);
+  auto *e = static_cast<Embedding *>(palloc0(size));
+  SET_VARSIZE(e, size);
+  e->dim = static_cast<uint16>(dim);
+  if (x != nullptr) memcpy(e->x, x, sizeof(float) * size_t(dim));
+  return e;
+}
 
 // Raises 22000 if dim does not match a typmod of embedding(n) (typmod -1: any dimension).
 void check_typmod(int dim, int32 typmod);
