@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS fashion.features (
     fused embedding         -- fused_embedding(project(cnn, 'fashion_cnn_whitening'), foreground, 0.6)
 );
 COMMENT ON TABLE fashion.features IS 'image features of the products that have an image (demo/features.sql)';
+-- learned: image_embedding(image, <model trained by lookalike.train_model() on TRAIN_DIR only>)
+ALTER TABLE fashion.features ADD COLUMN IF NOT EXISTS learned embedding;
 -- (Earlier demos kept the catalogue mean here; the whitening projection now holds it.)
 DROP TABLE IF EXISTS fashion.feature_means;
 
@@ -47,6 +49,10 @@ SELECT lookalike.add_evaluation_method('fashion', 'cnn',
 SELECT lookalike.add_evaluation_method('fashion', 'fused',
     'SELECT id, fused FROM fashion.features', 'cosine',
     '0.6 x cosine of the mildly PCA-whitened CNN embedding (project(), fitted on the catalogue) + 0.4 x cosine of foreground_color_histogram (fused_embedding)');
+
+SELECT lookalike.add_evaluation_method('fashion', 'learned',
+    'SELECT id, learned FROM fashion.features', 'cosine',
+    'image_embedding(image, learned model): MobileNetV2 with its last two blocks and a 256-d head trained in the database (lookalike.train_model) on the training pool TRAIN_DIR only, labels articleType, baseColour, usage');
 
 -- Drill-down by article type: which kinds of product each method finds or misses.
 CREATE OR REPLACE VIEW fashion.retrieval_article_types AS
@@ -67,7 +73,8 @@ COMMENT ON TABLE fashion.study_reference IS
 INSERT INTO fashion.study_reference VALUES
     ('histogram', 'colour histogram baseline', 0.0993, 0.0516, 0.3305),
     ('cnn', 'ResNet-18 pipeline', 0.2154, 0.1175, 0.5993),
-    ('fused', 'ResNet-18 pipeline', 0.2154, 0.1175, 0.5993)
+    ('fused', 'ResNet-18 pipeline', 0.2154, 0.1175, 0.5993),
+    ('learned', 'ResNet-18 pipeline', 0.2154, 0.1175, 0.5993)
 ON CONFLICT (method) DO UPDATE SET study_method = excluded.study_method,
     precision_at_k = excluded.precision_at_k, recall_at_k = excluded.recall_at_k,
     hit_at_k = excluded.hit_at_k;

@@ -1,15 +1,20 @@
 -- Computes the demo's image features into fashion.features (docs/demo.md). Idempotent: only
 -- features that are missing, or whose product image changed since, are computed. A feature
 -- whose SQL function is not installed is skipped with a message. psql variable: model (the
--- registered model for the cnn method).
+-- registered model for the cnn method), learned_model (optional: the trained model of the learned
+-- method).
 \set ON_ERROR_STOP on
+\if :{?learned_model}
+\else
+\set learned_model ''
+\endif
 \timing on
 INSERT INTO fashion.features (id)
 SELECT id FROM fashion.products WHERE image IS NOT NULL ON CONFLICT (id) DO NOTHING;
 DELETE FROM fashion.features f
 WHERE NOT EXISTS (SELECT 1 FROM fashion.products p WHERE p.id = f.id AND p.image IS NOT NULL);
 UPDATE fashion.features f
-SET image_md5 = md5(p.image), histogram = NULL, cnn = NULL, foreground = NULL, fused = NULL
+SET image_md5 = md5(p.image), histogram = NULL, cnn = NULL, foreground = NULL, fused = NULL, learned = NULL
 FROM fashion.products p
 WHERE p.id = f.id AND f.image_md5 IS DISTINCT FROM md5(p.image);
 
@@ -64,7 +69,26 @@ SET fused = CASE WHEN f.cnn IS NOT NULL AND f.foreground IS NOT NULL
 \else
 \echo fused: skipped, needs the cnn feature
 \endif
+-- learned: the model trained on the training pool (scripts/demo.sh, psql variable learned_model;
+-- empty when no model was trained). Embeddings of a different model are recomputed.
+SELECT :'learned_model' <> '' AND EXISTS (SELECT 1 FROM lookalike.models WHERE name = :'learned_model')
+       AS has_learned \gset
+\if :has_learned
+\echo learned: image_embeddings(..., :'learned_model'), batched
+SELECT sha256 AS learned_sha FROM lookalike.models WHERE name = :'learned_model' \gset
+CREATE TABLE IF NOT EXISTS fashion.learned_model (sha256 text);
+UPDATE fashion.features SET learned = NULL
+ WHERE NOT EXISTS (SELECT 1 FROM fashion.learned_model WHERE sha256 = :'learned_sha');
+DELETE FROM fashion.learned_model;
+INSERT INTO fashion.learned_model VALUES (:'learned_sha');
+UPDATE fashion.features f SET learned = e.embedding
+FROM image_embeddings('SELECT p.id, p.image FROM fashion.products p JOIN fashion.features f USING (id) WHERE f.learned IS NULL',
+                      :'learned_model') AS e
+WHERE e.id = f.id;
+\else
+\echo learned: skipped, no trained model
+\endif
 \timing off
 SELECT count(*) AS products, count(histogram) AS histogram, count(cnn) AS cnn,
-       count(foreground) AS foreground, count(fused) AS fused
+       count(foreground) AS foreground, count(fused) AS fused, count(learned) AS learned
 FROM fashion.features;

@@ -638,3 +638,130 @@ BEGIN
     END IF;
 END
 $$;
+
+-- ---- training image encoders in the database (issue 12, docs/training.md) ----------------------
+-- Models stored in the database have no path.
+ALTER TABLE lookalike.models ALTER COLUMN path DROP NOT NULL;
+COMMENT ON COLUMN lookalike.models.path IS 'absolute path of the TorchScript file, read by the server; NULL for a model stored in the database (lookalike.model_data, e.g. trained by lookalike.train_model())';
+COMMENT ON COLUMN lookalike.models.sha256 IS 'sha256 of the file (or of the stored TorchScript) at registration; checked whenever a backend loads it';
+CREATE OR REPLACE FUNCTION lookalike.unregister_model(name text) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION 'only superusers may unregister models' USING ERRCODE = '42501';
+    END IF;
+    DELETE FROM lookalike.models m WHERE m.name = unregister_model.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" is not registered', name USING ERRCODE = '42704';
+    END IF;
+    DELETE FROM lookalike.model_data d WHERE d.name = unregister_model.name;
+END
+$$;
+COMMENT ON FUNCTION lookalike.unregister_model(text) IS
+    'superusers: removes a model from the registry, with its stored TorchScript if it has one (embeddings already stored are kept)';
+CREATE TABLE lookalike.model_data (
+    name text PRIMARY KEY CHECK (name <> ''),
+    torchscript bytea NOT NULL,
+    base_model text NOT NULL,
+    training jsonb NOT NULL
+);
+COMMENT ON TABLE lookalike.model_data IS
+    'TorchScript of the models stored in the database (trained by lookalike.train_model()); the registration itself is the row of lookalike.models with the same name and a NULL path';
+COMMENT ON COLUMN lookalike.model_data.name IS 'the model''s name in lookalike.models';
+COMMENT ON COLUMN lookalike.model_data.torchscript IS 'the TorchScript archive; its sha256 is lookalike.models.sha256, checked whenever a backend loads it';
+COMMENT ON COLUMN lookalike.model_data.base_model IS 'the model training started from';
+COMMENT ON COLUMN lookalike.model_data.training IS 'how it was trained: options, label columns and classes, images, per-epoch loss and time, threads, cache size';
+SELECT pg_catalog.pg_extension_config_dump('lookalike.model_data', '');
+REVOKE ALL ON lookalike.model_data FROM PUBLIC;
+GRANT SELECT ON lookalike.model_data TO PUBLIC;
+
+CREATE FUNCTION lookalike._train_model(name text, base_model text, training_query text,
+                                       epochs integer, embedding_dims integer,
+                                       trainable_blocks integer, batch_size integer,
+                                       learning_rate double precision,
+                                       base_learning_rate double precision, seed integer,
+                                       OUT torchscript bytea, OUT sha256 text, OUT dims integer,
+                                       OUT training jsonb)
+    AS '$libdir/lookalike_model', 'lookalike_train_model'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION lookalike._train_model(text, text, text, integer, integer, integer, integer, double precision, double precision, integer) IS
+    'internal (superusers): trains an encoder from a registered model and a query of (image, labels...); returns the TorchScript; use lookalike.train_model()';
+REVOKE ALL ON FUNCTION lookalike._train_model(text, text, text, integer, integer, integer, integer, double precision, double precision, integer) FROM PUBLIC;
+
+CREATE FUNCTION lookalike.train_model(
+    name text, base_model text, training_query text,
+    epochs integer DEFAULT 6, embedding_dims integer DEFAULT 256,
+    trainable_blocks integer DEFAULT 2, batch_size integer DEFAULT 32,
+    learning_rate double precision DEFAULT 0.001,
+    base_learning_rate double precision DEFAULT 0.0003,
+    seed integer DEFAULT 1, description text DEFAULT NULL)
+RETURNS lookalike.models
+-- The training query runs with this pinned search_path too: it must schema-qualify its tables.
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    base lookalike.models;
+    t record;
+    result lookalike.models;
+BEGIN
+    IF NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION 'only superusers may train models'
+            USING ERRCODE = '42501', DETAIL = 'A trained model is TorchScript that runs inside the server.';
+    END IF;
+    IF name IS NULL OR name = '' OR base_model IS NULL OR training_query IS NULL OR epochs IS NULL
+       OR embedding_dims IS NULL OR trainable_blocks IS NULL OR batch_size IS NULL
+       OR learning_rate IS NULL OR base_learning_rate IS NULL OR seed IS NULL THEN
+        RAISE EXCEPTION 'arguments of train_model must not be null (nor name empty)'
+            USING ERRCODE = '22023';
+    END IF;
+    IF EXISTS (SELECT 1 FROM lookalike.models m WHERE m.name = train_model.name) THEN
+        RAISE EXCEPTION 'model "%" is already registered', name
+            USING ERRCODE = '42710', HINT = 'Unregister it first with lookalike.unregister_model().';
+    END IF;
+    SELECT * INTO base FROM lookalike.models m WHERE m.name = train_model.base_model;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'base model "%" is not registered', base_model USING ERRCODE = '42704';
+    END IF;
+    t := lookalike._train_model(name, base_model, training_query, epochs, embedding_dims,
+                                trainable_blocks, batch_size, learning_rate, base_learning_rate,
+                                seed);
+    INSERT INTO lookalike.model_data (name, torchscript, base_model, training)
+        VALUES (name, t.torchscript, base_model, t.training);
+    INSERT INTO lookalike.models (name, path, sha256, input_size, mean, std, dims, description)
+        VALUES (name, NULL, t.sha256, base.input_size, base.mean, base.std, t.dims,
+                coalesce(description, 'trained from ' || base_model || ' by lookalike.train_model()'))
+        RETURNING * INTO result;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION lookalike.train_model(text, text, text, integer, integer, integer, integer, double precision, double precision, integer, text) IS
+    'superusers: trains an image encoder from a registered model on a query of (image bytea, label columns...) and registers it, stored in the database';
+REVOKE ALL ON FUNCTION lookalike.train_model(text, text, text, integer, integer, integer, integer, double precision, double precision, integer, text) FROM PUBLIC;
+
+CREATE FUNCTION lookalike._training_progress_files() RETURNS SETOF text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_read_file('pg_stat_tmp/' || f, 0, 8192, true)
+      FROM pg_ls_dir('pg_stat_tmp', true, false) AS f
+     WHERE f ~ '^lookalike_training\.[0-9]+$'
+$$;
+COMMENT ON FUNCTION lookalike._training_progress_files() IS
+    'internal: the progress files (pg_stat_tmp/lookalike_training.<pid>) of running train_model() calls';
+REVOKE ALL ON FUNCTION lookalike._training_progress_files() FROM PUBLIC;
+
+CREATE VIEW lookalike.training_progress AS
+SELECT (j->>'pid')::integer AS pid,
+       j->>'model' AS model,
+       j->>'phase' AS phase,
+       (j->>'epoch')::integer AS epoch,
+       (j->>'epochs')::integer AS epochs,
+       (j->>'done')::bigint AS done,
+       (j->>'total')::bigint AS total,
+       (j->>'loss')::double precision AS loss,
+       (j->>'seconds')::double precision AS seconds
+  FROM (SELECT f::jsonb AS j FROM lookalike._training_progress_files() AS f
+         WHERE f IS NOT NULL AND f <> '') AS files
+ WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = (j->>'pid')::integer);
+COMMENT ON VIEW lookalike.training_progress IS
+    'one row per running lookalike.train_model() call, readable from any session of a superuser: phase (reading, caching, training, saving), epoch of epochs, done of total (images while caching, steps while training), last epoch''s loss, seconds since the start';

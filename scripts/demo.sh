@@ -9,6 +9,11 @@
 #     (demo/features.sql) and evaluates (lookalike.refresh_evaluation);
 #  4. prints the study's Table 1 beside ours and writes build/demo/report.html;
 #  5. leaves the database running and prints how to connect and how to stop it.
+#  3b. trains the `learned` model (lookalike.train_model) on TRAIN_DIR (default
+#     $SHARED/data/fashion-train, loaded into fashion_train.products) -- never on FASHION_DIR --
+#     unless a model trained on the same data with the same parameters is kept in
+#     DEMO_OUT/learned-<key>.pt from an earlier run (then it is registered from that file);
+#     TRAIN_EPOCHS (default 4) and TRAIN=0 (skip the learned method) adjust it.
 # Environment: LOOKALIKE_DSN (libpq connection string of an existing server with lookalike
 # installed), FASHION_DIR, MODEL, SHARED, DEMO_PORT, DEMO_OUT (default build/demo: logs, report,
 # and the throwaway cluster).
@@ -20,6 +25,9 @@ SHARED=$(cd "$SHARED" && pwd)
 FASHION_DIR=${FASHION_DIR:-$SHARED/data/fashion}
 FASHION_DIR=$(cd "$FASHION_DIR" && pwd)
 MODEL=${MODEL:-$SHARED/models/mobilenet_v2-imagenet-features.pt}
+TRAIN_DIR=${TRAIN_DIR:-$SHARED/data/fashion-train}
+TRAIN_EPOCHS=${TRAIN_EPOCHS:-4}
+TRAIN=${TRAIN:-1}
 port=${DEMO_PORT:-54329}
 out=${DEMO_OUT:-$root/build/demo}
 mkdir -p "$out"
@@ -82,7 +90,32 @@ if [ "$(has 'image_embedding(bytea,text)')" = t ]; then
     echo "model file $MODEL not readable: cnn and fused are skipped"
   fi
 fi
-psql_demo -v model=mobilenet_v2 -f demo/features.sql
+learned=""
+if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,integer,integer,integer,double precision,double precision,integer,text)')" = t ] &&
+  [ -r "$TRAIN_DIR/styles.csv" ] && [ "$(psql_demo -tA -c "SELECT count(*) FROM lookalike.models WHERE name = 'mobilenet_v2'")" = 1 ]; then
+  TRAIN_DIR=$(cd "$TRAIN_DIR" && pwd)
+  [ "$TRAIN_DIR" != "$FASHION_DIR" ] || { echo "TRAIN_DIR must not be FASHION_DIR"; exit 1; }
+  params="epochs=$TRAIN_EPOCHS embedding_dims=256 trainable_blocks=2 batch_size=32 lr=0.001 base_lr=0.0003 seed=1 labels=article_type,base_colour,usage model=$(sha256sum "$MODEL" | cut -c1-64)"
+  key=$( { printf '%s\n' "$params"; sha256sum "$TRAIN_DIR/styles.csv" | cut -c1-64;
+           (cd "$TRAIN_DIR/images" && find . -type f -printf '%p %s %T@\n' | LC_ALL=C sort); } | sha256sum | cut -c1-16)
+  learned=learned_$key
+  saved=$out/learned-$key.pt
+  if [ -s "$saved" ]; then
+    step "learned model: reusing $saved (same training data and parameters)"
+    psql_demo -c "SELECT name, dims, sha256 FROM lookalike.register_model('$learned', '$saved', description => 'trained on $TRAIN_DIR ($params), reused from an earlier run')"
+  else
+    step "loading the training pool $TRAIN_DIR into fashion_train.products"
+    tools/loader/lookalike-load --dsn "$dsn" --schema fashion_train "$TRAIN_DIR"
+    step "training the learned model on fashion_train ($params; lookalike.training_progress shows its progress)"
+    psql_demo -c "SET lookalike.threads = $(nproc)" -c "SELECT name, dims, sha256 FROM lookalike.train_model('$learned', 'mobilenet_v2',
+        'SELECT image, article_type, base_colour, usage FROM fashion_train.products WHERE image IS NOT NULL ORDER BY id',
+        epochs => $TRAIN_EPOCHS, description => 'trained on $TRAIN_DIR ($params)')"
+    psql_demo -tA -c "SELECT encode(torchscript, 'base64') FROM lookalike.model_data WHERE name = '$learned'" | base64 -d >"$saved.tmp"
+    mv "$saved.tmp" "$saved"
+    psql_demo -tA -c "SELECT training FROM lookalike.model_data WHERE name = '$learned'" >"$out/learned-$key.json"
+  fi
+fi
+psql_demo -v model=mobilenet_v2 -v learned_model="$learned" -f demo/features.sql
 
 step "evaluation (lookalike.refresh_evaluation, seeds 1..20, k = 5)"
 psql_demo -f demo/evaluate.sql

@@ -9,7 +9,7 @@ GRANT USAGE ON SCHEMA lookalike TO PUBLIC;
 
 CREATE TABLE lookalike.models (
     name text PRIMARY KEY CHECK (name <> ''),
-    path text NOT NULL CHECK (path LIKE '/%'),
+    path text CHECK (path LIKE '/%'),
     sha256 text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),
     input_size integer NOT NULL CHECK (input_size BETWEEN 8 AND 1024),
     mean real[] NOT NULL CHECK (cardinality(mean) = 3 AND array_ndims(mean) = 1),
@@ -22,8 +22,8 @@ CREATE TABLE lookalike.models (
 COMMENT ON TABLE lookalike.models IS
     'TorchScript image encoders that image_embedding() can run; write it only through lookalike.register_model() and lookalike.unregister_model()';
 COMMENT ON COLUMN lookalike.models.name IS 'the name image_embedding() and lookalike.default_model use';
-COMMENT ON COLUMN lookalike.models.path IS 'absolute path of the TorchScript file, read by the server';
-COMMENT ON COLUMN lookalike.models.sha256 IS 'sha256 of the file at registration; checked whenever a backend loads it';
+COMMENT ON COLUMN lookalike.models.path IS 'absolute path of the TorchScript file, read by the server; NULL for a model stored in the database (lookalike.model_data, e.g. trained by lookalike.train_model())';
+COMMENT ON COLUMN lookalike.models.sha256 IS 'sha256 of the file (or of the stored TorchScript) at registration; checked whenever a backend loads it';
 COMMENT ON COLUMN lookalike.models.input_size IS 'images are resized to input_size x input_size (bilinear)';
 COMMENT ON COLUMN lookalike.models.mean IS 'per-channel (R, G, B) mean subtracted from pixel/255';
 COMMENT ON COLUMN lookalike.models.std IS 'per-channel (R, G, B) standard deviation dividing pixel/255 - mean';
@@ -88,10 +88,11 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'model "%" is not registered', name USING ERRCODE = '42704';
     END IF;
+    DELETE FROM lookalike.model_data d WHERE d.name = unregister_model.name;
 END
 $$;
 COMMENT ON FUNCTION lookalike.unregister_model(text) IS
-    'superusers: removes a model from the registry (embeddings already stored are kept)';
+    'superusers: removes a model from the registry, with its stored TorchScript if it has one (embeddings already stored are kept)';
 REVOKE ALL ON FUNCTION lookalike.unregister_model(text) FROM PUBLIC;
 
 -- STABLE: the result depends on the registry (a catalog table) and on settings.

@@ -35,6 +35,7 @@ namespace {
 
 // A row of lookalike.models, in plain storage.
 struct ModelRow {
+  bool stored;  // TorchScript in lookalike.model_data (path is NULL)
   char path[MAXPGPATH];
   char sha256[65];
   int input_size;
@@ -44,8 +45,9 @@ struct ModelRow {
 };
 
 bool same_registration(const ModelRow &a, const ModelRow &b) {
-  return std::strcmp(a.path, b.path) == 0 && std::strcmp(a.sha256, b.sha256) == 0 &&
-         a.input_size == b.input_size && std::memcmp(a.mean, b.mean, sizeof a.mean) == 0 &&
+  return a.stored == b.stored && std::strcmp(a.path, b.path) == 0 &&
+         std::strcmp(a.sha256, b.sha256) == 0 && a.input_size == b.input_size &&
+         std::memcmp(a.mean, b.mean, sizeof a.mean) == 0 &&
          std::memcmp(a.stddev, b.stddev, sizeof a.stddev) == 0 && a.dims == b.dims;
 }
 
@@ -72,6 +74,7 @@ bool lookup_model(const char *name, ModelRow *out) {
     TupleDesc desc = SPI_tuptable->tupdesc;
     char *path = SPI_getvalue(tup, desc, 1);
     char *sha = SPI_getvalue(tup, desc, 2);
+    out->stored = path == nullptr;
     strlcpy(out->path, path ? path : "", sizeof out->path);
     strlcpy(out->sha256, sha ? sha : "", sizeof out->sha256);
     bool isnull;
@@ -84,6 +87,31 @@ bool lookup_model(const char *name, ModelRow *out) {
   }
   SPI_finish();
   return found;
+}
+
+// The stored TorchScript of `name` (lookalike.model_data), palloc'd in the caller's context;
+// nullptr if there is none.
+bytea *stored_model_bytes(const char *name) {
+  static const char *sql = "SELECT torchscript FROM lookalike.model_data WHERE name = $1";
+  Oid argtypes[1] = {TEXTOID};
+  Datum args[1] = {CStringGetTextDatum(name)};
+  MemoryContext caller = CurrentMemoryContext;
+  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+  int rc = SPI_execute_with_args(sql, 1, argtypes, args, nullptr, true, 1);
+  if (rc != SPI_OK_SELECT)
+    elog(ERROR, "reading lookalike.model_data failed: %s", SPI_result_code_string(rc));
+  bytea *result = nullptr;
+  if (SPI_processed == 1) {
+    bool isnull;
+    Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    if (!isnull) {
+      MemoryContext old = MemoryContextSwitchTo(caller);
+      result = DatumGetByteaPCopy(d);
+      MemoryContextSwitchTo(old);
+    }
+  }
+  SPI_finish();
+  return result;
 }
 
 // The model to use: the argument, else lookalike.default_model. Returns a palloc'd string.
@@ -145,7 +173,18 @@ CachedModel &get_model(const std::string &name) {
   entry.row = row;
   entry.pre = std::make_unique<Preprocessor>(n);
   configure_threads(threads_now());
-  entry.model = Model::load(row.path, row.sha256);
+  if (row.stored) {
+    bytea *data = pg::guarded([&] { return stored_model_bytes(name.c_str()); });
+    if (data == nullptr)
+      throw Error(sqlstate::kDataCorrupted,
+                  "model \"" + name + "\" has no path and no stored TorchScript",
+                  "lookalike.model_data has no row for it.");
+    std::vector<char> bytes(VARDATA(data), VARDATA(data) + (VARSIZE(data) - VARHDRSZ));
+    pg::guarded([&] { pfree(data); });
+    entry.model = Model::load_bytes("stored model \"" + name + "\"", std::move(bytes), row.sha256);
+  } else {
+    entry.model = Model::load(row.path, row.sha256);
+  }
   return c.emplace(name, std::move(entry)).first->second;
 }
 

@@ -179,24 +179,24 @@ void ftz_off_this_thread() {
   ftz_active = false;
 }
 
-class FtzScope {
- public:
-  FtzScope() {
-    ftz_on_this_thread();
-    int64_t n = at::get_num_threads();
-    if (n > 1) at::parallel_for(0, n, 1, [](int64_t, int64_t) { ftz_on_this_thread(); });
+}  // namespace
+
+FlushToZero::FlushToZero() {
+  ftz_on_this_thread();
+  int64_t n = at::get_num_threads();
+  if (n > 1) at::parallel_for(0, n, 1, [](int64_t, int64_t) { ftz_on_this_thread(); });
+}
+
+FlushToZero::~FlushToZero() {
+  int64_t n = at::get_num_threads();
+  try {
+    if (n > 1) at::parallel_for(0, n, 1, [](int64_t, int64_t) { ftz_off_this_thread(); });
+  } catch (...) {
   }
-  ~FtzScope() {
-    int64_t n = at::get_num_threads();
-    try {
-      if (n > 1) at::parallel_for(0, n, 1, [](int64_t, int64_t) { ftz_off_this_thread(); });
-    } catch (...) {
-    }
-    ftz_off_this_thread();
-  }
-  FtzScope(const FtzScope &) = delete;
-  FtzScope &operator=(const FtzScope &) = delete;
-};
+  ftz_off_this_thread();
+}
+
+namespace {
 
 std::string shape_text(const at::Tensor &t) {
   std::ostringstream s;
@@ -230,6 +230,17 @@ std::unique_ptr<Model> Model::load(const std::string &path, const std::string &e
                     expected_sha256 + ".",
                 "Register the model again (lookalike.unregister_model, lookalike.register_model) "
                 "if the new file is intended.");
+  return load_bytes(path, std::move(bytes), digest);
+}
+
+std::unique_ptr<Model> Model::load_bytes(const std::string &path, std::vector<char> bytes,
+                                         const std::string &expected_sha256) {
+  std::string digest = sha256_hex(bytes.data(), bytes.size());
+  if (!expected_sha256.empty() && digest != expected_sha256)
+    throw Error(ss::kDataCorrupted, "stored model has changed since it was registered",
+                "The sha256 of " + path + " is " + digest + "; the registration recorded " +
+                    expected_sha256 + ".",
+                "Train or register the model again.");
   std::unique_ptr<Model> m(new Model());
   m->impl_->path = path;
   m->impl_->sha256 = digest;
@@ -267,7 +278,7 @@ int Model::forward(const float *input, int n, int size, std::vector<float> &out)
   at::Tensor y;
   {
     c10::InferenceMode guard;
-    FtzScope ftz;
+    FlushToZero ftz;
     try {
       at::Tensor x = torch::from_blob(const_cast<float *>(input), {n, 3, size, size},
                                       torch::TensorOptions().dtype(torch::kFloat32));

@@ -61,6 +61,16 @@ class Preprocessor {
 // sequentially inside our own pool. Cheap when nothing changes; creates no thread by itself.
 void configure_threads(int threads);
 
+// Flush-to-zero and denormals-are-zero in this thread and in the intra-op pool's threads while
+// alive; each thread's previous MXCSR is restored by the destructor.
+class FlushToZero {
+ public:
+  FlushToZero();
+  ~FlushToZero();
+  FlushToZero(const FlushToZero &) = delete;
+  FlushToZero &operator=(const FlushToZero &) = delete;
+};
+
 // A loaded, inference-ready TorchScript model.
 class Model {
  public:
@@ -70,6 +80,10 @@ class Model {
   // plain module if the optimisation is refused). Errors: 58P01/58030 file, XX001 sha256
   // mismatch, 22023 not a TorchScript module.
   static std::unique_ptr<Model> load(const std::string &path, const std::string &expected_sha256);
+  // The same from TorchScript bytes held in memory (a model stored in the database); `path`
+  // only names it in messages. XX001 if the bytes' sha256 differs from expected_sha256.
+  static std::unique_ptr<Model> load_bytes(const std::string &path, std::vector<char> bytes,
+                                           const std::string &expected_sha256);
   ~Model();
   Model(const Model &) = delete;
   Model &operator=(const Model &) = delete;

@@ -2,7 +2,8 @@
 # Benchmark: embedding the 6,217 images of $SHARED/data/fashion with the MobileNetV2 features
 # model in one SQL statement (image_embeddings over a table), against the reference pipeline
 # (cnn() of $SHARED/reference/study_reference.py: cv2 decode/resize, numpy normalisation,
-# TorchScript forward with batches of 32) with the same model and the same thread count,
+# TorchScript forward with batches of 32,
+# torch.set_flush_denormal(True)) with the same model and the same thread count,
 # measured in the same run; and lookalike.embed_table() (committed batches, resumable) against
 # image_embeddings() in the same run. Prints JSON lines (name, value, unit, reference, reference_value,
 # ratio; ratio > 1: lookalike is faster).
@@ -78,6 +79,9 @@ shared, count, mode, threads = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(s
 sys.path.insert(0, os.path.join(shared, "reference"))
 import torch
 import study_reference as sr
+# Flush-to-zero, as lookalike runs inference: without it Debian's torch crawls on denormals and
+# the reference is several times slower than it can be (issue 12).
+torch.set_flush_denormal(True)
 os.cpu_count = lambda: threads  # cnn() uses torch.set_num_threads(os.cpu_count())
 data = os.path.join(shared, "data", "fashion")
 ids = [int(r["id"]) for r in csv.DictReader(open(os.path.join(data, "subset.csv")))][:count]
@@ -99,10 +103,10 @@ json() {  # name value reference reference_value extra
   python3 -c "import json,sys; v,r=float(sys.argv[2]),float(sys.argv[4]); print(json.dumps({'name': sys.argv[1], 'value': v, 'unit': 'images/s', 'reference': sys.argv[3], 'reference_value': r, 'ratio': round(v / r, 2), **json.loads(sys.argv[5])}))" "$@"
 }
 json embedding_mobilenet_v2_table "$ours" \
-  "study_reference.py cnn() (cv2 + numpy + TorchScript, batch 32), same model and threads" "$ref_plain" \
+  "study_reference.py cnn() (cv2 + numpy + TorchScript, batch 32, flush-to-zero), same model and threads" "$ref_plain" \
   "{\"images\": $n, \"reference_images\": $ref_images, \"threads\": $threads}"
 json embedding_mobilenet_v2_table_vs_optimized_python "$ours" \
-  "cnn() with torch.jit.optimize_for_inference(freeze(model)), same threads" "$ref_opt" \
+  "cnn() with torch.jit.optimize_for_inference(freeze(model)), flush-to-zero, same threads" "$ref_opt" \
   "{\"images\": $n, \"reference_images\": $ref_opt_images, \"threads\": $threads}"
 json embedding_embed_table_batched "$batched" \
   "image_embeddings() in one statement, same run (target: ratio >= 0.95)" "$ours" \

@@ -145,6 +145,7 @@ SKIP: {
 	local $ENV{LOOKALIKE_DSN} = $node->connstr('demo_script');
 	local $ENV{FASHION_DIR} = "$dir/cat";
 	local $ENV{DEMO_OUT} = "$dir/demo_out";
+	local $ENV{TRAIN} = 0;    # training the learned model is covered by 070_training.pl
 	IPC::Run::run([ "$root/scripts/demo.sh" ], '>', \$stdout, '2>', \$stderr);
 	is($?, 0, 'scripts/demo.sh with FASHION_DIR and LOOKALIKE_DSN') or diag($stderr);
 	like($stdout, qr/^ fused +\| 0\.\d{4} \| 0\.\d{4} \| [01]\.\d{4} \| ResNet-18 pipeline/m,

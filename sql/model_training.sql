@@ -1,0 +1,96 @@
+-- lookalike.train_model(): every refused call (each leaves nothing registered), then one tiny
+-- training run (16 training-pool images at 32 x 32, one epoch) whose model is stored in the
+-- database and used by image_embedding(). The TAP test test/tap/070_training.pl covers the
+-- loss, pg_dump/restore, progress from another session and cancellation.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS lookalike;
+\getenv shared SHARED
+\set features :shared/models/mobilenet_v2-imagenet-features.pt
+\set logits :shared/models/mobilenet_v2-imagenet-logits.pt
+\set VERBOSITY sqlstate
+SELECT name, dims FROM lookalike.register_model('mnv2_32', :'features', input_size => 32);
+SELECT name, dims FROM lookalike.register_model('mnv2_logits_32', :'logits', input_size => 32);
+CREATE TABLE train_items AS
+SELECT id, article, colour,
+       pg_read_binary_file(:'shared' || '/data/fashion-train/images/' || id || '.jpg') AS image
+  FROM (VALUES (1534,'Tshirts','Black'),(1536,'Tshirts','Black'),(1570,'Tshirts','Black'),
+               (1575,'Tshirts','White'),(1588,'Tshirts','White'),(1595,'Tshirts','Black'),
+               (1612,'Tshirts','White'),(1613,'Tshirts','White'),(4664,'Watches','White'),
+               (4700,'Watches','White'),(5062,'Watches','Black'),(5071,'Watches','Black'),
+               (5072,'Watches','Black'),(8095,'Watches','Black'),(8098,'Watches','Black'),
+               (8099,'Watches','Black')) AS v(id, article, colour);
+\set q 'SELECT image, article, colour FROM public.train_items ORDER BY id'
+
+-- ---- refused calls -------------------------------------------------------------------------
+-- unknown base model, a name already taken, NULL arguments, options out of range
+SELECT lookalike.train_model('t', 'no_such_model', :'q');
+SELECT lookalike.train_model('mnv2_32', 'mnv2_32', :'q');
+SELECT lookalike.train_model('t', 'mnv2_32', NULL);
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', epochs => 0);
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', embedding_dims => 1);
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', batch_size => 1);
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', learning_rate => 0);
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', trainable_blocks => 19);
+-- the logits model's output is not its pooled features: only a head can be trained on it
+SELECT lookalike.train_model('t', 'mnv2_logits_32', :'q');
+-- the query: not (bytea, labels...), no rows, only NULL images, a single class, NULL-only
+-- labels, an undecodable image, a query error
+SELECT lookalike.train_model('t', 'mnv2_32', 'SELECT article, image FROM public.train_items');
+SELECT lookalike.train_model('t', 'mnv2_32', 'SELECT image FROM public.train_items');
+SELECT lookalike.train_model('t', 'mnv2_32', 'SELECT image, article FROM public.train_items WHERE false');
+SELECT lookalike.train_model('t', 'mnv2_32', 'SELECT NULL::bytea, article FROM public.train_items');
+SELECT lookalike.train_model('t', 'mnv2_32', 'SELECT image, ''same'' FROM public.train_items');
+SELECT lookalike.train_model('t', 'mnv2_32', 'SELECT image, article, NULL::text FROM public.train_items');
+SELECT lookalike.train_model('t', 'mnv2_32',
+    'SELECT image, article FROM public.train_items UNION ALL SELECT ''\x0102''::bytea, ''x''');
+SELECT lookalike.train_model('t', 'mnv2_32', 'SELECT image, no_such_column FROM public.train_items');
+SELECT count(*) AS models, (SELECT count(*) FROM lookalike.model_data) AS stored
+  FROM lookalike.models;
+-- only superusers train (a trained model is code that runs in the server)
+CREATE ROLE lookalike_train_user;
+GRANT SELECT ON train_items TO lookalike_train_user;
+SET ROLE lookalike_train_user;
+SELECT lookalike.train_model('t', 'mnv2_32', :'q');
+SELECT lookalike._train_model('t', 'mnv2_32', :'q', 1, 16, 2, 8, 0.01, 0.001, 1);
+SELECT count(*) AS running FROM lookalike.training_progress;
+RESET ROLE;
+DROP OWNED BY lookalike_train_user;
+DROP ROLE lookalike_train_user;
+
+-- ---- a tiny run: 16 images, NULL images skipped, NULL labels ignored -----------------------
+INSERT INTO train_items VALUES (1, 'Tshirts', NULL, pg_read_binary_file(:'shared' || '/data/fashion-train/images/1534.jpg')),
+                               (2, 'Watches', 'Black', NULL);
+SELECT name, path, input_size, dims, description
+  FROM lookalike.train_model('tiny', 'mnv2_32', :'q', epochs => 1, embedding_dims => 16,
+                             batch_size => 8, learning_rate => 0.01);
+SELECT base_model, training->'rows' AS rows, training->'images' AS images,
+       training->'null_images' AS null_images, training->'null_labels' AS null_labels,
+       training->'labels' AS labels, jsonb_array_length(training->'history') AS epochs,
+       m.sha256 = encode(sha256(torchscript), 'hex') AS sha256_ok
+  FROM lookalike.model_data d JOIN lookalike.models m USING (name);
+-- the stored model embeds like any other, and differently from its base
+SELECT dims(image_embedding(image, 'tiny')) AS dims,
+       round(norm(image_embedding(image, 'tiny'))::numeric, 4) AS norm
+  FROM public.train_items WHERE id = 1534;
+SELECT count(*) AS embedded FROM image_embeddings('SELECT id, image FROM public.train_items', 'tiny');
+-- a stored model whose bytes changed is refused (XX001), then works again once restored
+UPDATE lookalike.model_data SET torchscript = torchscript || '\x00'::bytea WHERE name = 'tiny';
+\c
+\set VERBOSITY sqlstate
+SELECT image_embedding(image, 'tiny') IS NOT NULL FROM public.train_items WHERE id = 1534;
+UPDATE lookalike.model_data SET torchscript = substr(torchscript, 1, length(torchscript) - 1)
+ WHERE name = 'tiny';
+\c
+\set VERBOSITY sqlstate
+SELECT image_embedding(image, 'tiny') IS NOT NULL AS ok FROM public.train_items WHERE id = 1534;
+-- a stored model can be the base of another training run (head only)
+SET client_min_messages = warning;
+SELECT name, dims FROM lookalike.train_model('tiny2', 'tiny', :'q', epochs => 1,
+    embedding_dims => 8, trainable_blocks => 0, batch_size => 8);
+-- unregistering removes the stored TorchScript too
+SELECT lookalike.unregister_model('tiny2');
+SELECT lookalike.unregister_model('tiny');
+SELECT count(*) AS stored FROM lookalike.model_data;
+SELECT lookalike.unregister_model('mnv2_32');
+SELECT lookalike.unregister_model('mnv2_logits_32');
+DROP TABLE train_items;

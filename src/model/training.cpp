@@ -1,0 +1,368 @@
+#include "model/training.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <random>
+#include <sstream>
+
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/serialization/import.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "common/errors.hpp"
+#include "model/runtime.hpp"
+
+namespace lookalike::model {
+namespace ss = lookalike::sqlstate;
+
+void check_train_options(const TrainOptions &o) {
+  auto bad = [](const std::string &what, const std::string &range) {
+    throw Error(ss::kInvalidParameterValue, what + " is out of range", "It must be " + range + ".");
+  };
+  if (o.epochs < 1 || o.epochs > 1000) bad("epochs", "between 1 and 1000");
+  if (o.embedding_dims < 2 || o.embedding_dims > 4096) bad("embedding_dims", "between 2 and 4096");
+  if (o.trainable_blocks < 0 || o.trainable_blocks > 64)
+    bad("trainable_blocks", "between 0 and 64");
+  if (o.batch_size < 2 || o.batch_size > 1024) bad("batch_size", "between 2 and 1024");
+  if (!(o.learning_rate > 0 && o.learning_rate <= 1)) bad("learning_rate", "in (0, 1]");
+  if (!(o.base_learning_rate >= 0 && o.base_learning_rate <= 1))
+    bad("base_learning_rate", "in [0, 1]");
+  if (!(o.weight_decay >= 0 && o.weight_decay <= 1)) bad("weight_decay", "in [0, 1]");
+  if (!(o.scale > 0 && o.scale <= 100)) bad("scale", "in (0, 100]");
+}
+
+namespace {
+
+// The learning rate at step t of T: linear warm-up over the first 10 % of the steps, then
+// cosine decay to zero.
+double schedule(int64_t t, int64_t total) {
+  int64_t warm = std::max<int64_t>(1, total / 10);
+  if (t < warm) return double(t + 1) / double(warm);
+  double p = double(t - warm) / double(std::max<int64_t>(1, total - warm));
+  return 0.5 * (1 + std::cos(M_PI * std::min(1.0, p)));
+}
+
+torch::jit::Module new_module(const std::string &name) {
+  torch::jit::Module m(c10::QualifiedName("__torch__.lookalike." + name));
+  m.register_attribute("training", c10::BoolType::get(), false);
+  return m;
+}
+
+std::string first_line(const std::exception &e) {
+  std::string what = e.what();
+  size_t start = what.find_first_not_of("\n ");
+  what = start == std::string::npos ? std::string() : what.substr(start);
+  what = what.substr(0, what.find('\n'));
+  if (what.size() > 300) what = what.substr(0, 300) + "...";
+  return what;
+}
+
+}  // namespace
+
+struct Trainer::Impl {
+  TrainOptions opt;
+  int heads = 0;
+  std::vector<int> classes;
+  torch::jit::Module base;                 // trained in place (its last blocks)
+  torch::jit::Module prefix;               // the frozen blocks, optimised for inference
+  std::vector<torch::jit::Module> blocks;  // the trained blocks, in order
+  bool checked = false;
+  std::vector<at::Tensor> cache;  // float16 chunks of frozen outputs
+  std::vector<int32_t> labels;    // images x heads
+  int64_t n = 0;
+  std::vector<int64_t> item_shape;  // shape of one cached output
+  at::Tensor weight, bias;          // projection
+  std::vector<at::Tensor> proxies;  // one [classes, dims] per head
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::vector<double> base_lr;  // per parameter group
+  std::mt19937_64 rng;
+  int64_t step = 0;
+  int epoch = 0;
+  at::Tensor all;  // the cache as one tensor (built at the first epoch)
+
+  at::Tensor embed(at::Tensor x) {
+    for (auto &b : blocks) x = b.forward({x}).toTensor();
+    if (!blocks.empty()) x = x.mean({2, 3});
+    return torch::addmm(bias, x, weight.t());
+  }
+};
+
+Trainer::Trainer(const std::string &bytes, const TrainOptions &options, int heads)
+    : impl_(std::make_unique<Impl>()) {
+  check_train_options(options);
+  auto &I = *impl_;
+  I.opt = options;
+  if (heads < 1 || heads > 64)
+    throw Error(ss::kInvalidParameterValue, "training needs 1 to 64 label columns");
+  I.heads = heads;
+  I.rng.seed(options.seed);
+  try {
+    std::istringstream in(bytes);
+    I.base = torch::jit::load(in, c10::Device(c10::kCPU));
+  } catch (const std::exception &e) {
+    throw Error(ss::kInvalidParameterValue, "could not load the base model as TorchScript",
+                first_line(e));
+  }
+  I.base.eval();
+  for (auto p : I.base.parameters()) p.set_requires_grad(false);
+  torch::jit::Module frozen = new_module("FrozenPart");
+  std::string src = "def forward(self, x):\n";
+  if (options.trainable_blocks == 0) {
+    frozen.register_module("base", I.base);
+    src += "    return self.base.forward(x)\n";
+  } else {
+    c10::optional<torch::jit::Module> features;
+    for (const auto &child : I.base.named_children())
+      if (child.name == "features") features = child.value;
+    std::vector<torch::jit::Module> seq;
+    if (features) {
+      for (const auto &child : features->named_children()) {
+        if (child.name != std::to_string(seq.size())) {
+          seq.clear();
+          break;
+        }
+        seq.push_back(child.value);
+      }
+    }
+    if (seq.empty())
+      throw Error(ss::kFeatureNotSupported,
+                  "the base model has no `features` sequence of numbered blocks",
+                  "Only torchvision-style encoders (forward = pooled features(x)) can have "
+                  "blocks trained.",
+                  "Use trainable_blocks => 0 to train a head on the model's output.");
+    if (size_t(options.trainable_blocks) >= seq.size())
+      throw Error(ss::kInvalidParameterValue,
+                  "trainable_blocks must be less than the base model's " +
+                      std::to_string(seq.size()) + " blocks");
+    size_t first = seq.size() - size_t(options.trainable_blocks);
+    for (size_t i = 0; i < first; ++i) {
+      frozen.register_module("b" + std::to_string(i), seq[i]);
+      src += "    x = self.b" + std::to_string(i) + ".forward(x)\n";
+    }
+    src += "    return x\n";
+    for (size_t i = first; i < seq.size(); ++i) {
+      I.blocks.push_back(seq[i]);
+      for (auto p : seq[i].parameters()) p.set_requires_grad(true);
+    }
+  }
+  try {
+    frozen.define(src);
+    frozen.eval();
+    I.prefix = torch::jit::optimize_for_inference(frozen);
+  } catch (const std::exception &e) {
+    throw Error(ss::kExternalRoutineException,
+                "could not prepare the frozen part of the model: " + first_line(e), first_line(e));
+  }
+}
+
+Trainer::~Trainer() = default;
+
+int64_t Trainer::images() const { return impl_->n; }
+int Trainer::heads() const { return impl_->heads; }
+
+void Trainer::set_classes(std::vector<int> classes) {
+  if (int(classes.size()) != impl_->heads)
+    throw Error(ss::kInternalError, "set_classes: wrong number of label columns");
+  for (size_t h = 0; h < classes.size(); ++h)
+    if (classes[h] < 2)
+      throw Error(ss::kInvalidParameterValue,
+                  "label column " + std::to_string(h + 1) + " has " + std::to_string(classes[h]) +
+                      " class" + (classes[h] == 1 ? "" : "es"),
+                  "Every label column needs at least two distinct non-null values.");
+  impl_->classes = std::move(classes);
+}
+
+int64_t Trainer::cached_bytes() const {
+  int64_t b = int64_t(impl_->labels.size() * sizeof(int32_t));
+  for (const auto &t : impl_->cache) b += t.numel() * int64_t(t.element_size());
+  return b;
+}
+
+void Trainer::add(const float *input, int n, int size, const int32_t *labels) {
+  auto &I = *impl_;
+  if (n <= 0) return;
+  at::Tensor x = torch::from_blob(const_cast<float *>(input), {n, 3, size, size},
+                                  torch::TensorOptions().dtype(torch::kFloat32));
+  at::Tensor y;
+  {
+    c10::InferenceMode guard;
+    FlushToZero ftz;
+    try {
+      y = I.prefix.forward({x}).toTensor();
+      if (y.is_mkldnn()) y = y.to_dense();
+      if (!I.checked && !I.blocks.empty()) {
+        // The split must reproduce the base model: blocks, then global average pooling.
+        at::Tensor z = y.slice(0, 0, 1).to(torch::kFloat32);
+        for (auto &b : I.blocks) z = b.forward({z}).toTensor();
+        z = z.mean({2, 3});
+        at::Tensor ref = I.base.forward({x.slice(0, 0, 1)}).toTensor();
+        if (ref.dim() != 2 || !ref.sizes().equals(z.sizes()) ||
+            (ref - z).abs().max().item<double>() > 1e-3 * (1 + ref.abs().max().item<double>()))
+          throw Error(ss::kFeatureNotSupported,
+                      "the base model's output is not the average-pooled output of its blocks", {},
+                      "Use trainable_blocks => 0 to train a head on the model's output.");
+      }
+    } catch (const Error &) {
+      throw;
+    } catch (const std::exception &e) {
+      throw Error(ss::kExternalRoutineException,
+                  "the base model's forward pass failed: " + first_line(e));
+    }
+  }
+  if (I.blocks.empty() && y.dim() != 2)
+    throw Error(ss::kExternalRoutineException, "the base model's output is not [N, D]");
+  if (!I.checked) {
+    I.item_shape.assign(y.sizes().begin() + 1, y.sizes().end());
+    I.checked = true;
+  }
+  I.cache.push_back(y.to(torch::kHalf).contiguous());
+  I.labels.insert(I.labels.end(), labels, labels + size_t(n) * size_t(I.heads));
+  I.n += n;
+}
+
+EpochResult Trainer::train_epoch(const std::function<void(int64_t, int64_t)> &between) {
+  auto &I = *impl_;
+  if (I.n == 0) throw Error(ss::kInvalidParameterValue, "no training images");
+  if (int(I.classes.size()) != I.heads)
+    throw Error(ss::kInternalError, "train_epoch: set_classes was not called");
+  const auto t0 = std::chrono::steady_clock::now();
+  const int H = int(I.classes.size());
+  const int64_t steps_per_epoch = (I.n + I.opt.batch_size - 1) / I.opt.batch_size;
+  const int64_t total_steps = steps_per_epoch * I.opt.epochs;
+  torch::NoGradGuard no_grad_outside;  // enabled again below for the step itself
+  if (!I.optimizer) {
+    I.all = torch::cat(I.cache, 0);
+    I.cache.clear();
+    I.cache.push_back(I.all);
+    torch::manual_seed(I.opt.seed);
+    int64_t in_dims;
+    {
+      at::Tensor probe = I.all.slice(0, 0, 1).to(torch::kFloat32);
+      for (auto &b : I.blocks) probe = b.forward({probe}).toTensor();
+      if (!I.blocks.empty()) probe = probe.mean({2, 3});
+      in_dims = probe.size(1);
+    }
+    const double bound = 1.0 / std::sqrt(double(in_dims));
+    I.weight = (torch::rand({I.opt.embedding_dims, in_dims}) * 2 - 1) * bound;
+    I.bias = torch::zeros({I.opt.embedding_dims});
+    I.weight.set_requires_grad(true);
+    I.bias.set_requires_grad(true);
+    std::vector<at::Tensor> head{I.weight, I.bias};
+    for (int h = 0; h < H; ++h) {
+      I.proxies.push_back((torch::randn({I.classes[size_t(h)], I.opt.embedding_dims}) * 0.01)
+                              .set_requires_grad(true));
+      head.push_back(I.proxies.back());
+    }
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(
+        head,
+        std::make_unique<torch::optim::AdamWOptions>(
+            torch::optim::AdamWOptions(I.opt.learning_rate).weight_decay(I.opt.weight_decay)));
+    I.base_lr.push_back(I.opt.learning_rate);
+    std::vector<at::Tensor> trained;
+    for (auto &b : I.blocks)
+      for (auto p : b.parameters()) trained.push_back(p);
+    if (!trained.empty()) {
+      groups.emplace_back(trained, std::make_unique<torch::optim::AdamWOptions>(
+                                       torch::optim::AdamWOptions(I.opt.base_learning_rate)
+                                           .weight_decay(I.opt.weight_decay)));
+      I.base_lr.push_back(I.opt.base_learning_rate);
+    }
+    I.optimizer = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions());
+  }
+  // A seeded order (Fisher-Yates with our own generator: the same on every platform).
+  std::vector<int64_t> order(size_t(I.n));
+  for (int64_t i = 0; i < I.n; ++i) order[size_t(i)] = i;
+  for (int64_t i = I.n - 1; i > 0; --i) {
+    int64_t j = int64_t(I.rng() % uint64_t(i + 1));
+    std::swap(order[size_t(i)], order[size_t(j)]);
+  }
+  double loss_sum = 0;
+  int64_t counted = 0;
+  FlushToZero ftz;
+  for (int64_t s = 0; s < steps_per_epoch; ++s) {
+    between(s, steps_per_epoch);
+    const int64_t lo = s * I.opt.batch_size, hi = std::min(I.n, lo + I.opt.batch_size);
+    const int64_t b = hi - lo;
+    std::vector<int64_t> idx(order.begin() + lo, order.begin() + hi);
+    at::Tensor index = torch::tensor(idx, torch::kLong);
+    at::Tensor x = I.all.index_select(0, index).to(torch::kFloat32);
+    if (I.opt.flip && !I.blocks.empty()) {
+      std::vector<uint8_t> f(static_cast<size_t>(b));
+      for (auto &v : f) v = uint8_t(I.rng() & 1);
+      at::Tensor mask = torch::tensor(std::vector<int64_t>(f.begin(), f.end()), torch::kLong)
+                            .to(torch::kBool)
+                            .view({b, 1, 1, 1});
+      x = torch::where(mask, x.flip({3}), x);
+    }
+    std::vector<at::Tensor> ys;
+    for (int h = 0; h < H; ++h) {
+      std::vector<int64_t> y(static_cast<size_t>(b));
+      for (int64_t i = 0; i < b; ++i) y[size_t(i)] = I.labels[size_t(idx[size_t(i)] * H + h)];
+      ys.push_back(torch::tensor(y, torch::kLong));
+    }
+    const double f = schedule(I.step, total_steps);
+    for (size_t g = 0; g < I.optimizer->param_groups().size(); ++g)
+      static_cast<torch::optim::AdamWOptions &>(I.optimizer->param_groups()[g].options())
+          .lr(I.base_lr[g] * f);
+    at::Tensor loss;
+    {
+      torch::AutoGradMode grad(true);
+      at::Tensor e = torch::nn::functional::normalize(
+          I.embed(x), torch::nn::functional::NormalizeFuncOptions().dim(1));
+      loss = torch::zeros({});
+      for (int h = 0; h < H; ++h) {
+        if ((ys[size_t(h)] >= 0).sum().item<int64_t>() == 0) continue;
+        at::Tensor p = torch::nn::functional::normalize(
+            I.proxies[size_t(h)], torch::nn::functional::NormalizeFuncOptions().dim(1));
+        at::Tensor logits = I.opt.scale * torch::mm(e, p.t());
+        loss = loss + torch::nn::functional::cross_entropy(
+                          logits, ys[size_t(h)],
+                          torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-1));
+      }
+      I.optimizer->zero_grad();
+      between(s, steps_per_epoch);
+      loss.backward();
+    }
+    between(s, steps_per_epoch);
+    I.optimizer->step();
+    ++I.step;
+    double l = loss.item<double>();
+    if (!std::isfinite(l))
+      throw Error(ss::kDataException, "the training loss is not finite",
+                  "Try a smaller learning_rate.");
+    loss_sum += l * double(b);
+    counted += b;
+  }
+  ++I.epoch;
+  EpochResult r;
+  r.epoch = I.epoch;
+  r.loss = counted > 0 ? loss_sum / double(counted) : 0;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+std::string Trainer::save() const {
+  auto &I = *impl_;
+  if (!I.optimizer) throw Error(ss::kObjectNotInPrerequisiteState, "the model was not trained");
+  torch::NoGradGuard no_grad;
+  for (auto &b : I.blocks)
+    for (auto p : b.parameters()) p.set_requires_grad(false);
+  torch::jit::Module out = new_module("LearnedEncoder");
+  out.register_module("base", I.base);
+  out.register_parameter("proj_weight", I.weight.detach().clone(), false);
+  out.register_parameter("proj_bias", I.bias.detach().clone(), false);
+  out.define(
+      "def forward(self, x):\n"
+      "    return torch.addmm(self.proj_bias, self.base.forward(x), self.proj_weight.t())\n");
+  out.eval();
+  std::ostringstream s;
+  out.save(s);
+  for (auto &b : I.blocks)
+    for (auto p : b.parameters()) p.set_requires_grad(true);
+  return s.str();
+}
+
+}  // namespace lookalike::model

@@ -1,0 +1,82 @@
+// Training an image encoder from labelled images (lookalike.train_model, docs/training.md).
+// Pure C++ (no PostgreSQL); LibTorch stays behind a pimpl so includers need no torch headers.
+//
+// The method (chosen on held-out style groups of the training pool, docs/training.md):
+//   - the base model must be a torchvision-style export, forward(x) = flatten(avg_pool(
+//     features(x))) with `features` a sequence of numbered blocks "0".."n-1" (the shared
+//     MobileNetV2 files are); any other TorchScript encoder can still be trained with
+//     trainable_blocks = 0 (a head on its frozen output);
+//   - the first n - trainable_blocks blocks are frozen: each image goes through them once
+//     (optimised for inference) and their output is kept in memory (float16);
+//   - every epoch trains the last `trainable_blocks` blocks, a linear projection to
+//     `embedding_dims` and, per label column, a cosine classifier (one learned proxy per class,
+//     softmax of scale * cos(embedding, proxy)) with AdamW, warm-up then cosine decay;
+//   - the result is the base module (trained blocks in place) followed by the projection:
+//     TorchScript that image_embedding() runs like any other model.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lookalike::model {
+
+struct TrainOptions {
+  int epochs = 6;
+  int embedding_dims = 256;
+  int trainable_blocks = 2;
+  int batch_size = 32;
+  double learning_rate = 1e-3;       // projection and proxies
+  double base_learning_rate = 3e-4;  // the trained blocks
+  double weight_decay = 1e-4;
+  double scale = 16.0;  // softmax scale of the cosine classifiers
+  bool flip = true;     // each step flips half of the cached feature maps left-right
+  uint64_t seed = 1;
+};
+
+// Throws Error 22023 naming the first option out of range.
+void check_train_options(const TrainOptions &o);
+
+struct EpochResult {
+  int epoch = 0;
+  double loss = 0;  // mean over the epoch's images of the summed per-label losses
+  double seconds = 0;
+};
+
+class Trainer {
+ public:
+  // base: the TorchScript bytes of the base encoder; heads: the number of label columns
+  // (>= 1). Errors: 22023 not TorchScript, or trainable_blocks not less than the number of
+  // blocks; 0A000 trainable_blocks > 0 on a module without a `features` sequence.
+  Trainer(const std::string &base, const TrainOptions &options, int heads);
+  ~Trainer();
+  Trainer(const Trainer &) = delete;
+  Trainer &operator=(const Trainer &) = delete;
+
+  // Runs the frozen part over n preprocessed images (n x 3 x size x size floats, NCHW) and keeps
+  // its output with the labels (n x heads class indices, -1 = unknown, ignored by that head).
+  // Inference mode and flush-to-zero for the pass; the FPU state is restored afterwards.
+  void add(const float *input, int n, int size, const int32_t *labels);
+  int64_t images() const;
+  // Bytes held by the cached outputs and labels.
+  int64_t cached_bytes() const;
+  int heads() const;
+  // The number of classes of each label column (each >= 2, else 22023), before the first epoch.
+  // Labels of add() are class indices below these counts.
+  void set_classes(std::vector<int> classes);
+
+  // One pass over the cached images in a seeded random order. `between(step, steps)` is called
+  // before every step and may throw (a cancel). Throws Error 22000 if the loss is not finite.
+  EpochResult train_epoch(const std::function<void(int64_t, int64_t)> &between);
+
+  // The trained encoder as TorchScript bytes: forward(x [N,3,S,S]) -> [N, embedding_dims].
+  std::string save() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lookalike::model

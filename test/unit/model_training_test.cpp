@@ -1,0 +1,193 @@
+// Unit tests of the training core (src/model/training.cpp) on tiny synthetic data: two colours
+// of noisy images, the shared MobileNetV2 at 32 x 32, a couple of epochs.
+#include "model/training.hpp"
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "common/errors.hpp"
+#include "model/runtime.hpp"
+
+namespace lm = lookalike::model;
+
+namespace {
+
+const std::string kFeatures =
+    std::string(LOOKALIKE_SHARED_DIR) + "/models/mobilenet_v2-imagenet-features.pt";
+constexpr int kSize = 32;
+
+std::string base_bytes() {
+  std::vector<char> b = lm::read_file(kFeatures);
+  return std::string(b.begin(), b.end());
+}
+
+// n images (NCHW, already normalised), label 0 = reddish, 1 = bluish, with noise.
+void synthetic(int n, uint64_t seed, std::vector<float> &x, std::vector<int32_t> &y) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> noise(0, 0.6f);
+  const size_t plane = size_t(kSize) * kSize;
+  x.assign(size_t(n) * 3 * plane, 0);
+  y.assign(size_t(n), 0);
+  for (int i = 0; i < n; ++i) {
+    int cls = i % 2;
+    y[size_t(i)] = cls;
+    for (int c = 0; c < 3; ++c) {
+      float level = (cls == 0 ? (c == 0 ? 1.5f : -1.0f) : (c == 2 ? 1.5f : -1.0f));
+      for (size_t k = 0; k < plane; ++k)
+        x[(size_t(i) * 3 + size_t(c)) * plane + k] = level + noise(rng);
+    }
+  }
+}
+
+std::string sqlstate_of(const std::function<void()> &fn) {
+  try {
+    fn();
+  } catch (const lookalike::Error &e) {
+    return e.sqlstate();
+  }
+  return "none";
+}
+
+lm::TrainOptions small_options() {
+  lm::TrainOptions o;
+  o.epochs = 3;
+  o.embedding_dims = 16;
+  o.trainable_blocks = 2;
+  o.batch_size = 8;
+  o.learning_rate = 1e-2;
+  o.base_learning_rate = 1e-3;
+  return o;
+}
+
+}  // namespace
+
+TEST(ModelTraining, OptionsAreChecked) {
+  lm::TrainOptions o;
+  EXPECT_EQ(sqlstate_of([&] { lm::check_train_options(o); }), "none");
+  o.epochs = 0;
+  EXPECT_EQ(sqlstate_of([&] { lm::check_train_options(o); }), "22023");
+  o = lm::TrainOptions();
+  o.learning_rate = -1;
+  EXPECT_EQ(sqlstate_of([&] { lm::check_train_options(o); }), "22023");
+  o = lm::TrainOptions();
+  o.batch_size = 1;
+  EXPECT_EQ(sqlstate_of([&] { lm::check_train_options(o); }), "22023");
+}
+
+TEST(ModelTraining, BadBaseAndLabels) {
+  std::string base = base_bytes();
+  lm::TrainOptions o = small_options();
+  EXPECT_EQ(sqlstate_of([&] { lm::Trainer t("not torchscript", o, 1); }), "22023");
+  EXPECT_EQ(sqlstate_of([&] { lm::Trainer t(base, o, 0); }), "22023");  // no label column
+  {
+    lm::Trainer t(base, o, 2);
+    EXPECT_EQ(sqlstate_of([&] { t.set_classes({2, 1}); }), "22023");  // a single class
+  }
+  o.trainable_blocks = 19;  // MobileNetV2 has 19 blocks: at least one must stay frozen
+  EXPECT_EQ(sqlstate_of([&] { lm::Trainer t(base, o, 1); }), "22023");
+  // An encoder without a `features` sequence can only get a head.
+  std::vector<char> logits_file =
+      lm::read_file(std::string(LOOKALIKE_SHARED_DIR) + "/models/mobilenet_v2-imagenet-logits.pt");
+  std::string logits(logits_file.begin(), logits_file.end());
+  o.trainable_blocks = 2;
+  std::vector<float> x;
+  std::vector<int32_t> y;
+  synthetic(2, 1, x, y);
+  // The logits model has `features` and `classifier`: its output is not pooled features.
+  EXPECT_EQ(sqlstate_of([&] {
+              lm::Trainer t(logits, o, 1);
+              t.add(x.data(), 2, kSize, y.data());
+            }),
+            "0A000");
+  lm::Trainer none(base, o, 1);
+  none.set_classes({2});
+  EXPECT_EQ(sqlstate_of([&] { none.train_epoch([](int64_t, int64_t) {}); }), "22023");
+  EXPECT_EQ(sqlstate_of([&] { (void)none.save(); }), "55000");
+}
+
+TEST(ModelTraining, LossFallsAndTheModelSeparatesTheClasses) {
+  std::string base = base_bytes();
+  lm::TrainOptions o = small_options();
+  std::vector<float> x;
+  std::vector<int32_t> y;
+  synthetic(32, 7, x, y);
+  lm::Trainer t(base, o, 1);
+  t.set_classes({2});
+  t.add(x.data(), 16, kSize, y.data());
+  t.add(x.data() + size_t(16) * 3 * kSize * kSize, 16, kSize, y.data() + 16);
+  EXPECT_EQ(t.images(), 32);
+  EXPECT_EQ(t.cached_bytes(), 32 * (160 * 2 + 4));  // 160 x 1 x 1 float16 + a label each
+  std::vector<double> losses;
+  int64_t calls = 0;
+  for (int e = 0; e < o.epochs; ++e)
+    losses.push_back(t.train_epoch([&](int64_t, int64_t) { ++calls; }).loss);
+  EXPECT_GT(calls, 3 * 4);
+  EXPECT_LT(losses.back(), losses.front());
+  std::string saved = t.save();
+  std::unique_ptr<lm::Model> m =
+      lm::Model::load_bytes("trained", std::vector<char>(saved.begin(), saved.end()), "");
+  std::vector<float> test_x, out;
+  std::vector<int32_t> test_y;
+  synthetic(8, 99, test_x, test_y);
+  int d = m->forward(test_x.data(), 8, kSize, out);
+  ASSERT_EQ(d, 16);
+  auto cos = [&](int a, int b) {
+    double s = 0;
+    for (int k = 0; k < d; ++k) s += double(out[size_t(a * d + k)]) * out[size_t(b * d + k)];
+    return s;
+  };
+  // Same-colour images are closer than different-colour ones.
+  double same = 0, other = 0;
+  for (int a = 0; a < 8; ++a)
+    for (int b = a + 1; b < 8; ++b)
+      (test_y[size_t(a)] == test_y[size_t(b)] ? same : other) += cos(a, b);
+  EXPECT_GT(same / 12, other / 16);
+  // A bad sha256 is refused.
+  EXPECT_EQ(sqlstate_of([&] {
+              lm::Model::load_bytes("trained", std::vector<char>(saved.begin(), saved.end()),
+                                    std::string(64, '0'));
+            }),
+            "XX001");
+}
+
+TEST(ModelTraining, DeterministicForASeed) {
+  std::string base = base_bytes();
+  lm::TrainOptions o = small_options();
+  o.epochs = 1;
+  std::vector<float> x;
+  std::vector<int32_t> y;
+  synthetic(16, 3, x, y);
+  std::vector<double> loss;
+  std::vector<std::string> models;
+  for (int run = 0; run < 2; ++run) {
+    lm::Trainer t(base, o, 1);
+    t.set_classes({2});
+    t.add(x.data(), 16, kSize, y.data());
+    loss.push_back(t.train_epoch([](int64_t, int64_t) {}).loss);
+    models.push_back(t.save());
+  }
+  EXPECT_EQ(loss[0], loss[1]);
+  EXPECT_EQ(lm::sha256_hex(models[0].data(), models[0].size()),
+            lm::sha256_hex(models[1].data(), models[1].size()));
+}
+
+TEST(ModelTraining, CancelFromTheCallback) {
+  std::string base = base_bytes();
+  lm::TrainOptions o = small_options();
+  std::vector<float> x;
+  std::vector<int32_t> y;
+  synthetic(16, 5, x, y);
+  lm::Trainer t(base, o, 1);
+  t.set_classes({2});
+  t.add(x.data(), 16, kSize, y.data());
+  EXPECT_EQ(sqlstate_of([&] {
+              t.train_epoch([](int64_t step, int64_t) {
+                if (step == 1) throw lookalike::Error("57014", "canceling statement");
+              });
+            }),
+            "57014");
+}
