@@ -20,6 +20,7 @@
 #include "common/guard_pg.hpp"
 #include "image/settings_pg.hpp"
 #include "model/settings_pg.hpp"
+#include "model/registry_pg.hpp"
 
 extern "C" {
 #include "executor/spi.h"
@@ -30,34 +31,13 @@ extern "C" {
 
 namespace lookalike::model {
 namespace {
-
-// ---- C-style helpers (call PostgreSQL directly; run inside pg::guarded) ---------------------
-
-// A row of lookalike.models, in plain storage.
-struct ModelRow {
-  bool stored;  // TorchScript in lookalike.model_data (path is NULL)
-  char path[MAXPGPATH];
-  char sha256[65];
-  int input_size;
-  float mean[3];
-  float stddev[3];
-  int dims;
-};
-
-bool same_registration(const ModelRow &a, const ModelRow &b) {
-  return a.stored == b.stored && std::strcmp(a.path, b.path) == 0 &&
-         std::strcmp(a.sha256, b.sha256) == 0 && a.input_size == b.input_size &&
-         std::memcmp(a.mean, b.mean, sizeof a.mean) == 0 &&
-         std::memcmp(a.stddev, b.stddev, sizeof a.stddev) == 0 && a.dims == b.dims;
-}
-
 float4 get_float4(HeapTuple tup, TupleDesc desc, int col) {
   bool isnull;
   Datum d = SPI_getbinval(tup, desc, col, &isnull);
   return isnull ? NAN : DatumGetFloat4(d);
 }
+}  // namespace
 
-// Reads the registration of `name`; false if there is none.
 bool lookup_model(const char *name, ModelRow *out) {
   static const char *sql =
       "SELECT path, sha256, input_size, mean[1], mean[2], mean[3], std[1], std[2], std[3], dims "
@@ -89,8 +69,6 @@ bool lookup_model(const char *name, ModelRow *out) {
   return found;
 }
 
-// The stored TorchScript of `name` (lookalike.model_data), palloc'd in the caller's context;
-// nullptr if there is none.
 bytea *stored_model_bytes(const char *name) {
   static const char *sql = "SELECT torchscript FROM lookalike.model_data WHERE name = $1";
   Oid argtypes[1] = {TEXTOID};
@@ -112,6 +90,17 @@ bytea *stored_model_bytes(const char *name) {
   }
   SPI_finish();
   return result;
+}
+
+namespace {
+
+// ---- C-style helpers (call PostgreSQL directly; run inside pg::guarded) ---------------------
+
+bool same_registration(const ModelRow &a, const ModelRow &b) {
+  return a.stored == b.stored && std::strcmp(a.path, b.path) == 0 &&
+         std::strcmp(a.sha256, b.sha256) == 0 && a.input_size == b.input_size &&
+         std::memcmp(a.mean, b.mean, sizeof a.mean) == 0 &&
+         std::memcmp(a.stddev, b.stddev, sizeof a.stddev) == 0 && a.dims == b.dims;
 }
 
 // The model to use: the argument, else lookalike.default_model. Returns a palloc'd string.

@@ -25,6 +25,7 @@
 #include "common/guard_pg.hpp"
 #include "image/settings_pg.hpp"
 #include "model/settings_pg.hpp"
+#include "model/registry_pg.hpp"
 
 extern "C" {
 #include "executor/spi.h"
@@ -48,60 +49,11 @@ struct BaseModel {
   std::string bytes;
 };
 
-// C-style reader of the base registration (inside pg::guarded): fills plain buffers.
-struct BaseRow {
-  bool found;
-  bool stored;
-  char path[MAXPGPATH];
-  char sha256[65];
-  int input_size;
-  float mean[3], stddev[3];
-  bytea *data;  // palloc'd in the caller's context, or nullptr
-};
-
-void read_base_row(const char *name, BaseRow *out) {
-  static const char *sql =
-      "SELECT m.path, m.sha256, m.input_size, m.mean[1], m.mean[2], m.mean[3], m.std[1], "
-      "m.std[2], m.std[3], d.torchscript FROM lookalike.models m "
-      "LEFT JOIN lookalike.model_data d ON d.name = m.name WHERE m.name = $1";
-  Oid argtypes[1] = {TEXTOID};
-  Datum args[1] = {CStringGetTextDatum(name)};
-  MemoryContext caller = CurrentMemoryContext;
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-  int rc = SPI_execute_with_args(sql, 1, argtypes, args, nullptr, true, 1);
-  if (rc != SPI_OK_SELECT) elog(ERROR, "reading lookalike.models failed");
-  out->found = SPI_processed == 1;
-  out->data = nullptr;
-  if (out->found) {
-    HeapTuple tup = SPI_tuptable->vals[0];
-    TupleDesc desc = SPI_tuptable->tupdesc;
-    char *path = SPI_getvalue(tup, desc, 1);
-    char *sha = SPI_getvalue(tup, desc, 2);
-    out->stored = path == nullptr;
-    strlcpy(out->path, path ? path : "", sizeof out->path);
-    strlcpy(out->sha256, sha ? sha : "", sizeof out->sha256);
-    bool isnull;
-    out->input_size = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
-    for (int c = 0; c < 3; ++c) {
-      out->mean[c] = DatumGetFloat4(SPI_getbinval(tup, desc, 4 + c, &isnull));
-      out->stddev[c] = DatumGetFloat4(SPI_getbinval(tup, desc, 7 + c, &isnull));
-    }
-    Datum d = SPI_getbinval(tup, desc, 10, &isnull);
-    if (!isnull) {
-      MemoryContext old = MemoryContextSwitchTo(caller);
-      out->data = DatumGetByteaPCopy(d);
-      MemoryContextSwitchTo(old);
-    }
-  }
-  SPI_finish();
-}
-
 BaseModel read_base(const std::string &name) {
-  BaseRow row;
-  pg::guarded([&] { read_base_row(name.c_str(), &row); });
+  ModelRow row;
   BaseModel b;
-  if (!row.found) return b;
-  b.found = true;
+  b.found = pg::guarded([&] { return lookup_model(name.c_str(), &row); });
+  if (!b.found) return b;
   b.sha256 = row.sha256;
   b.norm.input_size = row.input_size;
   for (int c = 0; c < 3; ++c) {
@@ -110,11 +62,12 @@ BaseModel read_base(const std::string &name) {
   }
   std::string where;
   if (row.stored) {
-    if (row.data == nullptr)
+    bytea *data = pg::guarded([&] { return stored_model_bytes(name.c_str()); });
+    if (data == nullptr)
       throw Error(sqlstate::kDataCorrupted,
                   "model \"" + name + "\" has neither a path nor stored TorchScript");
-    b.bytes.assign(VARDATA(row.data), VARSIZE(row.data) - VARHDRSZ);
-    pg::guarded([&] { pfree(row.data); });
+    b.bytes.assign(VARDATA(data), VARSIZE(data) - VARHDRSZ);
+    pg::guarded([&] { pfree(data); });
     where = "stored model \"" + name + "\"";
   } else {
     b.path = row.path;

@@ -1,0 +1,27 @@
+// Reading the model registry (lookalike.models, lookalike.model_data) over SPI. C-style helpers
+// that call PostgreSQL directly: call them from C++ frames through pg::guarded.
+#pragma once
+
+#include "common/pg.hpp"
+
+namespace lookalike::model {
+
+// A row of lookalike.models, in plain storage.
+struct ModelRow {
+  bool stored;  // TorchScript in lookalike.model_data (path is NULL)
+  char path[MAXPGPATH];
+  char sha256[65];
+  int input_size;
+  float mean[3];
+  float stddev[3];
+  int dims;
+};
+
+// Reads the registration of `name`; false if there is none.
+bool lookup_model(const char *name, ModelRow *out);
+
+// The stored TorchScript of `name` (lookalike.model_data), palloc'd in the caller's context;
+// nullptr if there is none.
+bytea *stored_model_bytes(const char *name);
+
+}  // namespace lookalike::model
