@@ -47,7 +47,7 @@ constexpr size_t kLinkBatch = 4096;
 struct BuildState {
   Relation heap;
   Relation index;
-  hnsw::Metric metric;
+  Metric metric;
   int dim;  // 0 until the first row when the column has no typmod
   int m;
   int ef_construction;

@@ -12,9 +12,9 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace lookalike::hnsw {
+#include "vector/metric.hpp"
 
-enum class Metric : uint8_t { kL2 = 1, kInnerProduct = 2, kCosine = 3 };
+namespace lookalike::hnsw {
 
 // Per-element parameters of the int8 code: x ~ scale * code.
 struct CodeHeader {

@@ -67,7 +67,7 @@ struct Graph::Context {
   uint32_t epoch = 0;
   std::vector<Candidate> cand, best;   // search_layer's heaps
   std::vector<uint32_t> nb;            // a neighbour list copied under its element's lock
-  std::vector<uint32_t> todo;          // search_layer: neighbours to measure
+  std::vector<Candidate> found;        // search_layer: the neighbours measured
   std::vector<Candidate> ep, w, kept;  // link(): entry candidates, results, kept
   std::vector<Candidate> conn;         // connect(): candidates
   std::vector<float> dist_buf;         // select(): scratch
@@ -163,76 +163,99 @@ void Graph::prepare(Context &c) const {
   if (c.visited.size() < size()) c.visited.resize(size(), 0);
   c.scratch.resize(dim_);
   c.nb.resize(2 * m_ + 1);
-  c.todo.resize(2 * m_ + 1);
+  c.found.resize(2 * m_ + 1);
 }
 
+namespace {
+
+// A binary heap of candidates over a reused std::vector (cleared on construction): the nearest
+// on top if kNearestOnTop, else the farthest.
+template <bool kNearestOnTop>
+class VectorHeap {
+ public:
+  explicit VectorHeap(std::vector<Candidate> &v) : v_(v) { v_.clear(); }
+  void push(const Candidate &c) {
+    v_.push_back(c);
+    std::push_heap(v_.begin(), v_.end(), below);
+  }
+  void pop() {
+    std::pop_heap(v_.begin(), v_.end(), below);
+    v_.pop_back();
+  }
+  const Candidate &top() const { return v_.front(); }
+  int size() const { return static_cast<int>(v_.size()); }
+
+ private:
+  // std::push_heap keeps the greatest on top: "below" orders what is to come out later first.
+  static bool below(const Candidate &a, const Candidate &b) {
+    return kNearestOnTop ? a.dist > b.dist : a.dist < b.dist;
+  }
+  std::vector<Candidate> &v_;
+};
+
+}  // namespace
+
+// The in-memory graph seen by hnsw::search_layer: visited tags by epoch, neighbour lists copied
+// under their element's lock (another thread may be rewriting them), codes prefetched before the
+// distances are computed.
 template <typename Dist>
-void Graph::search_layer(Context &ctx, Dist dist, const std::vector<Candidate> &entry, int ef,
-                         int layer, std::vector<Candidate> &out) const {
-  // cand: min-heap (nearest on top), best: max-heap (farthest on top), over reused buffers.
-  auto closer = [](const Candidate &a, const Candidate &b) { return a.dist > b.dist; };
-  auto farther = [](const Candidate &a, const Candidate &b) { return a.dist < b.dist; };
-  std::vector<Candidate> &cand = ctx.cand, &best = ctx.best;
-  std::vector<uint32_t> &visited = ctx.visited;
-  cand.clear();
-  best.clear();
-  if (++ctx.epoch == 0) {
-    std::fill(visited.begin(), visited.end(), 0);
-    ctx.epoch = 1;
+class Graph::View {
+ public:
+  using Cand = Candidate;
+  View(const Graph &g, Context &ctx, Dist &dist) : g_(g), ctx_(ctx), dist_(dist) {
+    if (++ctx.epoch == 0) {
+      std::fill(ctx.visited.begin(), ctx.visited.end(), 0);
+      ctx.epoch = 1;
+    }
+    epoch_ = ctx.epoch;
   }
-  const uint32_t epoch = ctx.epoch;
-  for (const Candidate &e : entry) {
-    if (visited[e.id] == epoch) continue;
-    visited[e.id] = epoch;
-    cand.push_back(e);
-    std::push_heap(cand.begin(), cand.end(), closer);
-    best.push_back(e);
-    std::push_heap(best.begin(), best.end(), farther);
+  bool first_visit(const Candidate &c) {
+    if (ctx_.visited[c.id] == epoch_) return false;
+    ctx_.visited[c.id] = epoch_;
+    return true;
   }
-  while (static_cast<int>(best.size()) > ef) {
-    std::pop_heap(best.begin(), best.end(), farther);
-    best.pop_back();
-  }
-  uint32_t *nb = ctx.nb.data(), *todo = ctx.todo.data();
-  while (!cand.empty()) {
-    Candidate c = cand.front();
-    if (static_cast<int>(best.size()) >= ef && c.dist > best.front().dist) break;
-    std::pop_heap(cand.begin(), cand.end(), closer);
-    cand.pop_back();
-    // Copy the list under the element's lock (another thread may be rewriting it).
+  bool returnable(const Candidate &) const { return true; }
+  int expand(const Candidate &c, int layer) {
+    uint32_t *nb = ctx_.nb.data();
     int n;
     {
-      NodeLock lock(&locks_[c.id]);
-      const uint32_t *s = slot(c.id, layer);
+      NodeLock lock(&g_.locks_[c.id]);
+      const uint32_t *s = g_.slot(c.id, layer);
       n = static_cast<int>(s[0]);
       std::copy(s + 1, s + 1 + n, nb);
     }
     // Mark the unvisited neighbours and prefetch their codes, then compute the distances.
+    Candidate *found = ctx_.found.data();
     int nt = 0;
     for (int i = 0; i < n; ++i) {
       uint32_t e = nb[i];
-      if (visited[e] == epoch) continue;
-      visited[e] = epoch;
-      todo[nt++] = e;
-      const char *p = reinterpret_cast<const char *>(code(e));
-      for (int off = 0; off < dim_; off += 64) __builtin_prefetch(p + off);
+      if (ctx_.visited[e] == epoch_) continue;
+      ctx_.visited[e] = epoch_;
+      found[nt++].id = e;
+      const char *p = reinterpret_cast<const char *>(g_.code(e));
+      for (int off = 0; off < g_.dim_; off += 64) __builtin_prefetch(p + off);
     }
-    for (int i = 0; i < nt; ++i) {
-      uint32_t e = todo[i];
-      float d = dist(e);
-      if (static_cast<int>(best.size()) < ef || d < best.front().dist) {
-        cand.push_back({d, e});
-        std::push_heap(cand.begin(), cand.end(), closer);
-        best.push_back({d, e});
-        std::push_heap(best.begin(), best.end(), farther);
-        if (static_cast<int>(best.size()) > ef) {
-          std::pop_heap(best.begin(), best.end(), farther);
-          best.pop_back();
-        }
-      }
-    }
+    for (int i = 0; i < nt; ++i) found[i].dist = dist_(found[i].id);
+    return nt;
   }
-  out.assign(best.begin(), best.end());
+  Candidate expanded(int i) const { return ctx_.found[i]; }
+  bool expanded_returnable(int) const { return true; }
+
+ private:
+  const Graph &g_;
+  Context &ctx_;
+  Dist &dist_;
+  uint32_t epoch_;
+};
+
+template <typename Dist>
+void Graph::search_layer(Context &ctx, Dist dist, const std::vector<Candidate> &entry, int ef,
+                         int layer, std::vector<Candidate> &out) const {
+  View<Dist> view(*this, ctx, dist);
+  VectorHeap<true> cand(ctx.cand);
+  VectorHeap<false> best(ctx.best);
+  hnsw::search_layer(view, entry.data(), static_cast<int>(entry.size()), ef, layer, cand, best);
+  out.assign(ctx.best.begin(), ctx.best.end());
   std::sort(out.begin(), out.end(),
             [](const Candidate &a, const Candidate &b) { return a.dist < b.dist; });
 }

@@ -1,6 +1,7 @@
 // The HNSW graph logic of the lookalike_hnsw index (pure C++): level generation, the
-// neighbour-selection heuristic, and an in-memory graph over int8 codes used by the index build
-// (and by the unit tests to check the algorithm without a server).
+// neighbour-selection heuristic, the search of one layer (generic over the graph: in memory or
+// on the index's pages), and an in-memory graph over int8 codes used by the index build (and by
+// the unit tests to check the algorithm without a server).
 #pragma once
 
 #include <cstddef>
@@ -37,6 +38,52 @@ struct Candidate {
   float dist;
   uint32_t id;
 };
+
+// The best-first search of one layer (SEARCH-LAYER of Malkov & Yashunin), written once for the
+// in-memory graph (Graph: the build) and the graph on the index's pages (insert, VACUUM's
+// repair, and the descent of an index scan). It is generic over a graph view, as usearch's
+// index_gt is over its storage:
+//
+//   struct View {
+//     using Cand = ...;                      // a candidate with a `float dist` (graph distance)
+//     bool first_visit(const Cand &c);       // marks c visited; false when it already was
+//     bool returnable(const Cand &c);        // false: traversed but never in the result (deleted)
+//     int expand(const Cand &c, int layer);  // measures c's neighbours on `layer` that were not
+//                                            // visited yet (marking them): returns how many
+//     Cand expanded(int i);                  // the i-th of them, with its distance
+//     bool expanded_returnable(int i);
+//   };
+//
+// and over the two heaps (push, pop, top, size): `cand` with the nearest on top, `best` with the
+// farthest on top, both empty on entry. Each side keeps its own memory (the in-memory graph
+// std::vectors, the on-disk side palloc'd arrays that a PostgreSQL error may abandon): this
+// routine owns nothing. On return `best` holds the up to ef nearest returnable candidates found.
+template <typename View, typename NearHeap, typename FarHeap>
+void search_layer(View &g, const typename View::Cand *entry, int nentry, int ef, int layer,
+                  NearHeap &cand, FarHeap &best) {
+  for (int i = 0; i < nentry; ++i) {
+    if (!g.first_visit(entry[i])) continue;
+    cand.push(entry[i]);
+    if (g.returnable(entry[i])) best.push(entry[i]);
+  }
+  while (best.size() > ef) best.pop();
+  while (cand.size() > 0) {
+    const typename View::Cand c = cand.top();
+    if (best.size() >= ef && c.dist > best.top().dist) break;
+    cand.pop();
+    const int n = g.expand(c, layer);
+    for (int i = 0; i < n; ++i) {
+      const typename View::Cand e = g.expanded(i);
+      if (best.size() < ef || e.dist < best.top().dist) {
+        cand.push(e);
+        if (g.expanded_returnable(i)) {
+          best.push(e);
+          if (best.size() > ef) best.pop();
+        }
+      }
+    }
+  }
+}
 
 // An HNSW graph in memory over int8 codes. Used by the index build (then written to pages) and by
 // the unit tests. Elements are appended (quantised, not yet reachable), then linked into the
@@ -108,8 +155,12 @@ class Graph {
     return code_distance(metric_, q, qnorm2, code(id), hdrs_[id], dim_);
   }
   void prepare(Context &ctx) const;  // sizes the scratch for the current size()
-  // Best-first search of one layer from the entry candidates; dist(id) is the graph distance of
-  // a node to the query. Returns up to ef candidates, nearest first, in out.
+  // The graph view of hnsw::search_layer (hnsw_graph.cpp) with dist(id), the graph distance of a
+  // node to the query.
+  template <typename Dist>
+  class View;
+  // hnsw::search_layer over this graph from the entry candidates; returns up to ef candidates,
+  // nearest first, in out.
   template <typename Dist>
   void search_layer(Context &ctx, Dist dist, const std::vector<Candidate> &entry, int ef, int layer,
                     std::vector<Candidate> &out) const;

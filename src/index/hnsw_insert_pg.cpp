@@ -49,7 +49,7 @@ static int cmp_sort_item(const void *a, const void *b) {
 int choose_neighbors(Relation index, const MetaPage *meta, const float *base, float base_norm2,
                      const ItemPointerData *cands, const float *dists, int n, int cap, bool fill,
                      ItemPointerData *out) {
-  hnsw::Metric metric = static_cast<hnsw::Metric>(meta->metric);
+  Metric metric = meta_metric(meta);
   int dim = meta->dim, m = meta->m;
   if (n == 0) return 0;
   int8_t *codes = static_cast<int8_t *>(palloc(static_cast<Size>(n) * dim));
@@ -218,7 +218,7 @@ static void place_element(Relation index, const MetaPage *meta, ElementTuple *tu
 
 void insert_element(Relation index, const MetaPage *meta, const float *x, ItemPointer heaptid) {
   int m = meta->m, dim = meta->dim;
-  hnsw::Metric metric = static_cast<hnsw::Metric>(meta->metric);
+  Metric metric = meta_metric(meta);
   int level = hnsw::random_level(1.0 - pg_prng_double(&pg_global_prng_state), m);
   Size size = element_size(dim, m, level);
   ElementTuple *tup = static_cast<ElementTuple *>(palloc0(size));
@@ -309,7 +309,7 @@ extern "C" bool lookalike_hnsw_insert(Relation index, Datum *values, bool *isnul
                     errdetail("The lookalike_hnsw index \"%s\" holds %u-dimensional embeddings.",
                               RelationGetRelationName(index), meta.dim)));
   float *x = static_cast<float *>(palloc(sizeof(float) * meta.dim));
-  if (prepare_vector(static_cast<hnsw::Metric>(meta.metric), e->x, meta.dim, x))
+  if (prepare_vector(meta_metric(&meta), e->x, meta.dim, x))
     insert_element(index, &meta, x, heap_tid);
   UnlockPage(index, kUpdateLock, ExclusiveLock);
   MemoryContextSwitchTo(old);

@@ -61,13 +61,13 @@ int option_ef_construction(Relation index) {
   return o ? o->ef_construction : kDefaultEfConstruction;
 }
 
-hnsw::Metric index_metric(Relation index) {
+Metric index_metric(Relation index) {
   FmgrInfo *proc = index_getprocinfo(index, 1, 1);
   int32 v = DatumGetInt32(FunctionCall1(proc, PointerGetDatum(nullptr)));
-  if (v < 1 || v > 3)
+  if (!is_metric(v))
     ereport(ERROR, (errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
                     errmsg("invalid metric %d from the support function of lookalike_hnsw", v)));
-  return static_cast<hnsw::Metric>(v);
+  return static_cast<Metric>(v);
 }
 
 }  // namespace lookalike::hnswpg
@@ -182,7 +182,7 @@ LOOKALIKE_FUNCTION(lookalike_hnsw_handler) {
   PG_RETURN_POINTER(am);
 }
 
-// Support function 1 of each operator class: the metric (1 L2, 2 inner product, 3 cosine).
-LOOKALIKE_FUNCTION(lookalike_hnsw_metric_l2) { PG_RETURN_INT32(1); }
-LOOKALIKE_FUNCTION(lookalike_hnsw_metric_ip) { PG_RETURN_INT32(2); }
-LOOKALIKE_FUNCTION(lookalike_hnsw_metric_cosine) { PG_RETURN_INT32(3); }
+// Support function 1 of each operator class: the integer value of its Metric.
+LOOKALIKE_FUNCTION(lookalike_hnsw_metric_l2) { PG_RETURN_INT32(int(Metric::kL2)); }
+LOOKALIKE_FUNCTION(lookalike_hnsw_metric_ip) { PG_RETURN_INT32(int(Metric::kInnerProduct)); }
+LOOKALIKE_FUNCTION(lookalike_hnsw_metric_cosine) { PG_RETURN_INT32(int(Metric::kCosine)); }

@@ -66,7 +66,7 @@ struct MetaPage {
   uint32 dim;
   uint16 m;
   uint16 ef_construction;
-  uint8 metric;
+  uint8 metric;  // the integer value of Metric (vector/metric.hpp)
   uint8 unused[3];
   BlockNumber entry_blk;  // InvalidBlockNumber: empty graph
   OffsetNumber entry_off;
@@ -85,6 +85,7 @@ struct ElementTuple {
   // then int8 code[dim], the refinement's CodeHeader (unaligned: memcpy) and int8 code2[dim]
 };
 
+inline Metric meta_metric(const MetaPage *meta) { return static_cast<Metric>(meta->metric); }
 inline int neighbor_slots(int m, int level) { return 2 * m + level * m; }
 inline int layer_offset(int m, int layer) { return layer == 0 ? 0 : 2 * m + (layer - 1) * m; }
 inline Size element_size(int dim, int m, int level) {
@@ -135,7 +136,7 @@ extern int build_threads;  // 0 (the default): 1 + max_parallel_maintenance_work
 void define_settings();
 int option_m(Relation index);
 int option_ef_construction(Relation index);
-hnsw::Metric index_metric(Relation index);
+Metric index_metric(Relation index);
 
 // ---- pages and the on-disk search (hnsw_utils_pg.cpp) -------------------------------------
 void init_page(Page page, uint16 kind);
@@ -147,7 +148,7 @@ void update_meta(Relation index, bool set_entry, ItemPointer entry, int entry_le
                  BlockNumber insert_blk);
 // Prepares a query/row vector for the metric: copies to out (dim floats) and, for cosine,
 // normalises. Returns false for a cosine zero vector (not indexed / no direction).
-bool prepare_vector(hnsw::Metric metric, const float *x, int dim, float *out);
+bool prepare_vector(Metric metric, const float *x, int dim, float *out);
 
 // A set of item pointers (open addressing over palloc'd memory).
 struct TidSet {
@@ -156,6 +157,7 @@ struct TidSet {
   uint32 count;
 };
 void tidset_init(TidSet *s, uint32 cap);
+void tidset_clear(TidSet *s);
 bool tidset_add(TidSet *s, ItemPointer tid);  // true if newly added
 bool tidset_contains(const TidSet *s, ItemPointer tid);
 
@@ -166,22 +168,29 @@ struct DiskCand {
   uint32 slot;          // the scan's copy of its layer-0 neighbour list (kNoSlot: none)
 };
 inline constexpr uint32 kNoSlot = UINT32_MAX;
-// A binary heap of DiskCand over palloc'd memory; min-heap if is_min, else max-heap.
+// A binary heap of DiskCand over palloc'd memory; min-heap if is_min, else max-heap. The
+// member functions are the heap interface of hnsw::search_layer.
 struct CandHeap {
   DiskCand *a;
   int n;
   int cap;
   bool is_min;
+  inline void push(const DiskCand &c);
+  inline void pop();
+  const DiskCand &top() const { return a[0]; }
+  int size() const { return n; }
 };
 void heap_init(CandHeap *h, int cap, bool is_min);
 void heap_push(CandHeap *h, DiskCand c);
 DiskCand heap_pop(CandHeap *h);
 inline const DiskCand &heap_top(const CandHeap *h) { return h->a[0]; }
+inline void CandHeap::push(const DiskCand &c) { heap_push(this, c); }
+inline void CandHeap::pop() { heap_pop(this); }
 
 // A query against the on-disk graph.
 struct GraphQuery {
   Relation index;
-  hnsw::Metric metric;
+  Metric metric;
   int dim;
   int m;
   const float *q;  // prepared (unit length for cosine)
@@ -214,11 +223,12 @@ inline constexpr uint8 kNoList = 0xFF;
 void read_distances(const GraphQuery *qy, const ItemPointerData *pos, int n, Buffer *bufs,
                     float *dist, bool *deleted, float keep_below = 0,
                     ItemPointerData *lists = nullptr, uint8 *nlists = nullptr);
-// HNSW search of one layer from the entry candidates; returns up to ef nearest (nearest first)
-// in *out. Deleted elements are traversed but not returned.
+// hnsw::search_layer over the pages from the entry candidates; returns up to ef nearest (nearest
+// first) in *out. Deleted elements are traversed but not returned.
 int search_layer(const GraphQuery *qy, const DiskCand *entry, int nentry, int ef, int layer,
                  DiskCand **out);
-// Greedy descent from the metapage entry point to `to_layer` + 1, then returns the entry
+// Greedy descent from the metapage entry point to `to_layer` + 1 (hnsw::search_layer with
+// ef = 1 on each layer above, through deleted elements as well), then returns the entry
 // candidate for to_layer. Returns false for an empty graph.
 bool descend(const GraphQuery *qy, const MetaPage *meta, int to_layer, DiskCand *entry);
 

@@ -8,7 +8,11 @@
 // found. When the executor asks for more rows than a batch holds (a WHERE clause filtered many
 // out), the search resumes where it stopped -- visited set, candidate queue and pool of found but
 // unreturned elements are kept -- until lookalike.max_scan_tuples elements have been visited or
-// the graph is exhausted. C-style code over palloc'd memory.
+// the graph is exhausted. The descent is hnsw::search_layer (hnsw_graph.hpp) through descend();
+// layer 0 is the same best-first search, written out here because it is resumable: its state
+// lives in the scan between batches, it defers candidates beyond the batch's threshold, keeps
+// the neighbour lists it has already read, and counts visits against max_scan_tuples.
+// C-style code over palloc'd memory.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -210,7 +214,7 @@ void start_search(IndexScanDesc scan, HnswScanState *so) {
   if (scan->numberOfOrderBys == 0 || scan->orderByData == nullptr)
     ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                     errmsg("a lookalike_hnsw index can only be scanned with ORDER BY a distance")));
-  hnsw::Metric metric = static_cast<hnsw::Metric>(so->meta.metric);
+  Metric metric = meta_metric(&so->meta);
   so->qy = GraphQuery{index, metric, static_cast<int>(so->meta.dim), so->meta.m, nullptr, 0.0f};
   ScanKey key = &scan->orderByData[0];
   if (key->sk_flags & SK_ISNULL) {

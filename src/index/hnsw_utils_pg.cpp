@@ -72,13 +72,13 @@ void update_meta(Relation index, bool set_entry, ItemPointer entry, int entry_le
   UnlockReleaseBuffer(buf);
 }
 
-bool prepare_vector(hnsw::Metric metric, const float *x, int dim, float *out) {
+bool prepare_vector(Metric metric, const float *x, int dim, float *out) {
   double s = 0;
   for (int i = 0; i < dim; ++i) {
     out[i] = x[i];
     s += static_cast<double>(x[i]) * x[i];
   }
-  if (metric != hnsw::Metric::kCosine) return true;
+  if (metric != Metric::kCosine) return true;
   if (!(s > 0)) return false;
   double inv = 1.0 / std::sqrt(s);
   for (int i = 0; i < dim; ++i) out[i] = static_cast<float>(x[i] * inv);
@@ -115,6 +115,11 @@ static void tidset_insert_key(TidSet *s, uint64 k) {
       s->count++;
       return;
     }
+}
+
+void tidset_clear(TidSet *s) {
+  for (uint32 i = 0; i < s->cap; ++i) s->keys[i] = ~UINT64CONST(0);
+  s->count = 0;
 }
 
 bool tidset_contains(const TidSet *s, ItemPointer tid) {
@@ -345,6 +350,67 @@ void read_distances(const GraphQuery *qy, const ItemPointerData *pos, int n, Buf
   }
 }
 
+namespace {
+
+// The graph on the index's pages seen by hnsw::search_layer: a TID set of visited elements; the
+// neighbours of an element are read together, with prefetching (read_distances). With
+// skip_deleted false, deleted elements are returned like the others (the greedy descent moves
+// through them). The frames own no C++ objects: a PostgreSQL error may longjmp through them.
+struct DiskView {
+  using Cand = DiskCand;
+  const GraphQuery *qy;
+  TidSet *visited;
+  bool skip_deleted;
+  ItemPointerData *nb;  // scratch, 2m entries each
+  Buffer *bufs;
+  float *dist;
+  bool *del;
+
+  bool first_visit(const DiskCand &c) {
+    ItemPointerData pos = c.pos;
+    return tidset_add(visited, &pos);
+  }
+  bool returnable(const DiskCand &c) {
+    if (!skip_deleted) return true;
+    ItemPointerData pos = c.pos;
+    bool deleted;
+    read_element(qy, &pos, nullptr, nullptr, &deleted, 0, nullptr, nullptr);
+    return !deleted;
+  }
+  int expand(const DiskCand &c, int layer) {
+    CHECK_FOR_INTERRUPTS();
+    ItemPointerData pos = c.pos;
+    int nnb, nt = 0;
+    read_element(qy, &pos, nullptr, nullptr, nullptr, layer, nb, &nnb);
+    for (int i = 0; i < nnb; ++i)
+      if (tidset_add(visited, &nb[i])) nb[nt++] = nb[i];
+    read_distances(qy, nb, nt, bufs, dist, del);
+    return nt;
+  }
+  DiskCand expanded(int i) const { return DiskCand{dist[i], nb[i], kNoSlot}; }
+  bool expanded_returnable(int i) const { return !skip_deleted || !del[i]; }
+};
+
+DiskView make_view(const GraphQuery *qy, TidSet *visited, bool skip_deleted) {
+  int cap = hnsw::max_neighbors(qy->m, 0);
+  return DiskView{qy,
+                  visited,
+                  skip_deleted,
+                  static_cast<ItemPointerData *>(palloc(sizeof(ItemPointerData) * cap)),
+                  static_cast<Buffer *>(palloc(sizeof(Buffer) * cap)),
+                  static_cast<float *>(palloc(sizeof(float) * cap)),
+                  static_cast<bool *>(palloc(sizeof(bool) * cap))};
+}
+
+void free_view(DiskView *v) {
+  pfree(v->nb);
+  pfree(v->bufs);
+  pfree(v->dist);
+  pfree(v->del);
+}
+
+}  // namespace
+
 int search_layer(const GraphQuery *qy, const DiskCand *entry, int nentry, int ef, int layer,
                  DiskCand **out) {
   TidSet visited;
@@ -352,45 +418,15 @@ int search_layer(const GraphQuery *qy, const DiskCand *entry, int nentry, int ef
   CandHeap cand, best;
   heap_init(&cand, ef * 4, true);
   heap_init(&best, ef + 1, false);
-  ItemPointerData *nb = static_cast<ItemPointerData *>(
-      palloc(sizeof(ItemPointerData) * hnsw::max_neighbors(qy->m, 0)));
-  for (int i = 0; i < nentry; ++i) {
-    ItemPointerData pos = entry[i].pos;
-    if (!tidset_add(&visited, &pos)) continue;
-    bool del;
-    read_element(qy, &pos, nullptr, nullptr, &del, 0, nullptr, nullptr);
-    heap_push(&cand, entry[i]);
-    if (!del) heap_push(&best, entry[i]);
-  }
-  while (cand.n > 0) {
-    DiskCand c = heap_top(&cand);
-    if (best.n >= ef && c.dist > heap_top(&best).dist) break;
-    heap_pop(&cand);
-    CHECK_FOR_INTERRUPTS();
-    int nnb;
-    read_element(qy, &c.pos, nullptr, nullptr, nullptr, layer, nb, &nnb);
-    for (int i = 0; i < nnb; ++i) {
-      if (!tidset_add(&visited, &nb[i])) continue;
-      float d;
-      bool del;
-      read_element(qy, &nb[i], &d, nullptr, &del, 0, nullptr, nullptr);
-      if (best.n < ef || d < heap_top(&best).dist) {
-        DiskCand e{d, nb[i], kNoSlot};
-        heap_push(&cand, e);
-        if (!del) {
-          heap_push(&best, e);
-          if (best.n > ef) heap_pop(&best);
-        }
-      }
-    }
-  }
+  DiskView view = make_view(qy, &visited, true);
+  hnsw::search_layer(view, entry, nentry, ef, layer, cand, best);
   int n = best.n;
   DiskCand *res = static_cast<DiskCand *>(palloc(sizeof(DiskCand) * (n > 0 ? n : 1)));
   for (int i = n - 1; i >= 0; --i) res[i] = heap_pop(&best);
   pfree(cand.a);
   pfree(best.a);
   pfree(visited.keys);
-  pfree(nb);
+  free_view(&view);
   *out = res;
   return n;
 }
@@ -399,35 +435,27 @@ bool descend(const GraphQuery *qy, const MetaPage *meta, int to_layer, DiskCand 
   if (meta->entry_blk == InvalidBlockNumber) return false;
   DiskCand ep;
   ItemPointerSet(&ep.pos, meta->entry_blk, meta->entry_off);
+  ep.slot = kNoSlot;
   read_element(qy, &ep.pos, &ep.dist, nullptr, nullptr, 0, nullptr, nullptr);
-  int cap = hnsw::max_neighbors(qy->m, 0);
-  ItemPointerData *nb = static_cast<ItemPointerData *>(palloc(sizeof(ItemPointerData) * cap));
-  Buffer *bufs = static_cast<Buffer *>(palloc(sizeof(Buffer) * cap));
-  float *dist = static_cast<float *>(palloc(sizeof(float) * cap));
-  bool *del = static_cast<bool *>(palloc(sizeof(bool) * cap));
-  // Greedy: move to the nearest neighbour while it is nearer (the neighbours of a node are read
-  // together, with prefetching).
-  for (int l = meta->entry_level; l > to_layer; --l) {
-    bool moved = true;
-    while (moved) {
-      moved = false;
-      CHECK_FOR_INTERRUPTS();
-      int nnb;
-      read_element(qy, &ep.pos, nullptr, nullptr, nullptr, l, nb, &nnb);
-      read_distances(qy, nb, nnb, bufs, dist, del);
-      for (int i = 0; i < nnb; ++i) {
-        if (dist[i] < ep.dist) {
-          ep.dist = dist[i];
-          ep.pos = nb[i];
-          moved = true;
-        }
-      }
+  if (meta->entry_level > to_layer) {
+    TidSet visited;
+    tidset_init(&visited, 64);
+    CandHeap cand, best;
+    heap_init(&cand, 16, true);
+    heap_init(&best, 2, false);
+    DiskView view = make_view(qy, &visited, false);
+    for (int l = meta->entry_level; l > to_layer; --l) {
+      tidset_clear(&visited);
+      cand.n = 0;
+      best.n = 0;
+      hnsw::search_layer(view, &ep, 1, 1, l, cand, best);
+      ep = best.top();
     }
+    pfree(cand.a);
+    pfree(best.a);
+    pfree(visited.keys);
+    free_view(&view);
   }
-  pfree(nb);
-  pfree(bufs);
-  pfree(dist);
-  pfree(del);
   *entry = ep;
   return true;
 }

@@ -62,19 +62,7 @@ bool enabled = true;
 
 namespace {
 
-// The metric travels in the plan as the integer value of topk::Metric (the same three operators).
-using topk::Metric;
-const char *metric_name(Metric m) {
-  switch (m) {
-    case Metric::kCosine:
-      return "cosine (<=>)";
-    case Metric::kL2:
-      return "l2 (<->)";
-    case Metric::kNegativeInnerProduct:
-      return "negative inner product (<#>)";
-  }
-  return "?";
-}
+// The metric travels in the plan as the integer value of Metric (vector/metric.hpp).
 constexpr const char *kName = "lookalike exact top-k";
 
 set_rel_pathlist_hook_type prev_set_rel_pathlist = nullptr;
@@ -98,8 +86,7 @@ int metric_of_function(Oid fn) {
       if (strcmp(base ? base + 1 : b, "lookalike") == 0) {
         if (strcmp(s, "embedding_cosine_distance") == 0) metric = int(Metric::kCosine);
         if (strcmp(s, "embedding_l2_distance") == 0) metric = int(Metric::kL2);
-        if (strcmp(s, "embedding_negative_inner_product") == 0)
-          metric = int(Metric::kNegativeInnerProduct);
+        if (strcmp(s, "embedding_negative_inner_product") == 0) metric = int(Metric::kInnerProduct);
       }
     }
   }

@@ -12,8 +12,8 @@ namespace lookalike::exact_scan {
 // lookalike.exact_scan: offer the custom scan to the planner.
 extern bool enabled;
 
-// The metric (int value of topk::Metric) of one of lookalike's distance functions (<=>, <->,
-// <#> behind the operator), else -1.
+// The metric (the integer value of Metric, vector/metric.hpp) of one of lookalike's distance
+// functions (<=>, <->, <#> behind the operator), else -1.
 int distance_metric(Oid func);
 
 // Is the query's single ORDER BY key `<column of rel> <op> <row-independent query>` ASC NULLS

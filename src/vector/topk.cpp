@@ -3,22 +3,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <string>
 
-#include "common/errors.hpp"
 #include "vector/kernels.hpp"
 
 namespace lookalike::topk {
-
-Metric parse_metric(const char *name) {
-  if (std::strcmp(name, "cosine") == 0 || std::strcmp(name, "<=>") == 0) return Metric::kCosine;
-  if (std::strcmp(name, "l2") == 0 || std::strcmp(name, "<->") == 0) return Metric::kL2;
-  if (std::strcmp(name, "inner_product") == 0 || std::strcmp(name, "<#>") == 0)
-    return Metric::kNegativeInnerProduct;
-  throw Error(sqlstate::kInvalidParameterValue, std::string("unknown metric \"") + name + "\"", {},
-              "Use cosine (<=>), l2 (<->) or inner_product (<#>).");
-}
 
 double distance(Metric m, const float *a, const float *b, size_t dim) {
   switch (m) {
@@ -26,7 +14,7 @@ double distance(Metric m, const float *a, const float *b, size_t dim) {
       return kernels::cosine_distance(a, b, dim);
     case Metric::kL2:
       return std::sqrt(static_cast<double>(kernels::l2_squared(a, b, dim)));
-    case Metric::kNegativeInnerProduct:
+    case Metric::kInnerProduct:
       return -static_cast<double>(kernels::dot(a, b, dim));
   }
   return 0;

@@ -9,12 +9,9 @@
 #include <functional>
 #include <vector>
 
+#include "vector/metric.hpp"
+
 namespace lookalike::topk {
-
-enum class Metric { kCosine, kL2, kNegativeInnerProduct };
-
-// Parses "cosine" (<=>), "l2" (<->) or "inner_product" (<#>); throws lookalike::Error (22023).
-Metric parse_metric(const char *name);
 
 struct Neighbour {
   int64_t query_id;

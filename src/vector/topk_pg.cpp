@@ -84,7 +84,7 @@ LOOKALIKE_FUNCTION(embedding_exact_knn) {
     InitMaterializedSRF(fcinfo, 0);
   });
   if (k < 1) throw Error(sqlstate::kInvalidParameterValue, "k must be at least 1");
-  const topk::Metric metric = topk::parse_metric(metric_name);
+  const Metric metric = parse_metric(metric_name);
   auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
   if (q.n == 0 || v.n == 0) return static_cast<Datum>(0);
 

@@ -517,3 +517,74 @@ TEST(IndexHnsw, RefineKeepsGraphValid) {
   std::printf("recall@5 ef 40: %.3f before the second pass, %.3f after\n", before, after);
   EXPECT_GE(after, before - 0.02);
 }
+
+// hnsw::search_layer over a view of its own (as the on-disk graph is one): points on a line,
+// each linked to its two neighbours, some deleted. Deleted points are traversed (the search
+// walks through them) but never returned; the result is the ef nearest live points; a point
+// reachable only through deleted ones is still found.
+namespace {
+struct LineView {
+  using Cand = Candidate;
+  float q;
+  std::vector<bool> deleted, seen;
+  std::vector<Candidate> found;
+  int expansions = 0;
+  bool first_visit(const Candidate &c) {
+    if (seen[c.id]) return false;
+    seen[c.id] = true;
+    return true;
+  }
+  bool returnable(const Candidate &c) const { return !deleted[c.id]; }
+  int expand(const Candidate &c, int) {
+    ++expansions;
+    found.clear();
+    for (int64_t e : {int64_t(c.id) - 1, int64_t(c.id) + 1})
+      if (e >= 0 && e < int64_t(seen.size()) && !seen[e]) {
+        seen[e] = true;
+        found.push_back({std::fabs(float(e) - q), uint32_t(e)});
+      }
+    return int(found.size());
+  }
+  Candidate expanded(int i) const { return found[i]; }
+  bool expanded_returnable(int i) const { return !deleted[found[i].id]; }
+};
+struct Heap {
+  bool nearest_on_top;
+  std::vector<Candidate> v;
+  bool below(const Candidate &a, const Candidate &b) const {
+    return nearest_on_top ? a.dist > b.dist : a.dist < b.dist;
+  }
+  void push(const Candidate &c) {
+    v.push_back(c);
+    std::push_heap(v.begin(), v.end(), [this](auto &a, auto &b) { return below(a, b); });
+  }
+  void pop() {
+    std::pop_heap(v.begin(), v.end(), [this](auto &a, auto &b) { return below(a, b); });
+    v.pop_back();
+  }
+  const Candidate &top() const { return v.front(); }
+  int size() const { return int(v.size()); }
+};
+}  // namespace
+
+TEST(IndexHnsw, SearchLayerSkipsDeletedButWalksThroughThem) {
+  const int n = 100;
+  LineView g{50.2f, std::vector<bool>(n, false), std::vector<bool>(n, false), {}};
+  for (int i : {49, 50, 51, 52}) g.deleted[i] = true;  // the four nearest to q
+  Candidate entry{std::fabs(10.0f - g.q), 10};
+  Heap cand{true, {}}, best{false, {}};
+  search_layer(g, &entry, 1, 3, 0, cand, best);
+  std::vector<uint32_t> ids;
+  for (const Candidate &c : best.v) ids.push_back(c.id);
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<uint32_t>{47, 48, 53}));
+  EXPECT_LT(g.expansions, n);  // stopped before walking the whole line
+  // ef 1 from a deleted entry: the entry is walked from but not returned.
+  LineView h{3.0f, std::vector<bool>(n, false), std::vector<bool>(n, false), {}};
+  h.deleted[3] = true;
+  Candidate e3{0.0f, 3};
+  Heap c2{true, {}}, b2{false, {}};
+  search_layer(h, &e3, 1, 1, 0, c2, b2);
+  ASSERT_EQ(b2.size(), 1);
+  EXPECT_TRUE(b2.top().id == 2 || b2.top().id == 4);
+}

@@ -11,7 +11,7 @@
 #include "vector/kernels.hpp"
 #include "vector/topk.hpp"
 
-using lookalike::topk::Metric;
+using lookalike::Metric;
 using lookalike::topk::Neighbour;
 using lookalike::topk::search;
 
@@ -47,7 +47,7 @@ TEST(TopK, L2AndInnerProduct) {
   EXPECT_EQ(r[2].id, 1);
   EXPECT_DOUBLE_EQ(r[2].distance, 5.0);
   const float q2[] = {1, 1};
-  auto ip = search(q2, qid, 1, v, vid, 3, 2, 1, Metric::kNegativeInnerProduct, true);
+  auto ip = search(q2, qid, 1, v, vid, 3, 2, 1, Metric::kInnerProduct, true);
   EXPECT_EQ(ip[0].id, 1);
   EXPECT_DOUBLE_EQ(ip[0].distance, -7.0);
 }
@@ -64,7 +64,7 @@ TEST(TopK, MatchesBruteForceAcrossBlocks) {
     qid[j] = vid[j * 7];
     std::copy(v.begin() + j * 7 * dim, v.begin() + (j * 7 + 1) * dim, q.begin() + j * dim);
   }
-  for (Metric m : {Metric::kCosine, Metric::kL2, Metric::kNegativeInnerProduct}) {
+  for (Metric m : {Metric::kCosine, Metric::kL2, Metric::kInnerProduct}) {
     auto r = search(q.data(), qid.data(), nq, v.data(), vid.data(), nv, dim, k, m, true);
     ASSERT_EQ(r.size(), nq * k);
     for (size_t j = 0; j < nq; ++j) {
@@ -94,8 +94,8 @@ TEST(TopK, FewerCandidatesThanK) {
 }
 
 TEST(TopK, ParsesMetrics) {
-  EXPECT_EQ(lookalike::topk::parse_metric("cosine"), Metric::kCosine);
-  EXPECT_EQ(lookalike::topk::parse_metric("<->"), Metric::kL2);
-  EXPECT_EQ(lookalike::topk::parse_metric("inner_product"), Metric::kNegativeInnerProduct);
-  EXPECT_THROW(lookalike::topk::parse_metric("hamming"), lookalike::Error);
+  EXPECT_EQ(lookalike::parse_metric("cosine"), Metric::kCosine);
+  EXPECT_EQ(lookalike::parse_metric("<->"), Metric::kL2);
+  EXPECT_EQ(lookalike::parse_metric("inner_product"), Metric::kInnerProduct);
+  EXPECT_THROW(lookalike::parse_metric("hamming"), lookalike::Error);
 }
