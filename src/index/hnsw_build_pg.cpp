@@ -16,7 +16,8 @@
 //
 // The graph is a C++ object owned by the build's memory context (deleted by a reset callback),
 // so no frame here owns a C++ object while calling PostgreSQL; calls into the pure core that may
-// throw (Graph::append / link_pending, std::bad_alloc) run under guard_index.
+// throw (Graph::append / link_pending, std::bad_alloc) run under pg::run_at_boundary, which
+// raises a C++ exception as a PostgreSQL error once its catch block is left.
 #include <unistd.h>
 
 #include <algorithm>
@@ -121,7 +122,7 @@ int resolve_threads() {
 void link_pending(BuildState *st) {
   hnsw::Graph *g = st->graph;
   while (g != nullptr && g->pending() > 0) {
-    guard_index<size_t>([&] {
+    pg::run_at_boundary<size_t>([&] {
       return g->link_pending(st->threads, [](size_t) {
         // Only reads PostgreSQL's interrupt flags: no call, no error from here.
         return !(INTERRUPTS_PENDING_CONDITION() && INTERRUPTS_CAN_BE_PROCESSED());
@@ -145,7 +146,7 @@ void refine_graph(BuildState *st) {
   pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
   while (done < n) {
     const size_t end = std::min(n, done + chunk);
-    done += guard_index<size_t>([&] {
+    done += pg::run_at_boundary<size_t>([&] {
       return g->refine(done, end, st->threads, [](size_t) {
         return !(INTERRUPTS_PENDING_CONDITION() && INTERRUPTS_CAN_BE_PROCESSED());
       });
@@ -153,7 +154,7 @@ void refine_graph(BuildState *st) {
     CHECK_FOR_INTERRUPTS();
     pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, static_cast<int64>(done));
   }
-  guard_index<size_t>([&] { return g->connect_unreachable(); });
+  pg::run_at_boundary<size_t>([&] { return g->connect_unreachable(); });
 }
 
 // Links the pending rows, runs the second pass, then writes the in-memory graph to element pages
@@ -280,7 +281,7 @@ void add_row(BuildState *st, const float *x, ItemPointer tid) {
     MemoryContextSwitchTo(old);
   }
   hnsw::Graph *g = st->graph;
-  guard_index<int>([&] {
+  pg::run_at_boundary<int>([&] {
     g->append(x, level);
     return 0;
   });
@@ -299,7 +300,7 @@ void build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull
     check_dims(index, e->dim, st->m);
     st->dim = e->dim;
     MemoryContext o2 = MemoryContextSwitchTo(st->build_cxt);
-    st->graph = guard_index<hnsw::Graph *>(
+    st->graph = pg::run_at_boundary<hnsw::Graph *>(
         [&] { return new hnsw::Graph(st->dim, st->metric, st->m, st->ef_construction); });
     st->xbuf = static_cast<float *>(palloc(sizeof(float) * st->dim));
     MemoryContextSwitchTo(o2);
@@ -358,7 +359,7 @@ extern "C" IndexBuildResult *lookalike_hnsw_build(Relation heap, Relation index,
   st.cap_tids = 1024;
   st.tids = static_cast<ItemPointerData *>(palloc(sizeof(ItemPointerData) * st.cap_tids));
   if (st.dim > 0) {
-    st.graph = guard_index<hnsw::Graph *>(
+    st.graph = pg::run_at_boundary<hnsw::Graph *>(
         [&] { return new hnsw::Graph(st.dim, st.metric, st.m, st.ef_construction); });
     st.xbuf = static_cast<float *>(palloc(sizeof(float) * st.dim));
   }

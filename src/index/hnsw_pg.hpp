@@ -14,11 +14,8 @@
 //
 // C-style code over palloc'd memory (see docs/architecture.md): these frames own no C++ objects,
 // so PostgreSQL errors may longjmp through them. C++ exceptions can only come from the pure core
-// (hnsw_codec.hpp, hnsw_graph.hpp), which is called inside the AM entry points' catch-all (see
-// guard_index).
+// (hnsw_codec.hpp, hnsw_graph.hpp), which is called inside pg::run_at_boundary (guard_pg.hpp).
 #pragma once
-
-#include <utility>
 
 #include "index/hnsw_graph.hpp"
 #include "common/guard_pg.hpp"
@@ -186,6 +183,12 @@ DiskCand heap_pop(CandHeap *h);
 inline const DiskCand &heap_top(const CandHeap *h) { return h->a[0]; }
 inline void CandHeap::push(const DiskCand &c) { heap_push(this, c); }
 inline void CandHeap::pop() { heap_pop(this); }
+// An array of DiskCand over palloc'd memory, in no particular order.
+struct CandArray {
+  DiskCand *a;
+  int n;
+  int cap;
+};
 
 // A query against the on-disk graph.
 struct GraphQuery {
@@ -231,13 +234,6 @@ int search_layer(const GraphQuery *qy, const DiskCand *entry, int nentry, int ef
 // ef = 1 on each layer above, through deleted elements as well), then returns the entry
 // candidate for to_layer. Returns false for an empty graph.
 bool descend(const GraphQuery *qy, const MetaPage *meta, int to_layer, DiskCand *entry);
-
-// Runs an AM callback's body: a C++ exception (from the pure core) is caught, the catch block
-// is left, and the error is raised as a PostgreSQL error.
-template <typename R, typename Fn>
-R guard_index(Fn &&fn) {
-  return pg::run_at_boundary<R>(std::forward<Fn>(fn));
-}
 
 // ---- insert (hnsw_insert_pg.cpp) -----------------------------------------------------------
 // Inserts one prepared vector (generic WAL). The caller holds kUpdateLock exclusively.

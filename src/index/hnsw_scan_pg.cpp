@@ -48,10 +48,10 @@ struct HnswScanState {
   GraphQuery qy;
   float *q;
   TidSet visited;
-  CandHeap cand;      // to expand (nearest first)
-  CandHeap pool;      // found, not yet returned, not deleted (an array, not heap-ordered)
-  CandHeap deferred;  // found, too far to be expanded by the current batch (an array)
-  CandHeap best;      // scratch: the ef nearest of the pool (farthest first)
+  CandHeap cand;       // to expand (nearest first)
+  CandArray pool;      // found, not yet returned, not deleted
+  CandArray deferred;  // found, too far to be expanded by the current batch
+  CandHeap best;       // scratch: the ef nearest of the pool (farthest first)
   int64 nvisited;
   int ef;          // lookalike.ef_search when the scan started (a cursor may outlive a SET)
   bool exhausted;  // no more expansion (limit reached or queue empty)
@@ -97,13 +97,20 @@ bool read_result(HnswScanState *so, ItemPointer pos, ScanResult *out) {
   return ok;
 }
 
-// Appends to an array kept in a CandHeap's storage (not heap-ordered).
-void append(CandHeap *h, DiskCand c) {
-  if (h->n == h->cap) {
-    h->cap *= 2;
-    h->a = static_cast<DiskCand *>(repalloc_huge(h->a, sizeof(DiskCand) * h->cap));
+// Appends to an array of candidates (palloc'd, grown by doubling).
+void append(CandArray *l, DiskCand c) {
+  if (l->n == l->cap) {
+    l->cap *= 2;
+    l->a = static_cast<DiskCand *>(repalloc_huge(l->a, sizeof(DiskCand) * l->cap));
   }
-  h->a[h->n++] = c;
+  l->a[l->n++] = c;
+}
+
+void array_init(CandArray *l, int cap) {
+  l->cap = cap < 16 ? 16 : cap;
+  l->n = 0;
+  l->a = static_cast<DiskCand *>(
+      MemoryContextAllocHuge(CurrentMemoryContext, sizeof(DiskCand) * l->cap));
 }
 
 // Reads a newly found element: queued for expansion, and pooled for return unless deleted.
@@ -244,8 +251,8 @@ void start_search(IndexScanDesc scan, HnswScanState *so) {
   so->ef = ef;
   tidset_init(&so->visited, ef * 32);
   heap_init(&so->cand, ef * 16, true);
-  heap_init(&so->pool, ef * 16, true);
-  heap_init(&so->deferred, ef * 16, true);
+  array_init(&so->pool, ef * 16);
+  array_init(&so->deferred, ef * 16);
   heap_init(&so->best, ef + 1, false);
   so->nb = static_cast<ItemPointerData *>(palloc(sizeof(ItemPointerData) * 2 * so->meta.m));
   so->bufs = static_cast<Buffer *>(palloc(sizeof(Buffer) * 2 * so->meta.m));

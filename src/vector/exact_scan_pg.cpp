@@ -322,10 +322,9 @@ void begin_scan(CustomScanState *node, EState *estate, int) {
 // then warm for heapgetpage, or a read is advised if it is not in shared buffers), and while the
 // rows of page b are measured, the memory of page b + 1 (looked up one page earlier) is
 // prefetched in equal slices, one per row (all at once stalls on the CPU's limit of outstanding
-// misses). Measured on a buffer pool whose pages lie in random order: 13 queries/s prefetching
-// the whole next page at once, 15-16 with slices and the lookup one page ahead, 19-20 with the
-// lookup two pages ahead (PostgreSQL's own plan: 12). Only hints: no pin is taken, and a buffer
-// reused meanwhile costs nothing but a wasted prefetch.
+// misses). Each step was measured against a buffer pool whose pages lie in random order (the
+// figures: docs/reference.md, "Exact top-k"). Only hints: no pin is taken, and a buffer reused
+// meanwhile costs nothing but a wasted prefetch.
 struct Prefetcher {
   Buffer current = InvalidBuffer;
   const char *next = nullptr;      // memory of the next page's buffer, if it is in shared buffers

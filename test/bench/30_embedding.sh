@@ -80,7 +80,7 @@ sys.path.insert(0, os.path.join(shared, "reference"))
 import torch
 import study_reference as sr
 # Flush-to-zero, as lookalike runs inference: without it Debian's torch crawls on denormals and
-# the reference is several times slower than it can be (issue 12).
+# the reference would be several times slower than it can be, an unfair reference.
 torch.set_flush_denormal(True)
 os.cpu_count = lambda: threads  # cnn() uses torch.set_num_threads(os.cpu_count())
 data = os.path.join(shared, "data", "fashion")

@@ -1,6 +1,7 @@
-# color_histogram() gives exactly the reference's vectors (issue #3): the histograms computed by
-# the study's own code (study_reference.histograms in $SHARED/reference: cv2.imread, resize,
-# calcHist, h / h.sum()) are compared component by component with color_histogram() in SQL, for
+# color_histogram() gives exactly the reference's vectors (bit for bit, so that evaluations made
+# with the study's code carry over): the histograms computed by the study's own code
+# (study_reference.histograms in $SHARED/reference: cv2.imread, resize, calcHist, h / h.sum())
+# are compared component by component with color_histogram() in SQL, for
 # a few hundred fashion images including every grayscale one, at 8 bins and at 4 and 16 bins.
 use strict;
 use warnings;

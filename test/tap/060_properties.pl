@@ -1,4 +1,5 @@
-# Properties of every value the SQL functions return (issue 9): a sample of functions and inputs
+# Properties of every value the SQL functions return (hostile input is refused with a proper
+# SQLSTATE, nothing returned is lost on its way out and back in): a sample of functions and inputs
 # -- text input and casts, operators, normalisation and fusion, sum/avg aggregates (and their
 # final functions called directly), projections (fit_projection + project), colour histograms of
 # BMP images generated in SQL, typmod coercion -- is stored in a table; hostile calls may be

@@ -1,4 +1,5 @@
-# Soak and crash (issue 9), bounded for make test. On >= 20,000 clustered vectors with a
+# Soak and crash: concurrent writers, readers and VACUUM must never corrupt or lose anything,
+# nor crash the server; bounded for make test. On >= 20,000 clustered vectors with a
 # lookalike_hnsw index, pgbench runs 8 clients for SOAK_SECONDS (default 40) mixing INSERT,
 # UPDATE of the embedding, DELETE, exact top-k (custom scan) and index top-k, while a ninth
 # client runs VACUUM in a loop. Checked:

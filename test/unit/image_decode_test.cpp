@@ -129,7 +129,8 @@ TEST(ImageDecode, HeaderGivesFormatAndSize) {
   EXPECT_EQ(h.height, 21);
 }
 
-// issue 9: image_info() returned 0 for headers claiming 0 where decoding refused them.
+// A header claiming a zero width or height is refused as corrupt (22P03) by image_info() too, as
+// decoding refuses it: image_info() once answered 0 for such a header.
 TEST(ImageDecode, HeaderClaimingZeroSizeIs22P03) {
   cv::Mat src = picture(37, 21);
   for (const char *ext : {".png", ".bmp"}) {

@@ -49,7 +49,8 @@ TEST(Text, ParsesWhitespaceSignsAndExponents) {
 TEST(Text, RejectsMalformedTextWith22P02) {
   for (const char *s :
        {"", "1,2", "[1,2", "[1,,2]", "[1 2]", "[a]", "[1]x", "[,]", "[1,]", "(1,2)", "[--1]",
-        // issue 9: one sign per number; text after a number or after "[]" is malformed first
+        // One sign per number; text after a number or after "[]" is malformed (the syntax is
+        // checked before the values, so these are 22P02 and not a value error)
         "[+-1]", "[++1]", "[-+1]", "[nanx]", "[infx]", "[infinity1]", "[1,nanx]", "[]x", "[]]",
         "[ ] 1"})
     EXPECT_EQ(sqlstate_of(s), "22P02") << s;
