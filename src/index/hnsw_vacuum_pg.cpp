@@ -69,6 +69,132 @@ void repair(Relation index, const MetaPage *meta, const TidSet *dead, ItemPointe
   pfree(seen.keys);
 }
 
+// What pass 1 found.
+struct DeadElements {
+  TidSet dead;               // positions of the elements whose heap row is dead
+  double live;               // elements alive
+  ItemPointerData best_pos;  // the live element of highest level (invalid: none)
+  int best_level;
+};
+
+// Pass 1: the elements whose heap row is dead (the callback), the live ones counted.
+void find_dead(IndexVacuumInfo *info, IndexBulkDeleteCallback callback, void *callback_state,
+               BlockNumber nblocks, DeadElements *out) {
+  tidset_init(&out->dead, 1024);
+  out->live = 0;
+  ItemPointerSetInvalid(&out->best_pos);
+  out->best_level = -1;
+  for (BlockNumber blk = 1; blk < nblocks; ++blk) {
+    vacuum_delay_point();
+    Buffer buf = ReadBufferExtended(info->index, MAIN_FORKNUM, blk, RBM_NORMAL, info->strategy);
+    LockBuffer(buf, BUFFER_LOCK_SHARE);
+    Page page = BufferGetPage(buf);
+    OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
+    for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; ++off) {
+      ElementTuple *e = page_element(page, off);
+      if (e->deleted) continue;
+      ItemPointerData pos;
+      ItemPointerSet(&pos, blk, off);
+      if (callback(&e->heaptid, callback_state)) {
+        tidset_add(&out->dead, &pos);
+      } else {
+        out->live += 1;
+        if (e->level > out->best_level) {
+          out->best_level = e->level;
+          out->best_pos = pos;
+        }
+      }
+    }
+    UnlockReleaseBuffer(buf);
+  }
+}
+
+// A new entry point if the current one dies: the live element of highest level found by pass 1
+// (none: the graph is empty). The caller holds the update lock; meta is current.
+void replace_dead_entry(Relation index, const MetaPage *meta, DeadElements *d) {
+  ItemPointerData entry;
+  ItemPointerSet(&entry, meta->entry_blk, meta->entry_off);
+  if (meta->entry_blk == InvalidBlockNumber || !tidset_contains(&d->dead, &entry)) return;
+  if (d->best_level >= 0)
+    update_meta(index, true, &d->best_pos, d->best_level, InvalidBlockNumber);
+  else
+    update_meta(index, true, nullptr, -1, InvalidBlockNumber);
+}
+
+// Pass 2: repair every live element's links to dead ones, page by page (the layers of the
+// page's elements that need it are listed under the page's lock, then repaired one by one).
+void repair_links(IndexVacuumInfo *info, const MetaPage *meta, const TidSet *dead,
+                  BlockNumber nblocks) {
+  int maxper = MaxOffsetNumber * (hnsw::kMaxLevel + 1);
+  OffsetNumber *todo_off = static_cast<OffsetNumber *>(palloc(sizeof(OffsetNumber) * maxper));
+  int *todo_layer = static_cast<int *>(palloc(sizeof(int) * maxper));
+  for (BlockNumber blk = 1; blk < nblocks; ++blk) {
+    vacuum_delay_point();
+    int ntodo = 0;
+    Buffer buf = ReadBufferExtended(info->index, MAIN_FORKNUM, blk, RBM_NORMAL, info->strategy);
+    LockBuffer(buf, BUFFER_LOCK_SHARE);
+    Page page = BufferGetPage(buf);
+    OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
+    for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; ++off) {
+      ElementTuple *e = page_element(page, off);
+      ItemPointerData pos;
+      ItemPointerSet(&pos, blk, off);
+      if (e->deleted || tidset_contains(dead, &pos)) continue;
+      for (int l = 0; l <= e->level; ++l) {
+        ItemPointerData *src = &e->neighbors[layer_offset(meta->m, l)];
+        int cap = hnsw::max_neighbors(meta->m, l);
+        for (int i = 0; i < cap; ++i)
+          if (ItemPointerIsValid(&src[i]) && tidset_contains(dead, &src[i])) {
+            todo_off[ntodo] = off;
+            todo_layer[ntodo++] = l;
+            break;
+          }
+      }
+    }
+    UnlockReleaseBuffer(buf);
+    for (int i = 0; i < ntodo; ++i) {
+      ItemPointerData pos;
+      ItemPointerSet(&pos, blk, todo_off[i]);
+      repair(info->index, meta, dead, &pos, todo_layer[i]);
+    }
+  }
+  pfree(todo_off);
+  pfree(todo_layer);
+}
+
+// Pass 3: mark the dead elements deleted and clear their heap TIDs (one WAL record per page
+// that has any).
+void mark_deleted(IndexVacuumInfo *info, const TidSet *dead, BlockNumber nblocks) {
+  for (BlockNumber blk = 1; blk < nblocks; ++blk) {
+    vacuum_delay_point();
+    Buffer buf = ReadBufferExtended(info->index, MAIN_FORKNUM, blk, RBM_NORMAL, info->strategy);
+    LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+    Page page = BufferGetPage(buf);
+    OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
+    bool any = false;
+    for (OffsetNumber off = FirstOffsetNumber; off <= maxoff && !any; ++off) {
+      ItemPointerData pos;
+      ItemPointerSet(&pos, blk, off);
+      any = !page_element(page, off)->deleted && tidset_contains(dead, &pos);
+    }
+    if (any) {
+      GenericXLogState *state = GenericXLogStart(info->index);
+      Page p = GenericXLogRegisterBuffer(state, buf, 0);
+      for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; ++off) {
+        ItemPointerData pos;
+        ItemPointerSet(&pos, blk, off);
+        if (tidset_contains(dead, &pos)) {
+          ElementTuple *e = page_element(p, off);
+          e->deleted = 1;
+          ItemPointerSetInvalid(&e->heaptid);
+        }
+      }
+      GenericXLogFinish(state);
+    }
+    UnlockReleaseBuffer(buf);
+  }
+}
+
 }  // namespace
 
 extern "C" IndexBulkDeleteResult *lookalike_hnsw_bulkdelete(IndexVacuumInfo *info,
@@ -83,127 +209,22 @@ extern "C" IndexBulkDeleteResult *lookalike_hnsw_bulkdelete(IndexVacuumInfo *inf
   MemoryContext old = MemoryContextSwitchTo(cxt);
   MetaPage meta;
   read_meta(index, &meta);
-
-  // Pass 1: dead elements.
-  TidSet dead;
-  tidset_init(&dead, 1024);
-  double live = 0;
-  ItemPointerData best_pos;
-  ItemPointerSetInvalid(&best_pos);
-  int best_level = -1;
   BlockNumber nblocks = RelationGetNumberOfBlocks(index);
-  for (BlockNumber blk = 1; blk < nblocks; ++blk) {
-    vacuum_delay_point();
-    Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, info->strategy);
-    LockBuffer(buf, BUFFER_LOCK_SHARE);
-    Page page = BufferGetPage(buf);
-    OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
-    for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; ++off) {
-      ElementTuple *e = page_element(page, off);
-      if (e->deleted) continue;
-      ItemPointerData pos;
-      ItemPointerSet(&pos, blk, off);
-      if (callback(&e->heaptid, callback_state)) {
-        tidset_add(&dead, &pos);
-      } else {
-        live += 1;
-        if (e->level > best_level) {
-          best_level = e->level;
-          best_pos = pos;
-        }
-      }
-    }
-    UnlockReleaseBuffer(buf);
-  }
+  DeadElements d;
+  find_dead(info, callback, callback_state, nblocks, &d);
   stats->num_pages = nblocks;
-  if (dead.count == 0) {
-    stats->num_index_tuples = live;
-    MemoryContextSwitchTo(old);
-    MemoryContextDelete(cxt);
-    return stats;
+  if (d.dead.count > 0) {
+    LockPage(index, kUpdateLock, ExclusiveLock);
+    read_meta(index, &meta);
+    replace_dead_entry(index, &meta, &d);
+    nblocks = RelationGetNumberOfBlocks(index);  // pages added since pass 1 included
+    repair_links(info, &meta, &d.dead, nblocks);
+    mark_deleted(info, &d.dead, nblocks);
+    UnlockPage(index, kUpdateLock, ExclusiveLock);
+    stats->tuples_removed += d.dead.count;
+    stats->num_pages = nblocks;
   }
-
-  LockPage(index, kUpdateLock, ExclusiveLock);
-  read_meta(index, &meta);
-  // A new entry point if the current one dies (the live element of highest level).
-  ItemPointerData entry;
-  ItemPointerSet(&entry, meta.entry_blk, meta.entry_off);
-  if (meta.entry_blk != InvalidBlockNumber && tidset_contains(&dead, &entry)) {
-    if (best_level >= 0)
-      update_meta(index, true, &best_pos, best_level, InvalidBlockNumber);
-    else
-      update_meta(index, true, nullptr, -1, InvalidBlockNumber);
-  }
-
-  // Pass 2: repair links to dead elements (pages added since pass 1 included).
-  nblocks = RelationGetNumberOfBlocks(index);
-  int maxper = MaxOffsetNumber * (hnsw::kMaxLevel + 1);
-  OffsetNumber *todo_off = static_cast<OffsetNumber *>(palloc(sizeof(OffsetNumber) * maxper));
-  int *todo_layer = static_cast<int *>(palloc(sizeof(int) * maxper));
-  for (BlockNumber blk = 1; blk < nblocks; ++blk) {
-    vacuum_delay_point();
-    int ntodo = 0;
-    Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, info->strategy);
-    LockBuffer(buf, BUFFER_LOCK_SHARE);
-    Page page = BufferGetPage(buf);
-    OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
-    for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; ++off) {
-      ElementTuple *e = page_element(page, off);
-      ItemPointerData pos;
-      ItemPointerSet(&pos, blk, off);
-      if (e->deleted || tidset_contains(&dead, &pos)) continue;
-      for (int l = 0; l <= e->level; ++l) {
-        ItemPointerData *src = &e->neighbors[layer_offset(meta.m, l)];
-        int cap = hnsw::max_neighbors(meta.m, l);
-        for (int i = 0; i < cap; ++i)
-          if (ItemPointerIsValid(&src[i]) && tidset_contains(&dead, &src[i])) {
-            todo_off[ntodo] = off;
-            todo_layer[ntodo++] = l;
-            break;
-          }
-      }
-    }
-    UnlockReleaseBuffer(buf);
-    for (int i = 0; i < ntodo; ++i) {
-      ItemPointerData pos;
-      ItemPointerSet(&pos, blk, todo_off[i]);
-      repair(index, &meta, &dead, &pos, todo_layer[i]);
-    }
-  }
-
-  // Pass 3: mark the dead elements deleted.
-  for (BlockNumber blk = 1; blk < nblocks; ++blk) {
-    vacuum_delay_point();
-    Buffer buf = ReadBufferExtended(index, MAIN_FORKNUM, blk, RBM_NORMAL, info->strategy);
-    LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-    Page page = BufferGetPage(buf);
-    OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
-    bool any = false;
-    for (OffsetNumber off = FirstOffsetNumber; off <= maxoff && !any; ++off) {
-      ItemPointerData pos;
-      ItemPointerSet(&pos, blk, off);
-      any = !page_element(page, off)->deleted && tidset_contains(&dead, &pos);
-    }
-    if (any) {
-      GenericXLogState *state = GenericXLogStart(index);
-      Page p = GenericXLogRegisterBuffer(state, buf, 0);
-      for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; ++off) {
-        ItemPointerData pos;
-        ItemPointerSet(&pos, blk, off);
-        if (tidset_contains(&dead, &pos)) {
-          ElementTuple *e = page_element(p, off);
-          e->deleted = 1;
-          ItemPointerSetInvalid(&e->heaptid);
-        }
-      }
-      GenericXLogFinish(state);
-    }
-    UnlockReleaseBuffer(buf);
-  }
-  UnlockPage(index, kUpdateLock, ExclusiveLock);
-  stats->tuples_removed += dead.count;
-  stats->num_index_tuples = live;
-  stats->num_pages = nblocks;
+  stats->num_index_tuples = d.live;
   MemoryContextSwitchTo(old);
   MemoryContextDelete(cxt);
   return stats;

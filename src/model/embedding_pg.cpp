@@ -289,6 +289,7 @@ struct BatchRun {
   MemoryContext batch_cxt = nullptr;
   Tuplestorestate *store = nullptr;
   TupleDesc out_desc = nullptr;
+  Oid id_type = InvalidOid;  // of the query's id column
   double estimated_rows = 0;
   int64_t done = 0;
 };
@@ -315,6 +316,145 @@ int64 id_value(Datum d, Oid type) {
       return DatumGetInt64(d);
   }
 }
+
+// Connects SPI, opens a cursor over the query (checking its columns; the planner's row estimate
+// kept for the progress notices) and creates the per-batch memory context.
+void open_query(BatchRun &run, const std::string &query) {
+  pg::guarded([&] {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    run.portal = SPI_cursor_open_with_args(nullptr, query.c_str(), 0, nullptr, nullptr, nullptr,
+                                           false, CURSOR_OPT_NO_SCROLL);
+    check_query_columns(run.portal->tupDesc);
+    if (run.portal->stmts != NIL) {
+      PlannedStmt *ps = linitial_node(PlannedStmt, run.portal->stmts);
+      if (ps->planTree != nullptr) run.estimated_rows = ps->planTree->plan_rows;
+    }
+    run.batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "image_embeddings batch",
+                                          ALLOCSET_DEFAULT_SIZES);
+    run.id_type = TupleDescAttr(run.portal->tupDesc, 0)->atttypid;
+  });
+}
+
+// The rows of one fetch: ids and the images (detoasted into the batch context).
+struct Batch {
+  int n = 0;
+  std::vector<int64_t> ids;
+  std::vector<char> id_null, image_null;
+  std::vector<EncodedImage> images;
+  std::vector<int> image_row;  // row of each image in `images`
+};
+
+// Fetches up to `size` rows of the cursor into b (the previous batch's memory is reset).
+// Returns the number of rows; 0 at the end.
+int fetch_batch(BatchRun &run, int size, Batch &b) {
+  pg::guarded([&] {
+    CHECK_FOR_INTERRUPTS();
+    MemoryContextReset(run.batch_cxt);
+    SPI_cursor_fetch(run.portal, true, size);
+  });
+  const int n = int(SPI_processed);
+  b.n = n;
+  b.ids.assign(size_t(n), 0);
+  b.id_null.assign(size_t(n), 0);
+  b.image_null.assign(size_t(n), 0);
+  b.images.clear();
+  b.image_row.clear();
+  for (int i = 0; i < n; ++i) {
+    pg::guarded([&] {
+      HeapTuple tup = SPI_tuptable->vals[i];
+      TupleDesc desc = SPI_tuptable->tupdesc;
+      bool isnull;
+      Datum id = SPI_getbinval(tup, desc, 1, &isnull);
+      b.id_null[size_t(i)] = isnull;
+      if (!isnull) b.ids[size_t(i)] = id_value(id, run.id_type);
+      Datum img = SPI_getbinval(tup, desc, 2, &isnull);
+      b.image_null[size_t(i)] = isnull;
+      if (!isnull) {
+        MemoryContext old = MemoryContextSwitchTo(run.batch_cxt);
+        bytea *bytes = DatumGetByteaPP(img);  // detoasted into the batch context
+        MemoryContextSwitchTo(old);
+        b.images.push_back(
+            {reinterpret_cast<const uint8_t *>(VARDATA_ANY(bytes)), VARSIZE_ANY_EXHDR(bytes)});
+      }
+    });
+    if (!b.image_null[size_t(i)]) b.image_row.push_back(i);
+  }
+  return n;
+}
+
+// Decodes and preprocesses the batch's images into input. An image that cannot be decoded stops
+// the statement, naming its row; with null_on_error its row gets a NULL embedding instead (a
+// WARNING names it) and the rest of the batch goes on.
+void prepare_images(const CachedModel &m, Batch &b, int64_t max_pixels, bool null_on_error,
+                    std::vector<float> &input) {
+  for (bool prepared = b.images.empty(); !prepared;) {
+    std::string warning;
+    try {
+      prepare_batch(*m.pre, b.images.data(), int(b.images.size()), max_pixels, input);
+      prepared = true;
+    } catch (const BatchImageError &e) {
+      int row = b.image_row[size_t(e.index())];
+      std::string where = b.id_null[size_t(row)]
+                              ? std::string("image of the row with a null id: ")
+                              : "image of row id " + std::to_string(b.ids[size_t(row)]) + ": ";
+      if (!null_on_error) rethrow_image_error(e, where.c_str());
+      warning = "image_embeddings: " + where + image_error_message(e) + " (its embedding is NULL)";
+      b.image_null[size_t(row)] = 1;
+      b.images.erase(b.images.begin() + e.index());
+      b.image_row.erase(b.image_row.begin() + e.index());
+      prepared = b.images.empty();
+    }
+    if (!warning.empty())  // raised outside the catch block
+      pg::guarded([&] { ereport(WARNING, (errmsg_internal("%s", warning.c_str()))); });
+  }
+}
+
+// Puts the batch's rows into the result (embeddings of `dims` components, in the order of the
+// images, from out) and frees the fetched tuples.
+void put_rows(BatchRun &run, const Batch &b, int dims, const std::vector<float> &out) {
+  pg::guarded([&] {
+    MemoryContext old = MemoryContextSwitchTo(run.batch_cxt);
+    size_t k = 0;
+    for (int i = 0; i < b.n; ++i) {
+      Datum values[2];
+      bool nulls[2] = {b.id_null[size_t(i)] != 0, b.image_null[size_t(i)] != 0};
+      values[0] = nulls[0] ? Datum(0) : Int64GetDatum(b.ids[size_t(i)]);
+      values[1] = nulls[1] ? Datum(0)
+                           : PointerGetDatum(new_embedding(dims, out.data() + k++ * size_t(dims)));
+      tuplestore_putvalues(run.store, run.out_desc, values, nulls);
+    }
+    MemoryContextSwitchTo(old);
+    SPI_freetuptable(SPI_tuptable);
+  });
+}
+
+// Every `interval` seconds (0: never) a NOTICE with the images done, the rate and, from the
+// planner's row estimate, the time left.
+class Progress {
+ public:
+  explicit Progress(int64 interval) : interval_(interval), start_(clock::now()), last_(start_) {}
+  void report(const BatchRun &run) {
+    const auto now = clock::now();
+    if (interval_ <= 0 || now - last_ < std::chrono::seconds(interval_)) return;
+    last_ = now;
+    double secs = std::chrono::duration<double>(now - start_).count();
+    double rate = secs > 0 ? double(run.done) / secs : 0;
+    char eta[64] = "";
+    if (run.estimated_rows > double(run.done) && rate > 0)
+      snprintf(eta, sizeof eta, ", about %.0f s left (planner estimate: %.0f rows)",
+               (run.estimated_rows - double(run.done)) / rate, run.estimated_rows);
+    int64_t done = run.done;
+    pg::guarded([&] {
+      ereport(NOTICE, (errmsg("image_embeddings: %lld images in %.1f s, %.1f images/s%s",
+                              static_cast<long long>(done), secs, rate, eta)));
+    });
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  int64 interval_;
+  clock::time_point start_, last_;
+};
 
 }  // namespace
 
@@ -346,122 +486,22 @@ LOOKALIKE_FUNCTION(image_embeddings) {
   const int64 interval = pg::guarded([] { return model::progress_interval_setting(); });
   const int64_t max_pixels = max_pixels_now();
   configure_threads(threads_now());
-
-  pg::guarded([&] {
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    run.portal = SPI_cursor_open_with_args(nullptr, query.c_str(), 0, nullptr, nullptr, nullptr,
-                                           false, CURSOR_OPT_NO_SCROLL);
-    check_query_columns(run.portal->tupDesc);
-    if (run.portal->stmts != NIL) {
-      PlannedStmt *ps = linitial_node(PlannedStmt, run.portal->stmts);
-      if (ps->planTree != nullptr) run.estimated_rows = ps->planTree->plan_rows;
-    }
-    run.batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "image_embeddings batch",
-                                          ALLOCSET_DEFAULT_SIZES);
-  });
-  const Oid id_type = pg::guarded([&] { return TupleDescAttr(run.portal->tupDesc, 0)->atttypid; });
-
-  std::vector<int64_t> ids;
-  std::vector<char> id_null, image_null;
-  std::vector<EncodedImage> images;
+  open_query(run, query);
+  Batch b;
   std::vector<float> input, out;
-  using clock = std::chrono::steady_clock;
-  const auto start = clock::now();
-  auto last_notice = start;
-
-  for (;;) {
-    pg::guarded([&] {
-      CHECK_FOR_INTERRUPTS();
-      MemoryContextReset(run.batch_cxt);
-      SPI_cursor_fetch(run.portal, true, batch);
-    });
-    const int n = int(SPI_processed);
-    if (n == 0) break;
-    ids.assign(size_t(n), 0);
-    id_null.assign(size_t(n), 0);
-    image_null.assign(size_t(n), 0);
-    images.clear();
-    std::vector<int> image_row;  // row of each non-null image
-    for (int i = 0; i < n; ++i) {
-      pg::guarded([&] {
-        HeapTuple tup = SPI_tuptable->vals[i];
-        TupleDesc desc = SPI_tuptable->tupdesc;
-        bool isnull;
-        Datum id = SPI_getbinval(tup, desc, 1, &isnull);
-        id_null[size_t(i)] = isnull;
-        if (!isnull) ids[size_t(i)] = id_value(id, id_type);
-        Datum img = SPI_getbinval(tup, desc, 2, &isnull);
-        image_null[size_t(i)] = isnull;
-        if (!isnull) {
-          MemoryContext old = MemoryContextSwitchTo(run.batch_cxt);
-          bytea *b = DatumGetByteaPP(img);  // detoasted into the batch context
-          MemoryContextSwitchTo(old);
-          images.push_back(
-              {reinterpret_cast<const uint8_t *>(VARDATA_ANY(b)), VARSIZE_ANY_EXHDR(b)});
-        }
-      });
-      if (!image_null[size_t(i)]) image_row.push_back(i);
-    }
+  Progress progress(interval);
+  while (fetch_batch(run, batch, b) > 0) {
     pg::guarded([] { CHECK_FOR_INTERRUPTS(); });
+    prepare_images(m, b, max_pixels, null_on_error, input);
     int dims = m.row.dims;
-    for (bool prepared = images.empty(); !prepared;) {
-      std::string warning;
-      try {
-        prepare_batch(*m.pre, images.data(), int(images.size()), max_pixels, input);
-        prepared = true;
-      } catch (const BatchImageError &e) {
-        int row = image_row[size_t(e.index())];
-        std::string where = id_null[size_t(row)]
-                                ? std::string("image of the row with a null id: ")
-                                : "image of row id " + std::to_string(ids[size_t(row)]) + ": ";
-        if (!null_on_error) rethrow_image_error(e, where.c_str());
-        // on_error => 'null': this row gets a NULL embedding; the rest of the batch goes on.
-        warning =
-            "image_embeddings: " + where + image_error_message(e) + " (its embedding is NULL)";
-        image_null[size_t(row)] = 1;
-        images.erase(images.begin() + e.index());
-        image_row.erase(image_row.begin() + e.index());
-        prepared = images.empty();
-      }
-      if (!warning.empty())  // raised outside the catch block
-        pg::guarded([&] { ereport(WARNING, (errmsg_internal("%s", warning.c_str()))); });
-    }
-    if (!images.empty()) {
+    if (!b.images.empty()) {
       pg::guarded([] { CHECK_FOR_INTERRUPTS(); });
-      dims = m.model->forward(input.data(), int(images.size()), m.pre->size(), out);
+      dims = m.model->forward(input.data(), int(b.images.size()), m.pre->size(), out);
       check_dims(m, dims, name);
     }
-    pg::guarded([&] {
-      MemoryContext old = MemoryContextSwitchTo(run.batch_cxt);
-      size_t k = 0;
-      for (int i = 0; i < n; ++i) {
-        Datum values[2];
-        bool nulls[2] = {id_null[size_t(i)] != 0, image_null[size_t(i)] != 0};
-        values[0] = nulls[0] ? Datum(0) : Int64GetDatum(ids[size_t(i)]);
-        values[1] = nulls[1]
-                        ? Datum(0)
-                        : PointerGetDatum(new_embedding(dims, out.data() + k++ * size_t(dims)));
-        tuplestore_putvalues(run.store, run.out_desc, values, nulls);
-      }
-      MemoryContextSwitchTo(old);
-      SPI_freetuptable(SPI_tuptable);
-    });
-    run.done += n;
-    const auto now = clock::now();
-    if (interval > 0 && now - last_notice >= std::chrono::seconds(interval)) {
-      last_notice = now;
-      double secs = std::chrono::duration<double>(now - start).count();
-      double rate = secs > 0 ? double(run.done) / secs : 0;
-      char eta[64] = "";
-      if (run.estimated_rows > double(run.done) && rate > 0)
-        snprintf(eta, sizeof eta, ", about %.0f s left (planner estimate: %.0f rows)",
-                 (run.estimated_rows - double(run.done)) / rate, run.estimated_rows);
-      int64_t done = run.done;
-      pg::guarded([&] {
-        ereport(NOTICE, (errmsg("image_embeddings: %lld images in %.1f s, %.1f images/s%s",
-                                static_cast<long long>(done), secs, rate, eta)));
-      });
-    }
+    put_rows(run, b, dims, out);
+    run.done += b.n;
+    progress.report(run);
   }
   pg::guarded([&] {
     SPI_cursor_close(run.portal);
