@@ -222,3 +222,28 @@ CREATE AGGREGATE sum(embedding) (
 
 COMMENT ON AGGREGATE avg(embedding) IS 'element-wise mean: the centroid of a group of embeddings';
 COMMENT ON AGGREGATE sum(embedding) IS 'element-wise sum of embeddings';
+
+-- ---- functions of embeddings ----------------------------------------------------------------
+-- Fusion (fuse_pg.cpp), exact batch k-NN (topk_pg.cpp, used by the evaluation) and applying a
+-- projection of lookalike.projections (project_pg.cpp; fitting is lookalike_model.so's,
+-- 35_projection.sql).
+
+CREATE FUNCTION fused_embedding(a embedding, b embedding, weight_a double precision DEFAULT 0.5)
+    RETURNS embedding
+    AS 'MODULE_PATHNAME', 'embedding_fused' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION fused_embedding(embedding, embedding, double precision) IS
+    'concatenation of sqrt(w) a/|a| and sqrt(1-w) b/|b| (w = weight_a in [0,1]): a unit vector whose cosine similarity to another fused vector is w cos(a) + (1-w) cos(b), so ORDER BY fused <=> q ranks by the weighted sum of both similarities';
+
+CREATE FUNCTION exact_knn(query_ids bigint[], queries embedding[], ids bigint[],
+                          vectors embedding[], k integer, metric text DEFAULT 'cosine',
+                          exclude_self boolean DEFAULT true)
+    RETURNS TABLE (query_id bigint, rank integer, id bigint, distance double precision)
+    AS 'MODULE_PATHNAME', 'embedding_exact_knn' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION exact_knn(bigint[], embedding[], bigint[], embedding[], integer, text, boolean) IS
+    'exact k nearest neighbours of every query among the vectors, ranked by (distance, id); metric cosine (<=>), l2 (<->) or inner_product (<#>); exclude_self skips a vector whose id equals the query id';
+
+-- STABLE: reads lookalike.projections (once per statement).
+CREATE FUNCTION project(e embedding, projection text) RETURNS embedding
+    AS 'MODULE_PATHNAME', 'embedding_project' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION project(embedding, text) IS
+    'applies a projection of lookalike.projections: W (e - mean), e.g. a PCA whitening fitted by lookalike.fit_projection()';

@@ -3,10 +3,6 @@
 -- (src/model/, lookalike_model.so)
 -- ============================================================================================
 
-CREATE SCHEMA lookalike;
-COMMENT ON SCHEMA lookalike IS 'lookalike''s catalog: the model registry';
-GRANT USAGE ON SCHEMA lookalike TO PUBLIC;
-
 CREATE TABLE lookalike.models (
     name text PRIMARY KEY CHECK (name <> ''),
     path text CHECK (path LIKE '/%'),

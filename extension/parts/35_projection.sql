@@ -1,7 +1,7 @@
 -- ============================================================================================
--- Linear projections of embeddings (PCA, whitening): lookalike.projections, fit_projection(),
--- project() (src/vector/projection*.cpp applies them in lookalike.so; src/model/whitening.cpp
--- fits them with LibTorch in lookalike_model.so)
+-- Linear projections of embeddings (PCA, whitening): lookalike.projections and fitting them,
+-- fit_projection() (src/model/whitening.cpp, with LibTorch in lookalike_model.so). Applying one,
+-- project(), is src/vector/'s (lookalike.so), declared in 10_embedding.sql.
 -- ============================================================================================
 
 CREATE TABLE lookalike.projections (
@@ -69,9 +69,3 @@ END
 $$;
 COMMENT ON FUNCTION lookalike.drop_projection(text) IS
     'removes a projection of the current role (superusers: any); vectors already projected are kept';
-
--- STABLE: reads lookalike.projections (once per statement).
-CREATE FUNCTION project(e embedding, projection text) RETURNS embedding
-    AS 'MODULE_PATHNAME', 'embedding_project' LANGUAGE C STABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION project(embedding, text) IS
-    'applies a projection of lookalike.projections: W (e - mean), e.g. a PCA whitening fitted by lookalike.fit_projection()';

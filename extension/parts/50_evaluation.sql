@@ -1,21 +1,10 @@
 -- ============================================================================================
--- Retrieval evaluation (docs/evaluation.md): exact batch k-NN, and a generic style-group
--- evaluation (Precision@k, Recall@k, Hit@k over seeded query/gallery splits) that any product
--- table can use. lookalike.create_evaluation() creates the evaluation's tables and BI views in
--- a schema of the user's choice; lookalike.refresh_evaluation() is the one call that
--- recomputes them.
+-- Retrieval evaluation (docs/evaluation.md), in SQL and PL/pgSQL over exact_knn()
+-- (10_embedding.sql): a generic style-group evaluation (Precision@k, Recall@k, Hit@k over
+-- seeded query/gallery splits) that any product table can use. lookalike.create_evaluation()
+-- creates the evaluation's tables and BI views in a schema of the user's choice;
+-- lookalike.refresh_evaluation() is the one call that recomputes them.
 -- ============================================================================================
-
-CREATE FUNCTION exact_knn(query_ids bigint[], queries embedding[], ids bigint[],
-                          vectors embedding[], k integer, metric text DEFAULT 'cosine',
-                          exclude_self boolean DEFAULT true)
-    RETURNS TABLE (query_id bigint, rank integer, id bigint, distance double precision)
-    AS 'MODULE_PATHNAME', 'embedding_exact_knn' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1000;
-COMMENT ON FUNCTION exact_knn(bigint[], embedding[], bigint[], embedding[], integer, text, boolean) IS
-    'exact k nearest neighbours of every query among the vectors, ranked by (distance, id); metric cosine (<=>), l2 (<->) or inner_product (<#>); exclude_self skips a vector whose id equals the query id';
-
-CREATE SCHEMA IF NOT EXISTS lookalike;
-COMMENT ON SCHEMA lookalike IS 'lookalike''s functions that are not operators on embeddings (evaluation, model registry)';
 
 CREATE FUNCTION lookalike.drop_temp_table(name) RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, @extschema@, pg_temp AS $fn$
 BEGIN
