@@ -69,6 +69,18 @@ void repair(Relation index, const MetaPage *meta, const TidSet *dead, ItemPointe
   pfree(seen.keys);
 }
 
+// Reads block blk of the index for VACUUM (after vacuum_delay_point, with the VACUUM's buffer
+// strategy) and locks it in mode; *maxoff is its last element's offset (0 for a new page).
+Page lock_page(IndexVacuumInfo *info, BlockNumber blk, int mode, Buffer *buf,
+               OffsetNumber *maxoff) {
+  vacuum_delay_point();
+  *buf = ReadBufferExtended(info->index, MAIN_FORKNUM, blk, RBM_NORMAL, info->strategy);
+  LockBuffer(*buf, mode);
+  Page page = BufferGetPage(*buf);
+  *maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
+  return page;
+}
+
 // What pass 1 found.
 struct DeadElements {
   TidSet dead;               // positions of the elements whose heap row is dead
@@ -85,11 +97,9 @@ void find_dead(IndexVacuumInfo *info, IndexBulkDeleteCallback callback, void *ca
   ItemPointerSetInvalid(&out->best_pos);
   out->best_level = -1;
   for (BlockNumber blk = 1; blk < nblocks; ++blk) {
-    vacuum_delay_point();
-    Buffer buf = ReadBufferExtended(info->index, MAIN_FORKNUM, blk, RBM_NORMAL, info->strategy);
-    LockBuffer(buf, BUFFER_LOCK_SHARE);
-    Page page = BufferGetPage(buf);
-    OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
+    Buffer buf;
+    OffsetNumber maxoff;
+    Page page = lock_page(info, blk, BUFFER_LOCK_SHARE, &buf, &maxoff);
     for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; ++off) {
       ElementTuple *e = page_element(page, off);
       if (e->deleted) continue;
@@ -129,12 +139,10 @@ void repair_links(IndexVacuumInfo *info, const MetaPage *meta, const TidSet *dea
   OffsetNumber *todo_off = static_cast<OffsetNumber *>(palloc(sizeof(OffsetNumber) * maxper));
   int *todo_layer = static_cast<int *>(palloc(sizeof(int) * maxper));
   for (BlockNumber blk = 1; blk < nblocks; ++blk) {
-    vacuum_delay_point();
     int ntodo = 0;
-    Buffer buf = ReadBufferExtended(info->index, MAIN_FORKNUM, blk, RBM_NORMAL, info->strategy);
-    LockBuffer(buf, BUFFER_LOCK_SHARE);
-    Page page = BufferGetPage(buf);
-    OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
+    Buffer buf;
+    OffsetNumber maxoff;
+    Page page = lock_page(info, blk, BUFFER_LOCK_SHARE, &buf, &maxoff);
     for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; ++off) {
       ElementTuple *e = page_element(page, off);
       ItemPointerData pos;
@@ -166,11 +174,9 @@ void repair_links(IndexVacuumInfo *info, const MetaPage *meta, const TidSet *dea
 // that has any).
 void mark_deleted(IndexVacuumInfo *info, const TidSet *dead, BlockNumber nblocks) {
   for (BlockNumber blk = 1; blk < nblocks; ++blk) {
-    vacuum_delay_point();
-    Buffer buf = ReadBufferExtended(info->index, MAIN_FORKNUM, blk, RBM_NORMAL, info->strategy);
-    LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-    Page page = BufferGetPage(buf);
-    OffsetNumber maxoff = PageIsNew(page) ? 0 : PageGetMaxOffsetNumber(page);
+    Buffer buf;
+    OffsetNumber maxoff;
+    Page page = lock_page(info, blk, BUFFER_LOCK_EXCLUSIVE, &buf, &maxoff);
     bool any = false;
     for (OffsetNumber off = FirstOffsetNumber; off <= maxoff && !any; ++off) {
       ItemPointerData pos;
