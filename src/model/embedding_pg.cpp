@@ -21,74 +21,53 @@
 #include "image/settings_pg.hpp"
 #include "model/settings_pg.hpp"
 #include "model/registry_pg.hpp"
+#include "common/spi_pg.hpp"
 
 extern "C" {
-#include "executor/spi.h"
 #include "nodes/plannodes.h"
 #include "utils/portal.h"
-#include "utils/tuplestore.h"
 }
 
 namespace lookalike::model {
 namespace {
-float4 get_float4(HeapTuple tup, TupleDesc desc, int col) {
+float4 get_float4(HeapTuple row, int col) {
   bool isnull;
-  Datum d = SPI_getbinval(tup, desc, col, &isnull);
+  Datum d = spi::column(row, col, &isnull);
   return isnull ? NAN : DatumGetFloat4(d);
 }
 }  // namespace
 
 bool lookup_model(const char *name, ModelRow *out) {
-  static const char *sql =
+  spi::connect();
+  HeapTuple row = spi::select_by_key(
       "SELECT path, sha256, input_size, mean[1], mean[2], mean[3], std[1], std[2], std[3], dims "
-      "FROM lookalike.models WHERE name = $1";
-  Oid argtypes[1] = {TEXTOID};
-  Datum args[1] = {CStringGetTextDatum(name)};
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-  int rc = SPI_execute_with_args(sql, 1, argtypes, args, nullptr, true, 1);
-  if (rc != SPI_OK_SELECT)
-    elog(ERROR, "reading lookalike.models failed: %s", SPI_result_code_string(rc));
-  bool found = SPI_processed == 1;
-  if (found) {
-    HeapTuple tup = SPI_tuptable->vals[0];
-    TupleDesc desc = SPI_tuptable->tupdesc;
-    char *path = SPI_getvalue(tup, desc, 1);
-    char *sha = SPI_getvalue(tup, desc, 2);
+      "FROM lookalike.models WHERE name = $1",
+      name, "lookalike.models");
+  if (row != nullptr) {
+    char *path = spi::column_text(row, 1);
+    char *sha = spi::column_text(row, 2);
     out->stored = path == nullptr;
     strlcpy(out->path, path ? path : "", sizeof out->path);
     strlcpy(out->sha256, sha ? sha : "", sizeof out->sha256);
     bool isnull;
-    out->input_size = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+    out->input_size = DatumGetInt32(spi::column(row, 3, &isnull));
     for (int c = 0; c < 3; ++c) {
-      out->mean[c] = get_float4(tup, desc, 4 + c);
-      out->stddev[c] = get_float4(tup, desc, 7 + c);
+      out->mean[c] = get_float4(row, 4 + c);
+      out->stddev[c] = get_float4(row, 7 + c);
     }
-    out->dims = DatumGetInt32(SPI_getbinval(tup, desc, 10, &isnull));
+    out->dims = DatumGetInt32(spi::column(row, 10, &isnull));
   }
-  SPI_finish();
-  return found;
+  spi::finish();
+  return row != nullptr;
 }
 
 bytea *stored_model_bytes(const char *name) {
-  static const char *sql = "SELECT torchscript FROM lookalike.model_data WHERE name = $1";
-  Oid argtypes[1] = {TEXTOID};
-  Datum args[1] = {CStringGetTextDatum(name)};
   MemoryContext caller = CurrentMemoryContext;
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-  int rc = SPI_execute_with_args(sql, 1, argtypes, args, nullptr, true, 1);
-  if (rc != SPI_OK_SELECT)
-    elog(ERROR, "reading lookalike.model_data failed: %s", SPI_result_code_string(rc));
-  bytea *result = nullptr;
-  if (SPI_processed == 1) {
-    bool isnull;
-    Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-    if (!isnull) {
-      MemoryContext old = MemoryContextSwitchTo(caller);
-      result = DatumGetByteaPCopy(d);
-      MemoryContextSwitchTo(old);
-    }
-  }
-  SPI_finish();
+  spi::connect();
+  HeapTuple row = spi::select_by_key("SELECT torchscript FROM lookalike.model_data WHERE name = $1",
+                                     name, "lookalike.model_data");
+  bytea *result = row != nullptr ? spi::column_bytea_copy(row, 1, caller) : nullptr;
+  spi::finish();
   return result;
 }
 
@@ -287,8 +266,7 @@ namespace {
 struct BatchRun {
   Portal portal = nullptr;
   MemoryContext batch_cxt = nullptr;
-  Tuplestorestate *store = nullptr;
-  TupleDesc out_desc = nullptr;
+  spi::ResultSet result{nullptr, nullptr};
   Oid id_type = InvalidOid;  // of the query's id column
   double estimated_rows = 0;
   int64_t done = 0;
@@ -321,9 +299,8 @@ int64 id_value(Datum d, Oid type) {
 // kept for the progress notices) and creates the per-batch memory context.
 void open_query(BatchRun &run, const std::string &query) {
   pg::guarded([&] {
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    run.portal = SPI_cursor_open_with_args(nullptr, query.c_str(), 0, nullptr, nullptr, nullptr,
-                                           false, CURSOR_OPT_NO_SCROLL);
+    spi::connect();
+    run.portal = spi::open_cursor(query.c_str(), false);
     check_query_columns(run.portal->tupDesc);
     if (run.portal->stmts != NIL) {
       PlannedStmt *ps = linitial_node(PlannedStmt, run.portal->stmts);
@@ -347,12 +324,11 @@ struct Batch {
 // Fetches up to `size` rows of the cursor into b (the previous batch's memory is reset).
 // Returns the number of rows; 0 at the end.
 int fetch_batch(BatchRun &run, int size, Batch &b) {
-  pg::guarded([&] {
+  const int n = int(pg::guarded([&] {
     CHECK_FOR_INTERRUPTS();
     MemoryContextReset(run.batch_cxt);
-    SPI_cursor_fetch(run.portal, true, size);
-  });
-  const int n = int(SPI_processed);
+    return spi::fetch(run.portal, size);
+  }));
   b.n = n;
   b.ids.assign(size_t(n), 0);
   b.id_null.assign(size_t(n), 0);
@@ -361,13 +337,12 @@ int fetch_batch(BatchRun &run, int size, Batch &b) {
   b.image_row.clear();
   for (int i = 0; i < n; ++i) {
     pg::guarded([&] {
-      HeapTuple tup = SPI_tuptable->vals[i];
-      TupleDesc desc = SPI_tuptable->tupdesc;
+      HeapTuple row = spi::fetched(uint64(i));
       bool isnull;
-      Datum id = SPI_getbinval(tup, desc, 1, &isnull);
+      Datum id = spi::column(row, 1, &isnull);
       b.id_null[size_t(i)] = isnull;
       if (!isnull) b.ids[size_t(i)] = id_value(id, run.id_type);
-      Datum img = SPI_getbinval(tup, desc, 2, &isnull);
+      Datum img = spi::column(row, 2, &isnull);
       b.image_null[size_t(i)] = isnull;
       if (!isnull) {
         MemoryContext old = MemoryContextSwitchTo(run.batch_cxt);
@@ -421,10 +396,10 @@ void put_rows(BatchRun &run, const Batch &b, int dims, const std::vector<float> 
       values[0] = nulls[0] ? Datum(0) : Int64GetDatum(b.ids[size_t(i)]);
       values[1] = nulls[1] ? Datum(0)
                            : PointerGetDatum(new_embedding(dims, out.data() + k++ * size_t(dims)));
-      tuplestore_putvalues(run.store, run.out_desc, values, nulls);
+      run.result.put(values, nulls);
     }
     MemoryContextSwitchTo(old);
-    SPI_freetuptable(SPI_tuptable);
+    spi::free_fetched();
   });
 }
 
@@ -475,12 +450,7 @@ LOOKALIKE_FUNCTION(image_embeddings) {
                 "on_error must be 'error' or 'null', not '" + on_error + "'");
   const bool null_on_error = on_error == "null";
   BatchRun run;
-  pg::guarded([&] {
-    InitMaterializedSRF(fcinfo, 0);
-    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
-    run.store = rsinfo->setResult;
-    run.out_desc = rsinfo->setDesc;
-  });
+  pg::guarded([&] { run.result = spi::materialize(fcinfo); });
   CachedModel &m = get_model(name);
   const int batch = pg::guarded([] { return model::batch_size_setting(); });
   const int64 interval = pg::guarded([] { return model::progress_interval_setting(); });
@@ -504,8 +474,8 @@ LOOKALIKE_FUNCTION(image_embeddings) {
     progress.report(run);
   }
   pg::guarded([&] {
-    SPI_cursor_close(run.portal);
-    SPI_finish();
+    spi::close_cursor(run.portal);
+    spi::finish();
   });
   return Datum(0);
 }

@@ -9,10 +9,7 @@
 #include "vector/embedding_pg.hpp"
 #include "vector/projection.hpp"
 #include "common/guard_pg.hpp"
-
-extern "C" {
-#include "executor/spi.h"
-}
+#include "common/spi_pg.hpp"
 
 using namespace lookalike;
 
@@ -27,23 +24,15 @@ struct CachedProjection {
 
 // Reads the projection `name` into `cxt`; raises 42704 if there is none.
 bytea *read_projection(const char *name, MemoryContext cxt) {
-  static const char *sql = "SELECT data FROM lookalike.projections WHERE name = $1";
-  Oid argtypes[1] = {TEXTOID};
-  Datum args[1] = {CStringGetTextDatum(name)};
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-  int rc = SPI_execute_with_args(sql, 1, argtypes, args, nullptr, true, 1);
-  if (rc != SPI_OK_SELECT)
-    elog(ERROR, "reading lookalike.projections failed: %s", SPI_result_code_string(rc));
-  if (SPI_processed != 1)
+  spi::connect();
+  HeapTuple row = spi::select_by_key("SELECT data FROM lookalike.projections WHERE name = $1", name,
+                                     "lookalike.projections");
+  if (row == nullptr)
     ereport(ERROR,
             (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("projection \"%s\" does not exist", name),
              errhint("See lookalike.projections; lookalike.fit_projection() creates one.")));
-  bool isnull;
-  Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-  MemoryContext old = MemoryContextSwitchTo(cxt);
-  bytea *copy = DatumGetByteaPCopy(d);  // detoasted, with a 4-byte header, in cxt
-  MemoryContextSwitchTo(old);
-  SPI_finish();
+  bytea *copy = spi::column_bytea_copy(row, 1, cxt);  // data is NOT NULL
+  spi::finish();
   return copy;
 }
 

@@ -1,12 +1,13 @@
 // exact_knn(): exact batch k-nearest-neighbour search from SQL (see topk.hpp and
-// extension/parts/50_evaluation.sql). The arrays are flattened by C-style helpers (palloc'd
+// extension/parts/10_embedding.sql). The arrays are flattened by C-style helpers (palloc'd
 // memory only) called through pg::guarded; the search itself is pure C++.
 #include <cstring>
 #include <vector>
 
-#include "common/guard_pg.hpp"
 #include "vector/embedding_pg.hpp"
 #include "vector/topk.hpp"
+#include "common/guard_pg.hpp"
+#include "common/spi_pg.hpp"
 
 namespace {
 
@@ -74,6 +75,7 @@ LOOKALIKE_FUNCTION(embedding_exact_knn) {
   int32 k = 0;
   bool exclude_self = true;
   char *metric_name = nullptr;
+  spi::ResultSet out{nullptr, nullptr};
   pg::guarded([&] {
     flatten(PG_GETARG_ARRAYTYPE_P(0), PG_GETARG_ARRAYTYPE_P(1), "queries", &q);
     v.dim = q.dim;
@@ -81,11 +83,10 @@ LOOKALIKE_FUNCTION(embedding_exact_knn) {
     k = PG_GETARG_INT32(4);
     metric_name = text_to_cstring(PG_GETARG_TEXT_PP(5));
     exclude_self = PG_GETARG_BOOL(6);
-    InitMaterializedSRF(fcinfo, 0);
+    out = spi::materialize(fcinfo);
   });
   if (k < 1) throw Error(sqlstate::kInvalidParameterValue, "k must be at least 1");
   const Metric metric = parse_metric(metric_name);
-  auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
   if (q.n == 0 || v.n == 0) return static_cast<Datum>(0);
 
   std::vector<topk::Neighbour> result =
@@ -97,7 +98,7 @@ LOOKALIKE_FUNCTION(embedding_exact_knn) {
       Datum values[4] = {Int64GetDatum(nb.query_id), Int32GetDatum(nb.rank), Int64GetDatum(nb.id),
                          Float8GetDatum(nb.distance)};
       bool nulls[4] = {false, false, false, false};
-      tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+      out.put(values, nulls);
     });
   }
   return static_cast<Datum>(0);
