@@ -52,7 +52,7 @@ REGRESS_OPTS = --inputdir=. --load-extension=lookalike
 
 OPENCV_CFLAGS := $(shell pkg-config --cflags-only-I opencv4 | sed 's/-I/-isystem /g')
 OPENCV_LIBS = -lopencv_imgcodecs -lopencv_imgproc -lopencv_core
-JPEG_LIBS = -ljpeg
+JPEG_LIBS = -ljpeg -lpng16
 # LibTorch's C++ API headers: found from the TorchConfig.cmake that libtorch-dev installs (its
 # prefix is four levels up, as TorchConfig.cmake itself computes it), else in the usual include
 # folders; `make TORCH_INCLUDE=...` overrides.

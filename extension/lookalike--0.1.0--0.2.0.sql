@@ -765,3 +765,47 @@ SELECT (j->>'pid')::integer AS pid,
  WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = (j->>'pid')::integer);
 COMMENT ON VIEW lookalike.training_progress IS
     'one row per running lookalike.train_model() call, readable from any session of a superuser: phase (reading, caching, training, saving), epoch of epochs, done of total (images while caching, steps while training), last epoch''s loss, seconds since the start';
+
+-- ---- model files (issue 9, finding 8): _probe_model refuses anything but a regular file of at
+-- most lookalike.max_model_bytes and returns the canonical path, which register_model stores.
+DROP FUNCTION lookalike._probe_model(text, integer, real[], real[]);
+CREATE FUNCTION lookalike._probe_model(path text, input_size integer, mean real[], std real[],
+                                       OUT sha256 text, OUT dims integer, OUT canonical_path text)
+    AS '$libdir/lookalike_model', 'lookalike_probe_model' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION lookalike._probe_model(text, integer, real[], real[]) IS
+    'internal (superusers): loads a TorchScript file (a regular file of at most lookalike.max_model_bytes), returns its sha256, output dimension and canonical path';
+REVOKE ALL ON FUNCTION lookalike._probe_model(text, integer, real[], real[]) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION lookalike.register_model(
+    name text, path text, input_size integer DEFAULT 224,
+    mean real[] DEFAULT '{0.485,0.456,0.406}', std real[] DEFAULT '{0.229,0.224,0.225}',
+    description text DEFAULT NULL)
+RETURNS lookalike.models
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    probe record;
+    result lookalike.models;
+BEGIN
+    IF NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION 'only superusers may register models'
+            USING ERRCODE = '42501', DETAIL = 'A TorchScript file is code that runs inside the server.';
+    END IF;
+    IF name IS NULL OR name = '' OR path IS NULL OR input_size IS NULL OR mean IS NULL OR std IS NULL THEN
+        RAISE EXCEPTION 'name, path, input_size, mean and std must not be null or empty'
+            USING ERRCODE = '22023';
+    END IF;
+    IF EXISTS (SELECT 1 FROM lookalike.models m WHERE m.name = register_model.name) THEN
+        RAISE EXCEPTION 'model "%" is already registered', name
+            USING ERRCODE = '42710', HINT = 'Unregister it first with lookalike.unregister_model().';
+    END IF;
+    probe := lookalike._probe_model(path, input_size, mean, std);
+    INSERT INTO lookalike.models (name, path, sha256, input_size, mean, std, dims, description)
+        VALUES (name, probe.canonical_path, probe.sha256, input_size, mean, std, probe.dims, description)
+        RETURNING * INTO result;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION lookalike.register_model(text, text, integer, real[], real[], text) IS
+    'superusers: registers a TorchScript image encoder (records its sha256, measures its output dimension)';
+REVOKE ALL ON FUNCTION lookalike.register_model(text, text, integer, real[], real[], text) FROM PUBLIC;

@@ -8,7 +8,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   build-essential cmake pkg-config bc \
   postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev libipc-run-perl \
-  libtorch-dev libopencv-dev libwebp-dev libjpeg62-turbo-dev libssl-dev \
+  libtorch-dev libopencv-dev libwebp-dev libjpeg62-turbo-dev libpng-dev libssl-dev \
   googletest libgtest-dev \
   clang clang-format libclang-rt-14-dev \
   python3 python3-numpy python3-opencv python3-torch python3-torchvision \

@@ -18,7 +18,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 what=${1:-all}
 export SHARED=${SHARED:-$root/../shared}
-SHARED=$(cd "$SHARED" 2>/dev/null && pwd || echo "$SHARED")
+SHARED=$(cd "$SHARED" 2>/dev/null && pwd -P || echo "$SHARED")
 pgxs_dir=$(dirname "$(pg_config --pgxs)")/..
 passed=0
 skipped=0

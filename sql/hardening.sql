@@ -130,4 +130,20 @@ SELECT '[1,2]'::embedding < '[1,2,3]'::embedding AS shorter_first,
        '[1,3]'::embedding > '[1,2,3]'::embedding AS component_first,
        '[1,2]'::embedding = '[1,2,0]'::embedding AS equal;
 
+-- ---- 3, 4, 8. resource caps are superuser settings -----------------------------------------
+SET ROLE regress_lookalike_hard;
+SET lookalike.max_fit_dims = 16000;                                  -- 42501
+SET lookalike.max_batch_size = 1024;                                 -- 42501
+SET lookalike.max_model_bytes = '1GB';                               -- 42501
+SET lookalike.batch_size = 1024;                                     -- allowed, capped at use
+RESET lookalike.batch_size;
+RESET ROLE;
+SET lookalike.max_fit_dims = 2;
+SELECT lookalike.fit_projection('hard', $$SELECT '[1,2,3]'::embedding UNION ALL SELECT '[3,2,1]'$$);  -- 54000
+RESET lookalike.max_fit_dims;
+-- model files: a device is refused at once (before: read until out of memory; a FIFO, which
+-- blocked forever, is refused too: unit test ModelLoad.RefusesNonRegularAndOversizedFiles)
+SELECT lookalike.register_model('hard', '/dev/zero');                -- 58030
+SELECT count(*) FROM lookalike.models WHERE name = 'hard';
+
 DROP ROLE regress_lookalike_hard;

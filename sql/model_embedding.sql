@@ -34,6 +34,10 @@ SELECT lookalike.register_model('zero_std', :'features', std => '{0.2,0,0.2}');
 SELECT lookalike.register_model('two_means', :'features', mean => '{0.2,0.2}');
 SELECT lookalike.register_model('tiny', :'features', input_size => 4);
 SELECT lookalike.unregister_model('never_registered');
+-- a path is stored canonical: "." and ".." resolved (and symbolic links)
+SELECT path = :'features' AS canonical
+  FROM lookalike.register_model('dotted', :'shared' || '/models/./../models/mobilenet_v2-imagenet-features.pt');
+SELECT lookalike.unregister_model('dotted');
 SELECT count(*) AS registered FROM lookalike.models;
 -- only superusers register or unregister (a TorchScript file is code)
 CREATE ROLE lookalike_model_user;

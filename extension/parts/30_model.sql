@@ -33,10 +33,10 @@ REVOKE ALL ON lookalike.models FROM PUBLIC;
 GRANT SELECT ON lookalike.models TO PUBLIC;
 
 CREATE FUNCTION lookalike._probe_model(path text, input_size integer, mean real[], std real[],
-                                       OUT sha256 text, OUT dims integer)
+                                       OUT sha256 text, OUT dims integer, OUT canonical_path text)
     AS '$libdir/lookalike_model', 'lookalike_probe_model' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION lookalike._probe_model(text, integer, real[], real[]) IS
-    'internal (superusers): loads a TorchScript file, returns its sha256 and output dimension';
+    'internal (superusers): loads a TorchScript file (a regular file of at most lookalike.max_model_bytes), returns its sha256, output dimension and canonical path';
 REVOKE ALL ON FUNCTION lookalike._probe_model(text, integer, real[], real[]) FROM PUBLIC;
 
 CREATE FUNCTION lookalike.register_model(
@@ -64,7 +64,7 @@ BEGIN
     END IF;
     probe := lookalike._probe_model(path, input_size, mean, std);
     INSERT INTO lookalike.models (name, path, sha256, input_size, mean, std, dims, description)
-        VALUES (name, path, probe.sha256, input_size, mean, std, probe.dims, description)
+        VALUES (name, probe.canonical_path, probe.sha256, input_size, mean, std, probe.dims, description)
         RETURNING * INTO result;
     RETURN result;
 END

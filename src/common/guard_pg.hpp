@@ -41,13 +41,42 @@ class PgException : public std::exception {
   ErrorData *edata_;
 };
 
+// Puts PostgreSQL's error state back when a guarded lambda leaves by a C++ exception (e.g.
+// std::bad_alloc from a push_back inside it): PG_TRY pointed PG_exception_stack at this frame's
+// jump buffer, and only PG_END_TRY, which the exception skips, would restore it; a later
+// ereport would then longjmp into a dead frame. Also restores the error context stack and the
+// caller's memory context. On a normal exit it restores what PG_END_TRY already restored.
+class PgStateRestore {
+ public:
+  PgStateRestore() noexcept
+      : exception_stack_(PG_exception_stack),
+        context_stack_(error_context_stack),
+        memory_context_(CurrentMemoryContext),
+        exceptions_(std::uncaught_exceptions()) {}
+  ~PgStateRestore() {
+    PG_exception_stack = exception_stack_;
+    error_context_stack = context_stack_;
+    if (std::uncaught_exceptions() > exceptions_) MemoryContextSwitchTo(memory_context_);
+  }
+  PgStateRestore(const PgStateRestore &) = delete;
+  PgStateRestore &operator=(const PgStateRestore &) = delete;
+
+ private:
+  sigjmp_buf *exception_stack_;
+  ErrorContextCallback *context_stack_;
+  MemoryContext memory_context_;
+  int exceptions_;
+};
+
 // Runs fn() (a void lambda that calls PostgreSQL) under PG_TRY and turns a PostgreSQL error
 // into PgException. Not inlined, so that setjmp stays in this small frame and no variable of the
-// caller can be clobbered by the longjmp.
+// caller can be clobbered by the longjmp. Exception-safe: a C++ exception thrown by fn() leaves
+// PostgreSQL's error state as it was on entry (PgStateRestore).
 template <typename Fn>
 [[gnu::noinline]] void guarded_void(Fn &fn) {
   MemoryContext volatile caller_cxt = CurrentMemoryContext;
   ErrorData *volatile edata = nullptr;
+  const PgStateRestore restore;  // set before PG_TRY and never changed: safe across longjmp
   PG_TRY();
   { fn(); }
   PG_CATCH();

@@ -15,6 +15,9 @@
 // libjpeg (libjpeg-turbo, the library OpenCV decodes JPEG with) for the entropy-data check.
 #include <jpeglib.h>
 #include <jerror.h>
+// libpng (the library OpenCV decodes PNG with), called directly so that its messages come back
+// to us instead of being printed on the process's stderr.
+#include <png.h>
 
 namespace lookalike::image {
 namespace {
@@ -187,7 +190,10 @@ bool jpeg_has_app1(const uint8_t *d, size_t n) {
   return false;
 }
 
-enum class JpegStatus { kOk, kCorrupt, kOutOfMemory, kUseOpenCV };
+// What our JPEG and PNG decoders return; kUseOpenCV: a JPEG that cv::imdecode decodes instead.
+enum class DecodeStatus { kOk, kCorrupt, kOutOfMemory, kUseOpenCV };
+// Room for a library's message (libjpeg's own limit, 200, is enough for libpng's too).
+constexpr size_t kDecodeMessageLength = JMSG_LENGTH_MAX;
 
 // Decodes a JPEG whose 1 or 3 components libjpeg converts itself (grayscale, YCbCr, RGB) straight
 // into `bgr` (height rows of width * 3 bytes, `step` apart), with libjpeg's corrupt-data warnings
@@ -195,8 +201,8 @@ enum class JpegStatus { kOk, kCorrupt, kOutOfMemory, kUseOpenCV };
 // output in B, G, R order), so the pixels are those of cv::imdecode(IMREAD_COLOR) -- the unit
 // tests compare both on every image of the study. CMYK/YCCK images, whose conversion OpenCV
 // does itself, return kUseOpenCV before any decoding. C-style for setjmp, as above.
-JpegStatus jpeg_decode_bgr(const uint8_t *d, size_t n, uint8_t *bgr, size_t step, int64_t width,
-                           int64_t height, char *message) {
+DecodeStatus jpeg_decode_bgr(const uint8_t *d, size_t n, uint8_t *bgr, size_t step, int64_t width,
+                             int64_t height, char *message) {
   jpeg_decompress_struct cinfo;
   JpegCheck err;
   err.message[0] = '\0';
@@ -207,13 +213,14 @@ JpegStatus jpeg_decode_bgr(const uint8_t *d, size_t n, uint8_t *bgr, size_t step
   if (setjmp(err.jump)) {
     jpeg_destroy_decompress(&cinfo);
     std::memcpy(message, err.message, JMSG_LENGTH_MAX);
-    return err.pub.msg_code == JERR_OUT_OF_MEMORY ? JpegStatus::kOutOfMemory : JpegStatus::kCorrupt;
+    return err.pub.msg_code == JERR_OUT_OF_MEMORY ? DecodeStatus::kOutOfMemory
+                                                  : DecodeStatus::kCorrupt;
   }
   jpeg_mem_src(&cinfo, d, static_cast<unsigned long>(n));
   jpeg_read_header(&cinfo, TRUE);
   if (cinfo.num_components != 1 && cinfo.num_components != 3) {
     jpeg_destroy_decompress(&cinfo);
-    return JpegStatus::kUseOpenCV;
+    return DecodeStatus::kUseOpenCV;
   }
   cinfo.out_color_space = JCS_EXT_BGR;
   cinfo.out_color_components = 3;
@@ -222,7 +229,7 @@ JpegStatus jpeg_decode_bgr(const uint8_t *d, size_t n, uint8_t *bgr, size_t step
       cinfo.output_components != 3) {
     jpeg_destroy_decompress(&cinfo);
     std::snprintf(message, JMSG_LENGTH_MAX, "header and data disagree");
-    return JpegStatus::kCorrupt;
+    return DecodeStatus::kCorrupt;
   }
   while (cinfo.output_scanline < cinfo.output_height) {
     JSAMPROW row = bgr + step * cinfo.output_scanline;
@@ -230,7 +237,81 @@ JpegStatus jpeg_decode_bgr(const uint8_t *d, size_t n, uint8_t *bgr, size_t step
   }
   jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
-  return JpegStatus::kOk;
+  return DecodeStatus::kOk;
+}
+
+// PNG through libpng with our own callbacks. libpng's default handlers print every error and
+// warning ("libpng error: bad adaptive filter value") on stderr, which in a backend is the server
+// log, written around its line prefix and log_min_messages -- any role could fill the log with
+// bad images. Here an error's text is kept for our Error, and warnings (an unknown chunk, a
+// questionable colour profile) are dropped, as cv::imdecode's result ignores them too.
+struct PngSource {
+  const uint8_t *data;
+  size_t size;
+  size_t pos;
+  char message[kDecodeMessageLength];
+};
+
+void png_read_bytes(png_structp png, png_bytep out, size_t len) {
+  auto *src = static_cast<PngSource *>(png_get_io_ptr(png));
+  if (len > src->size - src->pos) png_error(png, "the data ends inside the image");
+  std::memcpy(out, src->data + src->pos, len);
+  src->pos += len;
+}
+
+[[noreturn]] void png_keep_error(png_structp png, png_const_charp msg) {
+  auto *src = static_cast<PngSource *>(png_get_error_ptr(png));
+  std::snprintf(src->message, sizeof src->message, "%s", msg);
+  png_longjmp(png, 1);
+}
+
+void png_drop_warning(png_structp, png_const_charp) {}
+
+// Decodes a PNG into `bgr` (height rows of width * 3 bytes, `step` apart) with the transforms
+// OpenCV's PngDecoder asks for with IMREAD_COLOR -- 16 bits stripped to 8, alpha stripped, a
+// palette expanded, gray of 1, 2, 4 bits expanded and replicated, RGB swapped to BGR, interlaced
+// passes combined -- so the pixels are cv::imdecode's (the unit tests compare both). C-style for
+// setjmp: no C++ object lives in this frame.
+DecodeStatus png_decode_bgr(const uint8_t *d, size_t n, uint8_t *bgr, size_t step, int64_t width,
+                            int64_t height, char *message) {
+  PngSource src{d, n, 0, {0}};
+  png_structp png =
+      png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_keep_error, png_drop_warning);
+  if (png == nullptr) return DecodeStatus::kOutOfMemory;
+  png_infop info = png_create_info_struct(png);
+  png_infop end = png_create_info_struct(png);
+  if (info == nullptr || end == nullptr) {
+    png_destroy_read_struct(&png, &info, &end);
+    return DecodeStatus::kOutOfMemory;
+  }
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, &info, &end);
+    std::memcpy(message, src.message, kDecodeMessageLength);
+    return std::strstr(message, "ut of memory") ? DecodeStatus::kOutOfMemory
+                                                : DecodeStatus::kCorrupt;
+  }
+  png_set_read_fn(png, &src, png_read_bytes);
+  png_read_info(png, info);
+  png_uint_32 w = 0, h = 0;
+  int depth = 0, type = 0;
+  png_get_IHDR(png, info, &w, &h, &depth, &type, nullptr, nullptr, nullptr);
+  if (int64_t(w) != width || int64_t(h) != height) png_error(png, "header and data disagree");
+  if (depth == 16) png_set_strip_16(png);
+  png_set_strip_alpha(png);
+  if (type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if ((type & PNG_COLOR_MASK_COLOR) == 0 && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+  if (type & PNG_COLOR_MASK_COLOR)
+    png_set_bgr(png);
+  else
+    png_set_gray_to_rgb(png);
+  const int passes = png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  if (png_get_rowbytes(png, info) != size_t(width) * 3) png_error(png, "unexpected row size");
+  for (int pass = 0; pass < passes; ++pass)
+    for (int64_t y = 0; y < height; ++y) png_read_row(png, bgr + step * size_t(y), nullptr);
+  png_read_end(png, end);
+  png_destroy_read_struct(&png, &info, &end);
+  return DecodeStatus::kOk;
 }
 
 // PNG: IHDR first, every chunk inside the data, at least one IDAT, IEND reached. CRCs and the
@@ -422,13 +503,27 @@ cv::Mat decode_bgr(const uint8_t *data, size_t len, int64_t max_pixels) {
       } catch (const cv::Exception &) {
         out_of_memory(h);
       }
-      JpegStatus st = jpeg_decode_bgr(data, len, img.data, img.step[0], h.width, h.height, message);
-      if (st == JpegStatus::kOk) return img;
-      if (st == JpegStatus::kOutOfMemory) out_of_memory(h);
-      if (st == JpegStatus::kCorrupt) bad("corrupt JPEG image", message);
+      DecodeStatus st =
+          jpeg_decode_bgr(data, len, img.data, img.step[0], h.width, h.height, message);
+      if (st == DecodeStatus::kOk) return img;
+      if (st == DecodeStatus::kOutOfMemory) out_of_memory(h);
+      if (st == DecodeStatus::kCorrupt) bad("corrupt JPEG image", message);
     }
     // EXIF (orientation) or CMYK: check the entropy-coded data, then let OpenCV decode.
     if (!jpeg_entropy_check(data, len, message)) bad("corrupt JPEG image", message);
+  }
+  if (h.format == Format::kPng) {
+    char message[kDecodeMessageLength];
+    cv::Mat img;
+    try {
+      img.create(static_cast<int>(h.height), static_cast<int>(h.width), CV_8UC3);
+    } catch (const cv::Exception &) {
+      out_of_memory(h);
+    }
+    DecodeStatus st = png_decode_bgr(data, len, img.data, img.step[0], h.width, h.height, message);
+    if (st == DecodeStatus::kOutOfMemory) out_of_memory(h);
+    if (st != DecodeStatus::kOk) bad("corrupt PNG image", message);
+    return img;
   }
   // imdecode needs a Mat header over the bytes; it does not modify them.
   cv::Mat buf(1, static_cast<int>(len), CV_8UC1, const_cast<uint8_t *>(data));

@@ -40,7 +40,8 @@ const char *format_name(Format f);
 
 // Decodes JPEG, PNG, WebP or BMP bytes into an 8-bit, 3-channel image in OpenCV's BGR order
 // (JPEG: libjpeg directly, with corrupt-data warnings as errors, or cv::imdecode for EXIF/CMYK
-// files; other formats: cv::imdecode), pixel for pixel what cv::imdecode gives:
+// files; PNG: libpng directly, whose messages come back in our error instead of going to
+// stderr; WebP, BMP: cv::imdecode), pixel for pixel what cv::imdecode gives:
 // grayscale is replicated to three channels, alpha dropped and the EXIF orientation applied
 // (exactly what cv::imread(IMREAD_COLOR) gives). Refuses, before decoding, an image of more than
 // max_pixels pixels or a side over kMaxImageSide (54000) -- the decompression-bomb guard. Throws

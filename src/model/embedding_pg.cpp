@@ -4,6 +4,7 @@
 // Frames that own C++ objects (std::string, std::vector, the cache) call PostgreSQL only through
 // pg::guarded(). The small C-style helpers at the top (no C++ objects in their frames) call
 // PostgreSQL directly and are themselves only ever called inside pg::guarded().
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -102,6 +103,9 @@ int threads_now() {
 int64_t max_pixels_now() {
   return pg::guarded([] { return image::max_image_pixels(); });
 }
+int64_t max_model_bytes_now() {
+  return pg::guarded([] { return model::max_model_bytes_setting(); });
+}
 
 // ---- the per-backend model cache --------------------------------------------------------------
 
@@ -151,7 +155,7 @@ CachedModel &get_model(const std::string &name) {
     pg::guarded([&] { pfree(data); });
     entry.model = Model::load_bytes("stored model \"" + name + "\"", std::move(bytes), row.sha256);
   } else {
-    entry.model = Model::load(row.path, row.sha256);
+    entry.model = Model::load(row.path, row.sha256, max_model_bytes_now());
   }
   return c.emplace(name, std::move(entry)).first->second;
 }
@@ -189,7 +193,7 @@ using namespace lookalike;
 using namespace lookalike::model;
 
 // lookalike._probe_model(path text, input_size int, mean real[], std real[])
-//   RETURNS TABLE(sha256 text, dims int)
+//   RETURNS TABLE(sha256 text, dims int, path text): path is the canonical path
 // Loads the file (superusers only: a TorchScript file is code), runs one forward pass.
 LOOKALIKE_FUNCTION(lookalike_probe_model) {
   bool super = pg::guarded([] { return superuser(); });
@@ -223,7 +227,10 @@ LOOKALIKE_FUNCTION(lookalike_probe_model) {
   }
   check_normalization(n);
   configure_threads(threads_now());
-  std::unique_ptr<Model> m = Model::load(path, "");
+  // Registered as its canonical path: the catalogue names the file that was hashed, not a
+  // symbolic link or a path with ".." that may later lead elsewhere.
+  path = canonical_path(path);
+  std::unique_ptr<Model> m = Model::load(path, "", max_model_bytes_now());
   int dims = m->probe_dims(n);
   if (dims > kMaxDims)
     throw Error(sqlstate::kProgramLimitExceeded,
@@ -235,8 +242,11 @@ LOOKALIKE_FUNCTION(lookalike_probe_model) {
     if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
       elog(ERROR, "return type must be a row type");
     desc = BlessTupleDesc(desc);
-    Datum values[2] = {CStringGetTextDatum(sha.c_str()), Int32GetDatum(dims)};
-    bool nulls[2] = {false, false};
+    // 0.1.0's declaration has two OUT columns (no canonical_path): heap_form_tuple reads only
+    // desc->natts values, so a database not yet upgraded gets (sha256, dims) as before.
+    Datum values[3] = {CStringGetTextDatum(sha.c_str()), Int32GetDatum(dims),
+                       CStringGetTextDatum(path.c_str())};
+    bool nulls[3] = {false, false, false};
     return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
   });
 }
@@ -452,6 +462,7 @@ LOOKALIKE_FUNCTION(image_embeddings) {
   BatchRun run;
   pg::guarded([&] { run.result = spi::materialize(fcinfo); });
   CachedModel &m = get_model(name);
+  // lookalike.batch_size, at most lookalike.max_batch_size (superuser): bounds the memory.
   const int batch = pg::guarded([] { return model::batch_size_setting(); });
   const int64 interval = pg::guarded([] { return model::progress_interval_setting(); });
   const int64_t max_pixels = max_pixels_now();

@@ -105,6 +105,7 @@ struct FitResult {
 // query must return one column of the extension's own embedding type; each value is checked
 // against its header before it is read.
 FitResult fit_query(const std::string &query, double epsilon, double power, int components) {
+  const int max_dims = pg::guarded([] { return model::max_fit_dims_setting(); });
   configure_threads(pg::guarded([] { return model::threads_setting(); }));
   Portal portal = nullptr;
   pg::guarded([&] {
@@ -128,6 +129,7 @@ FitResult fit_query(const std::string &query, double epsilon, double power, int 
     for (uint64 i = 0; i < n; ++i) {
       // The vector, detoasted in SPI's memory (lives until SPI_freetuptable).
       const Embedding *e = pg::guarded([&] {
+        CHECK_FOR_INTERRUPTS();  // a row's Gram update costs up to d^2 (up to 2^28 per batch)
         bool isnull;
         Datum d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
         return isnull ? static_cast<const Embedding *>(nullptr) : datum_get_embedding(d);
@@ -137,7 +139,18 @@ FitResult fit_query(const std::string &query, double epsilon, double power, int 
         continue;
       }
       const int dim = e->dim;
-      if (!acc) acc = std::make_unique<CovarianceAccumulator>(dim);
+      if (!acc) {
+        // The d x d covariance (twice, during the eigendecomposition) and the time of the
+        // eigendecomposition grow as d^2 and d^3: lookalike.max_fit_dims (superuser) bounds them.
+        if (dim > max_dims)
+          throw Error(sqlstate::kProgramLimitExceeded,
+                      "fit_projection() of " + std::to_string(dim) + "-dimensional vectors",
+                      "lookalike.max_fit_dims is " + std::to_string(max_dims) +
+                          ": the fit's memory grows as the square of the dimension and its "
+                          "time as the cube.",
+                      "A superuser may raise lookalike.max_fit_dims.");
+        acc = std::make_unique<CovarianceAccumulator>(dim);
+      }
       if (dim != acc->dims())
         throw Error(sqlstate::kDataException, "fit_projection() query returned vectors of " +
                                                   std::to_string(acc->dims()) + " and " +
@@ -152,7 +165,9 @@ FitResult fit_query(const std::string &query, double epsilon, double power, int 
                 "fit_projection() query returned no vectors" +
                     (skipped ? " (" + std::to_string(skipped) + " nulls)" : std::string()));
 
-  WhiteningFit fit = fit_whitening(*acc, epsilon, power, components);
+  // The eigendecomposition polls for cancel between steps of O(d^2) work.
+  WhiteningFit fit = fit_whitening(*acc, epsilon, power, components,
+                                   [] { pg::guarded([] { CHECK_FOR_INTERRUPTS(); }); });
   double total = 0, kept = 0;
   for (size_t i = 0; i < fit.eigenvalues.size(); ++i) {
     const double l = std::max(fit.eigenvalues[i], 0.0);

@@ -6,9 +6,12 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ATen/Parallel.h>
@@ -41,24 +44,60 @@ std::string sha256_hex(const void *data, size_t len) {
   return out;
 }
 
-std::vector<char> read_file(const std::string &path) {
-  std::FILE *f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
+std::string canonical_path(const std::string &path) {
+  char *resolved = ::realpath(path.c_str(), nullptr);
+  if (resolved == nullptr) {
+    int e = errno;
+    throw Error(e == ENOENT ? ss::kUndefinedFile : kSqlstateIoError,
+                "could not resolve model path \"" + path + "\": " + std::strerror(e));
+  }
+  std::string out(resolved);
+  std::free(resolved);
+  return out;
+}
+
+std::vector<char> read_file(const std::string &path, int64_t max_bytes) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; fstat on the open descriptor then
+  // refuses anything but a regular file (/dev/zero, a FIFO, a directory, a socket) before any
+  // read, and the size is checked against the limit before any allocation.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
     int e = errno;
     throw Error(e == ENOENT ? ss::kUndefinedFile : kSqlstateIoError,
                 "could not open model file \"" + path + "\": " + std::strerror(e));
   }
-  std::vector<char> buf;
-  char chunk[1 << 16];
-  size_t got;
-  while ((got = std::fread(chunk, 1, sizeof chunk, f)) > 0)
-    buf.insert(buf.end(), chunk, chunk + got);
-  bool failed = std::ferror(f) != 0;
-  int e = errno;
-  std::fclose(f);
-  if (failed)
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int e = errno;
     throw Error(kSqlstateIoError,
-                "could not read model file \"" + path + "\": " + std::strerror(e));
+                "could not stat model file \"" + path + "\": " + std::strerror(e));
+  }
+  if (!S_ISREG(st.st_mode))
+    throw Error(kSqlstateIoError, "model file \"" + path + "\" is not a regular file",
+                "A model is read from a regular file (not a directory, device, FIFO or socket).");
+  if (st.st_size > max_bytes)
+    throw Error(ss::kProgramLimitExceeded,
+                "model file \"" + path + "\" is " + std::to_string(st.st_size) + " bytes",
+                "lookalike.max_model_bytes is " + std::to_string(max_bytes) +
+                    "; a superuser may raise it.");
+  std::vector<char> buf(size_t(st.st_size));
+  size_t done = 0;
+  while (done < buf.size()) {
+    ssize_t got = ::read(fd, buf.data() + done, buf.size() - done);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      int e = errno;
+      throw Error(kSqlstateIoError,
+                  "could not read model file \"" + path + "\": " + std::strerror(e));
+    }
+    if (got == 0) break;  // the file shrank while read: the sha256 check will tell
+    done += size_t(got);
+  }
+  buf.resize(done);
   return buf;
 }
 
@@ -221,8 +260,9 @@ const std::string &Model::path() const { return impl_->path; }
 const std::string &Model::sha256() const { return impl_->sha256; }
 const std::string &Model::optimize_error() const { return impl_->optimize_error; }
 
-std::unique_ptr<Model> Model::load(const std::string &path, const std::string &expected_sha256) {
-  std::vector<char> bytes = read_file(path);
+std::unique_ptr<Model> Model::load(const std::string &path, const std::string &expected_sha256,
+                                   int64_t max_bytes) {
+  std::vector<char> bytes = read_file(path, max_bytes);
   std::string digest = sha256_hex(bytes.data(), bytes.size());
   if (!expected_sha256.empty() && digest != expected_sha256)
     throw Error(ss::kDataCorrupted, "model file has changed since it was registered",

@@ -19,6 +19,8 @@
 
 #include <opencv2/core.hpp>
 
+#include "model/settings.hpp"
+
 namespace lookalike::model {
 
 // io_error: a SQLSTATE of the runtime that errors.hpp does not name.
@@ -29,8 +31,14 @@ inline constexpr int kMaxInputSize = 1024;
 
 // sha256 of a byte string / of a file's contents, as 64 lowercase hex digits.
 std::string sha256_hex(const void *data, size_t len);
-// Reads a whole file. Throws Error 58P01 (missing), 58030 (unreadable, a directory).
-std::vector<char> read_file(const std::string &path);
+// The absolute path with every symbolic link, "." and ".." resolved (realpath), as a model is
+// registered. Throws Error 58P01 (missing), 58030 (unreadable).
+std::string canonical_path(const std::string &path);
+
+// Reads a whole regular file of at most max_bytes. Throws Error 58P01 (missing), 58030
+// (unreadable, or not a regular file: a directory, /dev/zero, a FIFO -- never blocks on one),
+// 54000 (larger than max_bytes, refused before reading).
+std::vector<char> read_file(const std::string &path, int64_t max_bytes = kDefaultMaxModelBytes);
 
 // The per-model preprocessing: input size and the per-channel (R, G, B) mean and std.
 struct Normalization {
@@ -78,8 +86,9 @@ class Model {
   // loads the TorchScript from those very bytes (no second read of the file), switches to eval
   // mode and optimises it for inference (freezing, oneDNN convolutions; falls back to the
   // plain module if the optimisation is refused). Errors: 58P01/58030 file, XX001 sha256
-  // mismatch, 22023 not a TorchScript module.
-  static std::unique_ptr<Model> load(const std::string &path, const std::string &expected_sha256);
+  // mismatch, 22023 not a TorchScript module, 54000 a file larger than max_bytes.
+  static std::unique_ptr<Model> load(const std::string &path, const std::string &expected_sha256,
+                                     int64_t max_bytes = kDefaultMaxModelBytes);
   // The same from TorchScript bytes held in memory (a model stored in the database); `path`
   // only names it in messages. XX001 if the bytes' sha256 differs from expected_sha256.
   static std::unique_ptr<Model> load_bytes(const std::string &path, std::vector<char> bytes,

@@ -15,6 +15,19 @@ inline constexpr int kMaxThreads = 256;
 inline constexpr const char *kBatchSizeName = "lookalike.batch_size";
 inline constexpr int kDefaultBatchSize = 4;
 inline constexpr int kMaxBatchSize = 1024;
+// lookalike.max_batch_size (superuser-only): the largest batch any role gets, whatever it sets
+// lookalike.batch_size to; bounds the memory of one forward pass (several MB per image).
+inline constexpr const char *kMaxBatchSizeName = "lookalike.max_batch_size";
+inline constexpr int kDefaultMaxBatchSize = 32;
+// lookalike.max_model_bytes (superuser-only): larger model files are refused before they are
+// read (the default, 1 GB, is 70 times the MobileNetV2 file).
+inline constexpr const char *kMaxModelBytesName = "lookalike.max_model_bytes";
+inline constexpr int kDefaultMaxModelBytes = 1 << 30;
+// lookalike.max_fit_dims (superuser-only): the largest dimension fit_projection() fits; the fit
+// holds a d x d covariance (32 MB at 2,048 dims, 2 GB at 16,000) and its eigendecomposition
+// costs d^3.
+inline constexpr const char *kMaxFitDimsName = "lookalike.max_fit_dims";
+inline constexpr int kDefaultMaxFitDims = 2048;
 // lookalike.progress_interval: seconds between progress notices of image_embeddings().
 inline constexpr const char *kProgressIntervalName = "lookalike.progress_interval";
 inline constexpr int kDefaultProgressInterval = 10;

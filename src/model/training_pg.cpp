@@ -71,7 +71,8 @@ BaseModel read_base(const std::string &name) {
     where = "stored model \"" + name + "\"";
   } else {
     b.path = row.path;
-    std::vector<char> file = read_file(b.path);
+    std::vector<char> file =
+        read_file(b.path, pg::guarded([] { return model::max_model_bytes_setting(); }));
     b.bytes.assign(file.begin(), file.end());
     where = "\"" + b.path + "\"";
   }

@@ -7,11 +7,17 @@
 #include <string>
 
 #include "common/errors.hpp"
+#include "model/eigen.hpp"
 
 namespace lookalike::model {
 namespace {
-constexpr int kBatch = 256;  // rows per Gram-matrix update
+// Rows per Gram-matrix update: up to 256, fewer for large dimensions so that one update (rows x
+// d^2 multiply-adds) stays near 2^28 and the caller's cancel check between rows is never far.
+size_t batch_rows(int dims) {
+  const size_t d2 = size_t(dims) * size_t(dims);
+  return std::clamp<size_t>((size_t(1) << 28) / d2, 1, 256);
 }
+}  // namespace
 
 struct CovarianceAccumulator::Impl {
   torch::Tensor gram;  // dims x dims, float64: sum x x^T
@@ -23,7 +29,7 @@ CovarianceAccumulator::CovarianceAccumulator(int dims) : dims_(dims), impl_(new 
   auto opts = torch::TensorOptions().dtype(torch::kFloat64);
   impl_->gram = torch::zeros({dims, dims}, opts);
   impl_->sum = torch::zeros({dims}, opts);
-  pending_.reserve(size_t(kBatch) * size_t(dims));
+  pending_.reserve(batch_rows(dims) * size_t(dims));
 }
 
 CovarianceAccumulator::~CovarianceAccumulator() = default;
@@ -34,7 +40,7 @@ void CovarianceAccumulator::add(const float *x) {
       throw Error(sqlstate::kDataException, "a vector has a component that is not finite");
   pending_.insert(pending_.end(), x, x + dims_);
   ++rows_;
-  if (pending_.size() >= size_t(kBatch) * size_t(dims_)) flush();
+  if (pending_.size() >= batch_rows(dims_) * size_t(dims_)) flush();
 }
 
 void CovarianceAccumulator::flush() {
@@ -47,8 +53,8 @@ void CovarianceAccumulator::flush() {
   pending_.clear();
 }
 
-WhiteningFit fit_whitening(CovarianceAccumulator &acc, double epsilon, double power,
-                           int components) {
+WhiteningFit fit_whitening(CovarianceAccumulator &acc, double epsilon, double power, int components,
+                           const std::function<void()> &poll) {
   const int d = acc.dims();
   if (!(std::isfinite(power) && power >= 0.0 && power <= 1.0))
     throw Error(sqlstate::kInvalidParameterValue, "power must be between 0 and 1");
@@ -70,16 +76,19 @@ WhiteningFit fit_whitening(CovarianceAccumulator &acc, double epsilon, double po
   const double n = double(acc.rows());
   torch::Tensor mean = acc.impl_->sum / n;
   torch::Tensor cov = acc.impl_->gram / n - torch::outer(mean, mean);
-  cov = (cov + cov.t()) * 0.5;                          // exactly symmetric
-  auto [evals, evecs] = torch::linalg::eigh(cov, "L");  // ascending, eigenvectors in columns
-  evals = evals.flip(0).contiguous();
-  evecs = evecs.flip(1).t().contiguous();  // rows = eigenvectors, largest eigenvalue first
+  cov = ((cov + cov.t()) * 0.5).contiguous();  // exactly symmetric
+  // Our own solver, not torch::linalg::eigh: LAPACK cannot be interrupted (model/eigen.hpp).
+  std::vector<double> vectors(cov.data_ptr<double>(),
+                              cov.data_ptr<double>() + size_t(d) * size_t(d));
+  cov = torch::Tensor();  // release the d x d tensor before the solver allocates its own
+  std::vector<double> values;
+  symmetric_eigen(d, vectors, values, poll);  // rows = eigenvectors, largest eigenvalue first
 
   const int k = components == 0 ? d : components;
   WhiteningFit fit;
   fit.dims_in = d;
   fit.dims_out = k;
-  fit.eigenvalues.assign(evals.data_ptr<double>(), evals.data_ptr<double>() + d);
+  fit.eigenvalues = std::move(values);
   double mean_eval = 0;
   for (double l : fit.eigenvalues) mean_eval += std::max(l, 0.0);
   mean_eval /= d;
@@ -90,7 +99,7 @@ WhiteningFit fit_whitening(CovarianceAccumulator &acc, double epsilon, double po
   const double *mp = mean.data_ptr<double>();
   fit.mean.assign(mp, mp + d);
   fit.matrix.resize(size_t(k) * size_t(d));
-  const double *v = evecs.data_ptr<double>();
+  const double *v = vectors.data();
   for (int i = 0; i < k; ++i) {
     const double *row = v + size_t(i) * size_t(d);
     // Deterministic sign: the largest component (by magnitude) positive.

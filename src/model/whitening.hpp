@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -25,8 +26,8 @@ struct WhiteningFit {
 };
 
 class CovarianceAccumulator;
-WhiteningFit fit_whitening(CovarianceAccumulator &acc, double epsilon, double power,
-                           int components);
+WhiteningFit fit_whitening(CovarianceAccumulator &acc, double epsilon, double power, int components,
+                           const std::function<void()> &poll);
 
 // Accumulates the sum and the Gram matrix of rows, in float64, in batches.
 class CovarianceAccumulator {
@@ -48,12 +49,16 @@ class CovarianceAccumulator {
   int64_t rows_ = 0;
   std::vector<double> pending_;  // up to kBatch rows, row-major
   std::unique_ptr<Impl> impl_;
-  friend WhiteningFit fit_whitening(CovarianceAccumulator &, double, double, int);
+  friend WhiteningFit fit_whitening(CovarianceAccumulator &, double, double, int,
+                                    const std::function<void()> &);
 };
 
 // The projection described above from the accumulated rows. components: k (1..dims_in, or 0 for
-// all). Throws Error 22023 for bad parameters or fewer than 2 rows.
-WhiteningFit fit_whitening(CovarianceAccumulator &acc, double epsilon, double power,
-                           int components);
+// all). Throws Error 22023 for bad parameters or fewer than 2 rows. poll() is called between
+// steps of the eigendecomposition (model/eigen.hpp) so that the caller can interrupt it by
+// throwing.
+WhiteningFit fit_whitening(
+    CovarianceAccumulator &acc, double epsilon, double power, int components,
+    const std::function<void()> &poll = [] {});
 
 }  // namespace lookalike::model

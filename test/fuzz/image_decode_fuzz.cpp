@@ -1,8 +1,9 @@
 // libFuzzer target: image decoding (src/image/decode.cpp: decode_bgr -- our JPEG path through
-// libjpeg, OpenCV's imdecode for PNG, WebP, BMP and EXIF JPEGs) and the colour histogram of what
-// it decodes. Properties: bad data raises 22P03, 54000 or 53200 and nothing else (no cv::Exception
-// or other exception escapes); a decoded image is 8-bit BGR with the header's sides (or swapped
-// by a JPEG's EXIF orientation); its histogram is finite, non-negative and sums to 1.
+// libjpeg, our PNG path through libpng, OpenCV's imdecode for WebP, BMP and EXIF JPEGs) and the
+// colour histogram of what it decodes. Properties: bad data raises 22P03, 54000 or 53200 and
+// nothing else (no cv::Exception or other exception escapes); a decoded image is 8-bit BGR with the
+// header's sides (or swapped by a JPEG's EXIF orientation); its histogram is finite, non-negative
+// and sums to 1.
 #include <cmath>
 #include <cstdint>
 #include <vector>

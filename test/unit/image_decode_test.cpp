@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <random>
@@ -16,6 +17,8 @@
 #include <opencv2/imgproc.hpp>
 
 #include <jpeglib.h>
+#include <png.h>
+#include <zlib.h>
 
 #include "image/settings.hpp"
 #include "common/errors.hpp"
@@ -547,4 +550,143 @@ TEST(ColorHistogram, BinsOutOfRange) {
   }
   EXPECT_NO_THROW(image::check_histogram_bins(1));
   EXPECT_NO_THROW(image::check_histogram_bins(25));
+}
+
+// ---- PNG through libpng: the same pixels as cv::imdecode, and nothing on stderr -------------
+
+namespace {
+
+// A PNG written with libpng itself, for the colour types, bit depths, palettes and interlacing
+// that cv::imencode cannot produce. rows: height rows of packed samples as PNG stores them.
+// level: zlib compression level (0 stores the data, so that a test can patch it).
+Bytes write_png(int w, int h, int color_type, int depth, bool interlaced,
+                const std::vector<Bytes> &rows, const std::vector<png_color> &palette = {},
+                const Bytes &trns = {}, int level = 6) {
+  Bytes out;
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  png_infop info = png_create_info_struct(png);
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_write_struct(&png, &info);
+    ADD_FAILURE() << "libpng could not write the test image";
+    return {};
+  }
+  png_set_write_fn(
+      png, &out,
+      [](png_structp p, png_bytep data, size_t len) {
+        auto *o = static_cast<Bytes *>(png_get_io_ptr(p));
+        o->insert(o->end(), data, data + len);
+      },
+      nullptr);
+  png_set_compression_level(png, level);
+  png_set_filter(png, 0, PNG_FILTER_NONE);
+  png_set_IHDR(png, info, png_uint_32(w), png_uint_32(h), depth, color_type,
+               interlaced ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+               PNG_FILTER_TYPE_DEFAULT);
+  if (!palette.empty()) png_set_PLTE(png, info, palette.data(), int(palette.size()));
+  if (!trns.empty()) png_set_tRNS(png, info, trns.data(), int(trns.size()), nullptr);
+  png_write_info(png, info);
+  std::vector<png_bytep> ptrs;
+  for (const Bytes &r : rows) ptrs.push_back(const_cast<png_bytep>(r.data()));
+  png_write_image(png, ptrs.data());
+  png_write_end(png, nullptr);
+  png_destroy_write_struct(&png, &info);
+  return out;
+}
+
+// Rows of `bytes_per_row` seeded random bytes.
+std::vector<Bytes> random_rows(int h, size_t bytes_per_row, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::vector<Bytes> rows(size_t(h), Bytes(bytes_per_row, 0));
+  for (Bytes &r : rows)
+    for (uint8_t &b : r) b = uint8_t(rng());
+  return rows;
+}
+
+cv::Mat opencv_decode(const Bytes &b) {
+  return cv::imdecode(cv::Mat(1, int(b.size()), CV_8UC1, const_cast<uint8_t *>(b.data())),
+                      cv::IMREAD_COLOR);
+}
+
+}  // namespace
+
+TEST(ImageDecodePng, SamePixelsAsOpenCvForEveryKindOfPng) {
+  const int w = 37, h = 23;
+  std::vector<Encoded> cases;
+  for (int channels : {1, 3, 4}) {
+    cv::Mat img8 = picture(w, h, channels, unsigned(channels));
+    cv::Mat img16;
+    img8.convertTo(img16, CV_16U, 257.0);
+    img16 += cv::Scalar::all(91);  // low bytes that differ from the high ones
+    cases.push_back({"imencode 8-bit, channels " + std::to_string(channels), encode(".png", img8)});
+    cases.push_back(
+        {"imencode 16-bit, channels " + std::to_string(channels), encode(".png", img16)});
+  }
+  std::vector<png_color> palette;
+  for (int i = 0; i < 16; ++i)
+    palette.push_back({uint8_t(i * 16), uint8_t(255 - i * 9), uint8_t((i * 77) & 0xFF)});
+  for (bool interlaced : {false, true}) {
+    const std::string il = interlaced ? " interlaced" : "";
+    for (int depth : {1, 2, 4, 8, 16})
+      cases.push_back({"gray " + std::to_string(depth) + "-bit" + il,
+                       write_png(w, h, PNG_COLOR_TYPE_GRAY, depth, interlaced,
+                                 random_rows(h, (size_t(w) * depth + 7) / 8, unsigned(depth)))});
+    cases.push_back(
+        {"gray+alpha 8-bit" + il, write_png(w, h, PNG_COLOR_TYPE_GRAY_ALPHA, 8, interlaced,
+                                            random_rows(h, size_t(w) * 2, 5))});
+    cases.push_back({"RGB 8-bit" + il, write_png(w, h, PNG_COLOR_TYPE_RGB, 8, interlaced,
+                                                 random_rows(h, size_t(w) * 3, 6))});
+    cases.push_back({"RGBA 16-bit" + il, write_png(w, h, PNG_COLOR_TYPE_RGB_ALPHA, 16, interlaced,
+                                                   random_rows(h, size_t(w) * 8, 7))});
+    // 4-bit palette indices: only indices < 16 occur in a byte's two nibbles.
+    cases.push_back(
+        {"palette 4-bit with tRNS" + il,
+         write_png(w, h, PNG_COLOR_TYPE_PALETTE, 4, interlaced,
+                   random_rows(h, (size_t(w) * 4 + 7) / 8, 8), palette, Bytes{0, 128, 255})});
+  }
+  for (const Encoded &c : cases) {
+    ASSERT_FALSE(c.bytes.empty()) << c.name;
+    cv::Mat want = opencv_decode(c.bytes);
+    ASSERT_FALSE(want.empty()) << c.name;
+    cv::Mat got = decode(c.bytes);
+    EXPECT_TRUE(same_pixels(got, want)) << c.name;
+  }
+}
+
+// A PNG whose only row has filter type 9 (there are 0..4): libpng's "bad adaptive filter value".
+// Before our own libpng path, cv::imdecode let libpng print "libpng error: ..." on stderr -- in
+// a backend, a raw line in the server log for every such image any role sends.
+TEST(ImageDecodePng, CorruptDataIsAnErrorAndNothingIsPrinted) {
+  Bytes png = write_png(1, 1, PNG_COLOR_TYPE_GRAY, 8, false, {Bytes{200}}, {}, {}, 0);
+  // Stored (level 0) zlib data: IDAT payload = 2-byte zlib header, 5-byte stored-block header,
+  // the raw row [filter, sample], 4-byte Adler-32. Patch the filter and fix both checksums.
+  size_t i = 8;
+  while (std::memcmp(&png[i + 4], "IDAT", 4) != 0)
+    i += 12 + ((size_t(png[i]) << 24) | (size_t(png[i + 1]) << 16) | (size_t(png[i + 2]) << 8) |
+               png[i + 3]);
+  const size_t len = (size_t(png[i + 2]) << 8) | png[i + 3];
+  ASSERT_EQ(len, 2u + 5u + 2u + 4u);
+  uint8_t *payload = &png[i + 8];
+  ASSERT_EQ(payload[7], 0);  // filter type None
+  payload[7] = 9;
+  const uLong adler = adler32(adler32(0, nullptr, 0), payload + 7, 2);
+  for (int k = 0; k < 4; ++k) payload[9 + k] = uint8_t(adler >> (24 - 8 * k));
+  const uLong crc = crc32(crc32(0, nullptr, 0), &png[i + 4], uInt(4 + len));
+  for (int k = 0; k < 4; ++k) png[i + 8 + len + size_t(k)] = uint8_t(crc >> (24 - 8 * k));
+
+  testing::internal::CaptureStderr();
+  std::string state, detail;
+  try {
+    decode(png);
+  } catch (const Error &e) {
+    state = e.sqlstate();
+    detail = e.detail();
+  }
+  const std::string printed = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(state, "22P03");
+  EXPECT_NE(detail.find("adaptive filter"), std::string::npos) << detail;
+  EXPECT_EQ(printed, "");
+  // Undecodable by OpenCV as well (the error is not ours alone); OpenCV lets libpng print.
+  testing::internal::CaptureStderr();
+  EXPECT_TRUE(opencv_decode(png).empty());
+  testing::internal::GetCapturedStderr();
 }

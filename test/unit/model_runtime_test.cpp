@@ -8,7 +8,11 @@
 #include <string>
 #include <vector>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
+#include <ATen/Parallel.h>
 #include <opencv2/imgcodecs.hpp>
 
 #include "common/errors.hpp"
@@ -91,6 +95,37 @@ TEST(ModelLoad, Errors) {
   EXPECT_EQ(sqlstate_of([] { lm::Model::load(kFeatures, std::string(64, '0')); }), "XX001");
 }
 
+// /dev/zero was read until allocation failed, a FIFO blocked the backend.
+TEST(ModelLoad, RefusesNonRegularAndOversizedFiles) {
+  EXPECT_EQ(sqlstate_of([] { lm::read_file("/dev/zero"); }), "58030");
+  const std::string fifo = ::testing::TempDir() + "lookalike_model_fifo";
+  std::remove(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_EQ(sqlstate_of([&] { lm::Model::load(fifo, ""); }), "58030");  // returns, no writer
+  std::remove(fifo.c_str());
+  // larger than the limit: refused before reading (54000); at the limit: read whole
+  const int64_t size = int64_t(file_bytes(kImages + "1530.jpg").size());
+  EXPECT_EQ(sqlstate_of([&] { lm::read_file(kImages + "1530.jpg", size - 1); }), "54000");
+  EXPECT_EQ(int64_t(lm::read_file(kImages + "1530.jpg", size).size()), size);
+}
+
+// A model is registered under its canonical path: links, "." and ".." resolved.
+TEST(ModelLoad, CanonicalPath) {
+  const std::string dir = ::testing::TempDir() + "lookalike_canon";
+  const std::string link = dir + "/link.pt";
+  std::remove(link.c_str());
+  ::rmdir(dir.c_str());
+  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
+  const std::string target = lm::canonical_path(kFeatures);
+  ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0);
+  EXPECT_EQ(lm::canonical_path(link), target);
+  EXPECT_EQ(lm::canonical_path(dir + "/../lookalike_canon/./link.pt"), target);
+  EXPECT_EQ(target.find("/../"), std::string::npos);
+  EXPECT_EQ(sqlstate_of([&] { lm::canonical_path(dir + "/missing.pt"); }), "58P01");
+  std::remove(link.c_str());
+  ::rmdir(dir.c_str());
+}
+
 TEST(ModelForward, FeaturesAreUnitVectorsOf1280) {
   lm::configure_threads(2);
   auto m = lm::Model::load(kFeatures,
@@ -154,4 +189,16 @@ TEST(ModelForward, LogitsModelRecognisesABackpack) {
   int above = 0;
   for (int j = 0; j < 1000; ++j) above += out[j] > out[414];
   EXPECT_LT(above, 5);
+}
+
+// lookalike.threads accepts up to 256, but a backend never runs more threads than CPUs online.
+TEST(ModelThreads, NeverMoreThanTheCpus) {
+  const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  ASSERT_GT(cpus, 0);
+  lm::configure_threads(256);
+  EXPECT_EQ(at::get_num_threads(), int(cpus));
+  lm::configure_threads(0);
+  EXPECT_EQ(at::get_num_threads(), 1);
+  lm::configure_threads(1);
+  EXPECT_EQ(at::get_num_threads(), 1);
 }
