@@ -176,20 +176,23 @@ class VectorHeap {
   explicit VectorHeap(std::vector<Candidate> &v) : v_(v) { v_.clear(); }
   void push(const Candidate &c) {
     v_.push_back(c);
-    std::push_heap(v_.begin(), v_.end(), below);
+    std::push_heap(v_.begin(), v_.end(), Below());
   }
   void pop() {
-    std::pop_heap(v_.begin(), v_.end(), below);
+    std::pop_heap(v_.begin(), v_.end(), Below());
     v_.pop_back();
   }
   const Candidate &top() const { return v_.front(); }
   int size() const { return static_cast<int>(v_.size()); }
 
  private:
-  // std::push_heap keeps the greatest on top: "below" orders what is to come out later first.
-  static bool below(const Candidate &a, const Candidate &b) {
-    return kNearestOnTop ? a.dist > b.dist : a.dist < b.dist;
-  }
+  // std::push_heap keeps the greatest on top: Below orders what is to come out later first. A
+  // function object, not a function pointer, so that the heap operations inline it.
+  struct Below {
+    bool operator()(const Candidate &a, const Candidate &b) const {
+      return kNearestOnTop ? a.dist > b.dist : a.dist < b.dist;
+    }
+  };
   std::vector<Candidate> &v_;
 };
 
