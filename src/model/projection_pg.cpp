@@ -20,12 +20,12 @@
 #include "vector/projection.hpp"
 #include "common/guard_pg.hpp"
 #include "model/settings_pg.hpp"
+#include "common/spi_pg.hpp"
 
 extern "C" {
 #include "catalog/dependency.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
-#include "executor/spi.h"
 #include "utils/portal.h"
 #include "utils/syscache.h"
 }
@@ -51,15 +51,11 @@ bool is_extension_embedding(Oid type) {
 
 // Refuses to refit a projection of another role (superusers may). Runs inside SPI. C-style.
 void check_owner(const char *name) {
-  static const char *sql =
+  HeapTuple other = spi::select_by_key(
       "SELECT p.owner FROM lookalike.projections p WHERE p.name OPERATOR(pg_catalog.=) $1 "
-      "AND p.owner OPERATOR(pg_catalog.<>) CURRENT_USER";
-  Oid argtypes[1] = {TEXTOID};
-  Datum args[1] = {CStringGetTextDatum(name)};
-  int rc = SPI_execute_with_args(sql, 1, argtypes, args, nullptr, true, 1);
-  if (rc != SPI_OK_SELECT)
-    elog(ERROR, "reading lookalike.projections failed: %s", SPI_result_code_string(rc));
-  if (SPI_processed > 0 && !superuser())
+      "AND p.owner OPERATOR(pg_catalog.<>) CURRENT_USER",
+      name, "lookalike.projections");
+  if (other != nullptr && !superuser())
     ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                     errmsg("projection \"%s\" belongs to another role", name)));
 }
@@ -109,8 +105,7 @@ FitResult fit_query(const std::string &query, double epsilon, double power, int 
   configure_threads(pg::guarded([] { return model::threads_setting(); }));
   Portal portal = nullptr;
   pg::guarded([&] {
-    portal = SPI_cursor_open_with_args(nullptr, query.c_str(), 0, nullptr, nullptr, nullptr, true,
-                                       CURSOR_OPT_NO_SCROLL);
+    portal = spi::open_cursor(query.c_str(), true);
     TupleDesc desc = portal->tupDesc;
     if (desc->natts != 1 || !is_extension_embedding(TupleDescAttr(desc, 0)->atttypid))
       ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -120,18 +115,17 @@ FitResult fit_query(const std::string &query, double epsilon, double power, int 
   std::unique_ptr<CovarianceAccumulator> acc;
   int64_t skipped = 0;
   for (;;) {
-    pg::guarded([&] {
+    const uint64 n = pg::guarded([&] {
       CHECK_FOR_INTERRUPTS();
-      SPI_cursor_fetch(portal, true, kFetchRows);
+      return spi::fetch(portal, kFetchRows);
     });
-    const uint64 n = SPI_processed;
     if (n == 0) break;
     for (uint64 i = 0; i < n; ++i) {
-      // The vector, detoasted in SPI's memory (lives until SPI_freetuptable).
+      // The vector, detoasted in SPI's memory (lives until spi::free_fetched).
       const Embedding *e = pg::guarded([&] {
         CHECK_FOR_INTERRUPTS();  // a row's Gram update costs up to d^2 (up to 2^28 per batch)
         bool isnull;
-        Datum d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+        Datum d = spi::column(spi::fetched(i), 1, &isnull);
         return isnull ? static_cast<const Embedding *>(nullptr) : datum_get_embedding(d);
       });
       if (e == nullptr) {
@@ -157,9 +151,9 @@ FitResult fit_query(const std::string &query, double epsilon, double power, int 
                                                   std::to_string(dim) + " dimensions");
       acc->add(e->x);
     }
-    pg::guarded([] { SPI_freetuptable(SPI_tuptable); });
+    pg::guarded([] { spi::free_fetched(); });
   }
-  pg::guarded([&] { SPI_cursor_close(portal); });
+  pg::guarded([&] { spi::close_cursor(portal); });
   if (!acc)
     throw Error(sqlstate::kInvalidParameterValue,
                 "fit_projection() query returned no vectors" +
@@ -219,12 +213,10 @@ LOOKALIKE_FUNCTION(lookalike_fit_projection) {
   int components;
   fit_arguments(fcinfo, 2, &epsilon, &power, &components);
   std::string query(pg::guarded([&] { return text_to_cstring(PG_GETARG_TEXT_PP(0)); }));
-  pg::guarded([] {
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-  });
+  pg::guarded([] { spi::connect(); });
   FitResult r = fit_query(query, epsilon, power, components);
   return pg::guarded([&] {
-    SPI_finish();
+    spi::finish();
     TupleDesc desc;
     if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
       elog(ERROR, "return type must be a row type");
@@ -244,7 +236,7 @@ LOOKALIKE_FUNCTION(lookalike_fit_and_store_projection) {
     throw Error(sqlstate::kInvalidParameterValue, "projection name must not be null or empty");
   std::string name(pg::guarded([&] { return text_to_cstring(PG_GETARG_TEXT_PP(0)); }));
   pg::guarded([&] {
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    spi::connect();
     check_owner(name.c_str());
   });
   if (PG_ARGISNULL(1))
@@ -257,7 +249,7 @@ LOOKALIKE_FUNCTION(lookalike_fit_and_store_projection) {
   return pg::guarded([&] {
     Datum row = store_projection(fcinfo, name.c_str(), query.c_str(), epsilon, power,
                                  to_bytea(r.bytes), r.dims_in, r.dims_out, r.rows, r.variance_kept);
-    SPI_finish();
+    spi::finish();
     return row;
   });
 }
