@@ -177,7 +177,8 @@ void prepare_batch(const Preprocessor &pre, const EncodedImage *images, int n, i
 
 void configure_threads(int threads) {
   static int current = -1;
-  // Never more threads than CPUs online (lookalike.threads allows up to 256; issue 9).
+  // Never more threads than CPUs online: lookalike.threads allows up to 256, and threads beyond
+  // the CPUs would only contend with each other and with the other backends.
   const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   if (cpus > 0 && threads > cpus) threads = int(cpus);
   if (threads < 1) threads = 1;
