@@ -52,7 +52,7 @@ SELECT lookalike.add_evaluation_method('fashion', 'fused',
 
 SELECT lookalike.add_evaluation_method('fashion', 'learned',
     'SELECT id, learned FROM fashion.features', 'cosine',
-    'image_embedding(image, learned model): MobileNetV2 with its last two blocks and a 256-d head trained in the database (lookalike.train_model) on the training pool TRAIN_DIR only, labels articleType, baseColour, usage');
+    'image_embedding(image, learned model): MobileNetV2 with a 256-d head (and its last TRAIN_BLOCKS blocks, default none) trained in the database (lookalike.train_model) on the training pool TRAIN_DIR only, labels articleType, baseColour, usage');
 
 -- Drill-down by article type: which kinds of product each method finds or misses.
 CREATE OR REPLACE VIEW fashion.retrieval_article_types AS

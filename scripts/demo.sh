@@ -13,7 +13,11 @@
 #     $SHARED/data/fashion-train, loaded into fashion_train.products) -- never on FASHION_DIR --
 #     unless a model trained on the same data with the same parameters is kept in
 #     DEMO_OUT/learned-<key>.pt from an earlier run (then it is registered from that file);
-#     TRAIN_EPOCHS (default 4) and TRAIN=0 (skip the learned method) adjust it.
+#     TRAIN_EPOCHS (default 4), TRAIN_BLOCKS (trainable_blocks, default 0: a head on the frozen
+#     network, the variant chosen on held-out groups of the training pool, docs/training.md) and
+#     TRAIN_PER_GROUP (default 30: at most that many images of each (article type, colour,
+#     usage) group of the pool, a seeded choice, to fit the 2-core time budget; 0 = all) and
+#     TRAIN=0 (skip the learned method) adjust it.
 # Environment: LOOKALIKE_DSN (libpq connection string of an existing server with lookalike
 # installed), FASHION_DIR, MODEL, SHARED, DEMO_PORT, DEMO_OUT (default build/demo: logs, report,
 # and the throwaway cluster).
@@ -27,6 +31,8 @@ FASHION_DIR=$(cd "$FASHION_DIR" && pwd)
 MODEL=${MODEL:-$SHARED/models/mobilenet_v2-imagenet-features.pt}
 TRAIN_DIR=${TRAIN_DIR:-$SHARED/data/fashion-train}
 TRAIN_EPOCHS=${TRAIN_EPOCHS:-4}
+TRAIN_BLOCKS=${TRAIN_BLOCKS:-0}
+TRAIN_PER_GROUP=${TRAIN_PER_GROUP:-30}
 TRAIN=${TRAIN:-1}
 port=${DEMO_PORT:-54329}
 out=${DEMO_OUT:-$root/build/demo}
@@ -95,8 +101,10 @@ if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,in
   [ -r "$TRAIN_DIR/styles.csv" ] && [ "$(psql_demo -tA -c "SELECT count(*) FROM lookalike.models WHERE name = 'mobilenet_v2'")" = 1 ]; then
   TRAIN_DIR=$(cd "$TRAIN_DIR" && pwd)
   [ "$TRAIN_DIR" != "$FASHION_DIR" ] || { echo "TRAIN_DIR must not be FASHION_DIR"; exit 1; }
-  params="epochs=$TRAIN_EPOCHS embedding_dims=256 trainable_blocks=2 batch_size=32 lr=0.001 base_lr=0.0003 seed=1 labels=article_type,base_colour,usage model=$(sha256sum "$MODEL" | cut -c1-64)"
-  key=$( { printf '%s\n' "$params"; sha256sum "$TRAIN_DIR/styles.csv" | cut -c1-64;
+  params="epochs=$TRAIN_EPOCHS embedding_dims=256 trainable_blocks=$TRAIN_BLOCKS batch_size=32 lr=0.001 base_lr=0.0003 seed=1 per_group=$TRAIN_PER_GROUP labels=article_type,base_colour,usage model=$(sha256sum "$MODEL" | cut -c1-64)"
+  # the key: parameters, base model, the trainer's source and the training data (labels and the
+  # list of image files with sizes and times)
+  key=$( { printf '%s\n' "$params"; sha256sum src/model/training.cpp | cut -c1-64; sha256sum "$TRAIN_DIR/styles.csv" | cut -c1-64;
            (cd "$TRAIN_DIR/images" && find . -type f -printf '%p %s %T@\n' | LC_ALL=C sort); } | sha256sum | cut -c1-16)
   learned=learned_$key
   saved=$out/learned-$key.pt
@@ -106,10 +114,15 @@ if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,in
   else
     step "loading the training pool $TRAIN_DIR into fashion_train.products"
     tools/loader/lookalike-load --dsn "$dsn" --schema fashion_train "$TRAIN_DIR"
+    # at most TRAIN_PER_GROUP images per style group (chosen by md5 of the id: seeded, stable)
+    train_query="SELECT image, article_type, base_colour, usage FROM (SELECT id, image, article_type, base_colour, usage,
+        row_number() OVER (PARTITION BY article_type, base_colour, usage ORDER BY md5(id::text)) AS r
+        FROM fashion_train.products WHERE image IS NOT NULL) AS s WHERE $TRAIN_PER_GROUP = 0 OR r <= $TRAIN_PER_GROUP ORDER BY id"
     step "training the learned model on fashion_train ($params; lookalike.training_progress shows its progress)"
     psql_demo -c "SET lookalike.threads = $(nproc)" -c "SELECT name, dims, sha256 FROM lookalike.train_model('$learned', 'mobilenet_v2',
-        'SELECT image, article_type, base_colour, usage FROM fashion_train.products WHERE image IS NOT NULL ORDER BY id',
-        epochs => $TRAIN_EPOCHS, description => 'trained on $TRAIN_DIR ($params)')"
+        '$train_query',
+        epochs => $TRAIN_EPOCHS, trainable_blocks => $TRAIN_BLOCKS, embedding_dims => 256, batch_size => 32,
+        learning_rate => 0.001, base_learning_rate => 0.0003, seed => 1, description => 'trained on $TRAIN_DIR ($params)')"
     psql_demo -tA -c "SELECT encode(torchscript, 'base64') FROM lookalike.model_data WHERE name = '$learned'" | base64 -d >"$saved.tmp"
     mv "$saved.tmp" "$saved"
     psql_demo -tA -c "SELECT training FROM lookalike.model_data WHERE name = '$learned'" >"$out/learned-$key.json"
