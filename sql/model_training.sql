@@ -44,6 +44,23 @@ SELECT lookalike.train_model('t', 'mnv2_32', 'SELECT image, article, NULL::text 
 SELECT lookalike.train_model('t', 'mnv2_32',
     'SELECT image, article FROM public.train_items UNION ALL SELECT ''\x0102''::bytea, ''x''');
 SELECT lookalike.train_model('t', 'mnv2_32', 'SELECT image, no_such_column FROM public.train_items');
+-- search_path: the training query runs as the caller (neither function is SECURITY DEFINER)
+-- with train_model's pinned path (pg_catalog, pg_temp): an unqualified table is not found (42P01)
+-- whatever the session's path
+SELECT proname, prosecdef, proconfig FROM pg_proc
+ WHERE oid IN ('lookalike.train_model'::regproc, 'lookalike._train_model'::regproc) ORDER BY 1;
+SET search_path = public;
+SELECT lookalike.train_model('t', 'mnv2_32', 'SELECT image, article FROM train_items');
+RESET search_path;
+-- the base model is read with a pinned path, even by a direct call of _train_model: a session
+-- path whose text = is always true does not turn an unknown base model into a registered one
+CREATE SCHEMA train_shadow;
+CREATE FUNCTION train_shadow.always(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+CREATE OPERATOR train_shadow.= (LEFTARG = text, RIGHTARG = text, FUNCTION = train_shadow.always);
+SET search_path = train_shadow, pg_catalog, public;
+SELECT lookalike._train_model('t', 'no_such_model', :'q', 1, 16, 2, 8, 0.01, 0.001, 1);  -- 42704
+RESET search_path;
+DROP SCHEMA train_shadow CASCADE;
 SELECT count(*) AS models, (SELECT count(*) FROM lookalike.model_data) AS stored
   FROM lookalike.models;
 -- only superusers train (a trained model is code that runs in the server)

@@ -8,6 +8,10 @@
 // with rename) that the view lookalike.training_progress reads from any session; removed when
 // the function returns or fails.
 //
+// search_path: the base model is read with pg_catalog, pg_temp; the training query runs as the
+// caller with the caller's search_path (lookalike.train_model() pins it to pg_catalog, pg_temp, so
+// the query must schema-qualify its tables).
+//
 // Frames that own C++ objects call PostgreSQL only through pg::guarded().
 #include <chrono>
 #include <cstdio>
@@ -187,7 +191,18 @@ LOOKALIKE_FUNCTION(lookalike_train_model) {
   const int64_t max_pixels = pg::guarded([] { return image::max_image_pixels(); });
   configure_threads(threads);
 
+  // The extension's own catalog reads (lookalike.models, lookalike.model_data) run with a pinned
+  // search_path, whoever calls and whatever the session's path: lookalike.train_model() pins it
+  // already, this also covers a superuser calling lookalike._train_model() directly. The
+  // training query (below) then runs with the caller's path (train_model's pinned one).
+  const int nest = pg::guarded([] {
+    int level = NewGUCNestLevel();
+    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+                            GUC_ACTION_SAVE, true, 0, false);
+    return level;
+  });
   BaseModel base = read_base(base_name);
+  pg::guarded([&] { AtEOXact_GUC(true, nest); });
   if (!base.found)
     throw Error(sqlstate::kUndefinedObject, "base model \"" + base_name + "\" is not registered");
   const int pid = pg::guarded([] { return MyProcPid; });
