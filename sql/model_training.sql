@@ -32,7 +32,7 @@ SELECT lookalike.train_model('t', 'mnv2_32', :'q', batch_size => 1);
 SELECT lookalike.train_model('t', 'mnv2_32', :'q', learning_rate => 0);
 SELECT lookalike.train_model('t', 'mnv2_32', :'q', trainable_blocks => 19);
 -- the logits model's output is not its pooled features: only a head can be trained on it
-SELECT lookalike.train_model('t', 'mnv2_logits_32', :'q');
+SELECT lookalike.train_model('t', 'mnv2_logits_32', :'q', trainable_blocks => 2);
 -- the query: not (bytea, labels...), no rows, only NULL images, a single class, NULL-only
 -- labels, an undecodable image, a query error
 SELECT lookalike.train_model('t', 'mnv2_32', 'SELECT article, image FROM public.train_items');
@@ -79,7 +79,7 @@ INSERT INTO train_items VALUES (1, 'Tshirts', NULL, pg_read_binary_file(:'shared
                                (2, 'Watches', 'Black', NULL);
 SELECT name, path, input_size, dims, description
   FROM lookalike.train_model('tiny', 'mnv2_32', :'q', epochs => 1, embedding_dims => 16,
-                             batch_size => 8, learning_rate => 0.01);
+                             trainable_blocks => 2, batch_size => 8, learning_rate => 0.01);
 SELECT base_model, training->'rows' AS rows, training->'images' AS images,
        training->'null_images' AS null_images, training->'null_labels' AS null_labels,
        training->'labels' AS labels, jsonb_array_length(training->'history') AS epochs,

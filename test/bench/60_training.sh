@@ -42,7 +42,8 @@ SQL
 psql_q -v threads="$threads" -v epochs="$epochs" >&2 <<'SQL'
 SET lookalike.threads = :threads;
 SELECT name, dims FROM lookalike.train_model('bench_learned', 'bench_base',
-  'SELECT image, article_type, base_colour, usage FROM public.bench_train ORDER BY id', epochs => :epochs);
+  'SELECT image, article_type, base_colour, usage FROM public.bench_train ORDER BY id', epochs => :epochs,
+  trainable_blocks => 2);
 SQL
 ours=$(psql_q -At -c "SELECT round((training->>'images')::numeric * jsonb_array_length(training->'history')
   / (SELECT sum((e->>'seconds')::numeric) FROM jsonb_array_elements(training->'history') e), 2)

@@ -44,7 +44,7 @@ my $q = 'SELECT image, article, colour FROM public.items ORDER BY id';
 # ---- two epochs: the loss falls ---------------------------------------------------------------
 my ($ret, $out, $err) = $node->psql('postgres',
 	"SELECT name, dims FROM lookalike.train_model('learned', 'mnv2', '$q', epochs => 2,
-	   embedding_dims => 32, batch_size => 8, learning_rate => 0.01)");
+	   embedding_dims => 32, trainable_blocks => 2, batch_size => 8, learning_rate => 0.01)");
 is($ret, 0, 'train_model succeeds') or diag $err;
 is($out, 'learned|32', 'the trained model is registered with 32 dimensions');
 my @loss = $err =~ /epoch \d+\/2, loss ([0-9.]+)/g;
@@ -80,7 +80,7 @@ is($node->safe_psql('restored', $emb), $before, 'the restored model gives the sa
 my ($o, $e) = ('', '');
 my $h = IPC::Run::start(
 	[ 'psql', '-X', '-d', $node->connstr('postgres'), '-c',
-	  "SELECT lookalike.train_model('cancelled', 'mnv2', '$q', epochs => 50, embedding_dims => 32, batch_size => 8)" ],
+	  "SELECT lookalike.train_model('cancelled', 'mnv2', '$q', epochs => 50, embedding_dims => 32, trainable_blocks => 2, batch_size => 8)" ],
 	'>', \$o, '2>', \$e);
 $node->poll_query_until('postgres',
 	"SELECT count(*) = 1 FROM lookalike.training_progress WHERE model = 'cancelled' AND phase = 'training'")
