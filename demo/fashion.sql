@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS fashion.features (
 COMMENT ON TABLE fashion.features IS 'image features of the products that have an image (demo/features.sql)';
 -- learned: image_embedding(image, <model trained by lookalike.train_model() on TRAIN_DIR only>)
 ALTER TABLE fashion.features ADD COLUMN IF NOT EXISTS learned embedding;
+-- learned_fused: fused_embedding(learned, foreground, 0.7)
+ALTER TABLE fashion.features ADD COLUMN IF NOT EXISTS learned_fused embedding;
 -- (Earlier demos kept the catalogue mean here; the whitening projection now holds it.)
 DROP TABLE IF EXISTS fashion.feature_means;
 
@@ -53,6 +55,9 @@ SELECT lookalike.add_evaluation_method('fashion', 'fused',
 SELECT lookalike.add_evaluation_method('fashion', 'learned',
     'SELECT id, learned FROM fashion.features', 'cosine',
     'image_embedding(image, learned model): MobileNetV2 with a 256-d head (and its last TRAIN_BLOCKS blocks, default none) trained in the database (lookalike.train_model) on the training pool TRAIN_DIR only, labels articleType, baseColour, usage');
+SELECT lookalike.add_evaluation_method('fashion', 'learned_fused',
+    'SELECT id, learned_fused FROM fashion.features', 'cosine',
+    '0.7 x cosine of the learned embedding + 0.3 x cosine of foreground_color_histogram (fused_embedding); the weight chosen on held-out groups of the training pool (demo/training_validation.sql)');
 
 -- Drill-down by article type: which kinds of product each method finds or misses.
 CREATE OR REPLACE VIEW fashion.retrieval_article_types AS
@@ -74,7 +79,8 @@ INSERT INTO fashion.study_reference VALUES
     ('histogram', 'colour histogram baseline', 0.0993, 0.0516, 0.3305),
     ('cnn', 'ResNet-18 pipeline', 0.2154, 0.1175, 0.5993),
     ('fused', 'ResNet-18 pipeline', 0.2154, 0.1175, 0.5993),
-    ('learned', 'ResNet-18 pipeline', 0.2154, 0.1175, 0.5993)
+    ('learned', 'ResNet-18 pipeline', 0.2154, 0.1175, 0.5993),
+    ('learned_fused', 'ResNet-18 pipeline', 0.2154, 0.1175, 0.5993)
 ON CONFLICT (method) DO UPDATE SET study_method = excluded.study_method,
     precision_at_k = excluded.precision_at_k, recall_at_k = excluded.recall_at_k,
     hit_at_k = excluded.hit_at_k;

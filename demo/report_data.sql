@@ -35,7 +35,7 @@ SELECT json_build_object(
   'wins', (SELECT json_object_agg(m.method, (SELECT count(*) FROM cats c WHERE c.category = m.method || ' wins'))
            FROM methods m),
   'queries_seed1', (SELECT count(*) FROM q),
-  'summary', (SELECT json_agg(t ORDER BY array_position(ARRAY['histogram', 'cnn', 'fused', 'learned'], t.method), t.method)
+  'summary', (SELECT json_agg(t ORDER BY array_position(ARRAY['histogram', 'cnn', 'fused', 'learned', 'learned_fused'], t.method), t.method)
               FROM fashion.table1 t),
   'metrics', (SELECT json_agg(m ORDER BY m.method, m.seed) FROM fashion.retrieval_metrics m),
   'methods', (SELECT json_agg(json_build_object('method', method, 'description', description) ORDER BY method)

@@ -15,7 +15,7 @@ import html
 import json
 import sys
 
-COLOURS = {"histogram": "#8c8c8c", "cnn": "#3b75af", "fused": "#e07b28", "learned": "#3a9a4a"}
+COLOURS = {"histogram": "#8c8c8c", "cnn": "#3b75af", "fused": "#e07b28", "learned": "#3a9a4a", "learned_fused": "#8e44ad"}
 PALETTE = ["#6a3d9a", "#2a9d8f", "#b15928", "#e31a1c", "#1f78b4", "#33a02c"]
 NEAR_IDENTICAL = 0.25  # a miss closer than this share of its row's median distance
 

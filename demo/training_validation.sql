@@ -1,0 +1,124 @@
+-- Choosing lookalike.train_model()'s options on the training pool only (docs/training.md,
+-- "Method selection"): whole style groups of the pool are held out, a model is trained on the
+-- rest, and the held-out images are evaluated like the study (lookalike.create_evaluation,
+-- seeds 1..10, k = 5). The evaluation set (FASHION_DIR) is never read.
+--
+-- Run after `make demo` (which loads the pool into fashion_train.products), one variant per run:
+--   psql "<demo dsn>" -v blocks=0 -v epochs=4 -f demo/training_validation.sql
+--   psql "<demo dsn>" -v blocks=2 -v epochs=1 -f demo/training_validation.sql
+-- psql variables: blocks (trainable_blocks, default 0), epochs (default 4), per_group (at most
+-- that many training images per style group, as scripts/demo.sh; default 30), threads
+-- (lookalike.threads, default 1: faster than 2 while the other core is busy). The variant
+-- `imagenet` (the base model, no training) is always evaluated. Each run prints the summary of
+-- every variant evaluated so far (train_val.retrieval_summary).
+\set ON_ERROR_STOP on
+\if :{?blocks}
+\else
+\set blocks 0
+\endif
+\if :{?epochs}
+\else
+\set epochs 4
+\endif
+\if :{?per_group}
+\else
+\set per_group 30
+\endif
+\if :{?threads}
+\else
+\set threads 1
+\endif
+\set variant b :blocks _e :epochs _g :per_group
+SET client_min_messages = warning;
+SET lookalike.threads = :threads;
+CREATE SCHEMA IF NOT EXISTS train_val;
+
+-- The split, fixed (md5 of a salted group key): 60 of the pool's groups of 4 or more images are
+-- held out, each subsampled to 4..12 images (the evaluated catalogue's groups have 4..20, 8.9 on
+-- average); 10 % of the 1..3-image groups are held out whole as distractors. Training uses only
+-- the other groups, at most :per_group images each (the demo's sampling: md5 of the id).
+CREATE TABLE IF NOT EXISTS train_val.split AS
+WITH p AS (
+    SELECT id, format('%s | %s | %s', article_type, base_colour, usage) AS group_key
+      FROM fashion_train.products WHERE image IS NOT NULL),
+g AS (SELECT group_key, count(*) AS n FROM p GROUP BY group_key),
+pick AS (
+    SELECT group_key, n,
+           CASE WHEN n >= 4
+                THEN row_number() OVER (PARTITION BY n >= 4 ORDER BY md5('lookalike-val|' || group_key)) <= 60
+                ELSE get_byte(decode(md5('lookalike-val|' || group_key), 'hex'), 0) % 10 = 0 END AS held_out,
+           4 + get_byte(decode(md5('lookalike-size|' || group_key), 'hex'), 0) % 9 AS val_size
+      FROM g)
+SELECT p.id, p.group_key, pick.n, pick.held_out,
+       row_number() OVER (PARTITION BY p.group_key ORDER BY md5(p.id::text)) AS r,
+       pick.val_size
+  FROM p JOIN pick USING (group_key);
+CREATE OR REPLACE VIEW train_val.items AS
+SELECT id, group_key FROM train_val.split WHERE held_out AND (n < 4 OR r <= val_size);
+SELECT count(*) FILTER (WHERE held_out AND n >= 4 AND r <= val_size) AS query_images,
+       count(DISTINCT group_key) FILTER (WHERE held_out AND n >= 4) AS query_groups,
+       count(*) FILTER (WHERE held_out AND n < 4) AS distractors,
+       count(*) FILTER (WHERE NOT held_out AND r <= :per_group) AS training_images
+  FROM train_val.split;
+
+SELECT to_regclass('train_val.retrieval_config') IS NULL AS new_evaluation \gset
+\if :new_evaluation
+SELECT lookalike.create_evaluation(target_schema => 'train_val', items => 'train_val.items',
+    id_column => 'id', group_expression => 'group_key', min_group_size => 4,
+    max_group_size => 20, seeds => 10, k => 5);
+CREATE TABLE train_val.features (id integer PRIMARY KEY, imagenet embedding);
+INSERT INTO train_val.features (id) SELECT id FROM train_val.items;
+UPDATE train_val.features f SET imagenet = e.embedding
+  FROM image_embeddings('SELECT i.id, p.image FROM train_val.items i JOIN fashion_train.products p USING (id)',
+                        'mobilenet_v2') AS e
+ WHERE e.id = f.id;
+SELECT lookalike.add_evaluation_method('train_val', 'imagenet',
+    'SELECT id, imagenet FROM train_val.features', 'cosine', 'the base model, no training');
+SELECT method, queries, round(seconds::numeric, 1) AS seconds
+  FROM lookalike.refresh_evaluation('train_val', 'imagenet');
+\endif
+
+-- the variant: train on the other groups, embed the held-out images, evaluate
+SELECT NOT EXISTS (SELECT 1 FROM lookalike.models WHERE name = 'val_' || :'variant') AS train \gset
+\if :train
+\timing on
+SELECT name, dims FROM lookalike.train_model('val_' || :'variant', 'mobilenet_v2',
+    format('SELECT p.image, p.article_type, p.base_colour, p.usage FROM fashion_train.products p
+              JOIN train_val.split s USING (id) WHERE NOT s.held_out AND s.r <= %s ORDER BY p.id', :per_group),
+    epochs => :epochs, trainable_blocks => :blocks, embedding_dims => 256, batch_size => 32,
+    learning_rate => 0.001, base_learning_rate => 0.0003, seed => 1);
+\timing off
+\endif
+SELECT 'val_' || :'variant' AS model,
+       training->'images' AS images, round((training->>'seconds')::numeric) AS seconds,
+       round((training->>'cache_seconds')::numeric) AS cache_seconds,
+       (SELECT string_agg(round((e->>'loss')::numeric, 3)::text, ' ') FROM jsonb_array_elements(training->'history') e) AS losses
+  FROM lookalike.model_data WHERE name = 'val_' || :'variant';
+ALTER TABLE train_val.features ADD COLUMN IF NOT EXISTS :"variant" embedding;
+UPDATE train_val.features f SET :"variant" = e.embedding
+  FROM image_embeddings('SELECT i.id, p.image FROM train_val.items i JOIN fashion_train.products p USING (id)',
+                        'val_' || :'variant') AS e
+ WHERE e.id = f.id AND f.:"variant" IS NULL;
+SELECT lookalike.add_evaluation_method('train_val', :'variant',
+    format('SELECT id, %I FROM train_val.features', :'variant'), 'cosine',
+    format('train_model(trainable_blocks => %s, epochs => %s), at most %s images per training group',
+           :blocks, :epochs, :per_group))
+ WHERE NOT EXISTS (SELECT 1 FROM train_val.retrieval_methods WHERE method = :'variant');
+SELECT method, queries, round(seconds::numeric, 1) AS seconds
+  FROM lookalike.refresh_evaluation('train_val', :'variant');
+-- fusions of the variant with the foreground colour descriptor (the demo's fused method uses
+-- 0.6 x CNN + 0.4 x colour): weights 0.5 .. 0.9 on the learned embedding
+ALTER TABLE train_val.features ADD COLUMN IF NOT EXISTS foreground embedding;
+UPDATE train_val.features f SET foreground = foreground_color_histogram(p.image)
+  FROM fashion_train.products p WHERE p.id = f.id AND f.foreground IS NULL;
+SELECT lookalike.add_evaluation_method('train_val', :'variant' || '+colour' || w,
+    format('SELECT id, fused_embedding(l2_normalize(%I), foreground, %s) FROM train_val.features', :'variant', w),
+    'cosine', format('%s x cosine of the variant + %s x cosine of foreground_color_histogram', w, 1 - w))
+  FROM unnest(ARRAY[0.5, 0.6, 0.7, 0.8, 0.9]) AS w
+ WHERE NOT EXISTS (SELECT 1 FROM train_val.retrieval_methods m WHERE m.method = :'variant' || '+colour' || w);
+SELECT r.method, r.queries
+  FROM unnest(ARRAY[0.5, 0.6, 0.7, 0.8, 0.9]) AS w,
+       lookalike.refresh_evaluation('train_val', :'variant' || '+colour' || w) AS r;
+SELECT method, seeds, round(precision_at_k::numeric, 4) AS p_at_5,
+       round(recall_at_k::numeric, 4) AS r_at_5, round(hit_at_k::numeric, 4) AS hit_at_5
+  FROM train_val.retrieval_summary ORDER BY method;
