@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS fashion.features (
 COMMENT ON TABLE fashion.features IS 'image features of the products that have an image (demo/features.sql)';
 -- learned: image_embedding(image, <model trained by lookalike.train_model() on TRAIN_DIR only>)
 ALTER TABLE fashion.features ADD COLUMN IF NOT EXISTS learned embedding;
--- learned_fused: fused_embedding(learned, foreground, 0.7)
+-- learned_fused: fused_embedding(learned, foreground, 0.9)
 ALTER TABLE fashion.features ADD COLUMN IF NOT EXISTS learned_fused embedding;
 -- (Earlier demos kept the catalogue mean here; the whitening projection now holds it.)
 DROP TABLE IF EXISTS fashion.feature_means;
@@ -54,10 +54,10 @@ SELECT lookalike.add_evaluation_method('fashion', 'fused',
 
 SELECT lookalike.add_evaluation_method('fashion', 'learned',
     'SELECT id, learned FROM fashion.features', 'cosine',
-    'image_embedding(image, learned model): MobileNetV2 with a 256-d head (and its last TRAIN_BLOCKS blocks, default none) trained in the database (lookalike.train_model) on the training pool TRAIN_DIR only, labels articleType, baseColour, usage');
+    'image_embedding(image, learned model): MobileNetV2 with its last TRAIN_BLOCKS (default 2) blocks and a 256-d head trained in the database (lookalike.train_model) on the training pool TRAIN_DIR only, labels articleType, baseColour, usage');
 SELECT lookalike.add_evaluation_method('fashion', 'learned_fused',
     'SELECT id, learned_fused FROM fashion.features', 'cosine',
-    '0.7 x cosine of the learned embedding + 0.3 x cosine of foreground_color_histogram (fused_embedding); the weight chosen on held-out groups of the training pool (demo/training_validation.sql)');
+    '0.9 x cosine of the learned embedding + 0.1 x cosine of foreground_color_histogram (fused_embedding); the weight chosen on held-out groups of the training pool (demo/training_validation.sql)');
 
 -- Drill-down by article type: which kinds of product each method finds or misses.
 CREATE OR REPLACE VIEW fashion.retrieval_article_types AS

@@ -86,13 +86,13 @@ UPDATE fashion.features f SET learned = e.embedding
 FROM image_embeddings('SELECT p.id, p.image FROM fashion.products p JOIN fashion.features f USING (id) WHERE f.learned IS NULL',
                       :'learned_model') AS e
 WHERE e.id = f.id;
--- learned_fused: 0.7 x cosine of the learned embedding + 0.3 x cosine of the foreground colour
+-- learned_fused: 0.9 x cosine of the learned embedding + 0.1 x cosine of the foreground colour
 -- descriptor. The weight was chosen on held-out style groups of the training pool
 -- (demo/training_validation.sql: 0.5 .. 0.9 tried), never on this catalogue's labels.
-\echo learned_fused: fused_embedding(learned, foreground, 0.7)
+\echo learned_fused: fused_embedding(learned, foreground, 0.9)
 UPDATE fashion.features
 SET learned_fused = CASE WHEN learned IS NOT NULL AND foreground IS NOT NULL
-                         THEN fused_embedding(learned, foreground, 0.7) END;
+                         THEN fused_embedding(learned, foreground, 0.9) END;
 \else
 \echo learned: skipped, no trained model
 UPDATE fashion.features SET learned_fused = NULL WHERE learned_fused IS NOT NULL;

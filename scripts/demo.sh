@@ -13,8 +13,10 @@
 #     $SHARED/data/fashion-train, loaded into fashion_train.products) -- never on FASHION_DIR --
 #     unless a model trained on the same data with the same parameters is kept in
 #     DEMO_OUT/learned-<key>.pt from an earlier run (then it is registered from that file);
-#     TRAIN_EPOCHS (default 4), TRAIN_BLOCKS (trainable_blocks, default 0: a head on the frozen
-#     network, the variant chosen on held-out groups of the training pool, docs/training.md) and
+#     TRAIN_EPOCHS (default 2), TRAIN_BLOCKS (trainable_blocks, default 2: the last two
+#     blocks and a head, the variant chosen on held-out groups of the training pool,
+#     docs/training.md), TRAIN_THREADS (lookalike.threads while training, default 1: on the
+#     shared 2-core machine one thread trained 2-3x faster than two) and
 #     TRAIN_PER_GROUP (default 30: at most that many images of each (article type, colour,
 #     usage) group of the pool, a seeded choice, to fit the 2-core time budget; 0 = all) and
 #     TRAIN=0 (skip the learned method) adjust it.
@@ -30,8 +32,9 @@ FASHION_DIR=${FASHION_DIR:-$SHARED/data/fashion}
 FASHION_DIR=$(cd "$FASHION_DIR" && pwd)
 MODEL=${MODEL:-$SHARED/models/mobilenet_v2-imagenet-features.pt}
 TRAIN_DIR=${TRAIN_DIR:-$SHARED/data/fashion-train}
-TRAIN_EPOCHS=${TRAIN_EPOCHS:-4}
-TRAIN_BLOCKS=${TRAIN_BLOCKS:-0}
+TRAIN_EPOCHS=${TRAIN_EPOCHS:-2}
+TRAIN_BLOCKS=${TRAIN_BLOCKS:-2}
+TRAIN_THREADS=${TRAIN_THREADS:-1}
 TRAIN_PER_GROUP=${TRAIN_PER_GROUP:-30}
 TRAIN=${TRAIN:-1}
 port=${DEMO_PORT:-54329}
@@ -101,7 +104,7 @@ if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,in
   [ -r "$TRAIN_DIR/styles.csv" ] && [ "$(psql_demo -tA -c "SELECT count(*) FROM lookalike.models WHERE name = 'mobilenet_v2'")" = 1 ]; then
   TRAIN_DIR=$(cd "$TRAIN_DIR" && pwd)
   [ "$TRAIN_DIR" != "$FASHION_DIR" ] || { echo "TRAIN_DIR must not be FASHION_DIR"; exit 1; }
-  params="epochs=$TRAIN_EPOCHS embedding_dims=256 trainable_blocks=$TRAIN_BLOCKS batch_size=32 lr=0.001 base_lr=0.0003 seed=1 per_group=$TRAIN_PER_GROUP labels=article_type,base_colour,usage model=$(sha256sum "$MODEL" | cut -c1-64)"
+  params="epochs=$TRAIN_EPOCHS embedding_dims=256 trainable_blocks=$TRAIN_BLOCKS batch_size=32 lr=0.001 base_lr=0.0003 seed=1 per_group=$TRAIN_PER_GROUP threads=$TRAIN_THREADS labels=article_type,base_colour,usage model=$(sha256sum "$MODEL" | cut -c1-64)"
   # the key: parameters, base model, the trainer's source and the training data (labels and the
   # list of image files with sizes and times)
   key=$( { printf '%s\n' "$params"; sha256sum src/model/training.cpp | cut -c1-64; sha256sum "$TRAIN_DIR/styles.csv" | cut -c1-64;
@@ -119,7 +122,7 @@ if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,in
         row_number() OVER (PARTITION BY article_type, base_colour, usage ORDER BY md5(id::text)) AS r
         FROM fashion_train.products WHERE image IS NOT NULL) AS s WHERE $TRAIN_PER_GROUP = 0 OR r <= $TRAIN_PER_GROUP ORDER BY id"
     step "training the learned model on fashion_train ($params; lookalike.training_progress shows its progress)"
-    psql_demo -c "SET lookalike.threads = $(nproc)" -c "SELECT name, dims, sha256 FROM lookalike.train_model('$learned', 'mobilenet_v2',
+    psql_demo -c "SET lookalike.threads = $TRAIN_THREADS" -c "SELECT name, dims, sha256 FROM lookalike.train_model('$learned', 'mobilenet_v2',
         '$train_query',
         epochs => $TRAIN_EPOCHS, trainable_blocks => $TRAIN_BLOCKS, embedding_dims => 256, batch_size => 32,
         learning_rate => 0.001, base_learning_rate => 0.0003, seed => 1, description => 'trained on $TRAIN_DIR ($params)')"

@@ -24,9 +24,9 @@
 namespace lookalike::model {
 
 struct TrainOptions {
-  int epochs = 6;
+  int epochs = 2;
   int embedding_dims = 256;
-  int trainable_blocks = 0;  // 2 (blocks 17-18) did not fit the time budget: docs/training.md
+  int trainable_blocks = 2;
   int batch_size = 32;
   double learning_rate = 1e-3;       // projection and proxies
   double base_learning_rate = 3e-4;  // the trained blocks

@@ -50,14 +50,18 @@ ours=$(psql_q -At -c "SELECT round((training->>'images')::numeric * jsonb_array_
   FROM lookalike.model_data WHERE name = 'bench_learned'")
 
 # ---- the reference: a PyTorch eager loop of the same training step ------------------------------
-ref=$(psql_q -At -c "COPY (SELECT id, article_type, base_colour, usage FROM bench_train ORDER BY id) TO STDOUT WITH CSV" |
-  /usr/bin/python3 - "$model" "$data" "$threads" "$epochs" <<'PY'
+# (the rows go through a file: the script itself is python's stdin)
+rows_csv=$(mktemp)
+trap 'rm -f "$rows_csv"' EXIT
+psql_q -At -c "COPY (SELECT id, article_type, base_colour, usage FROM bench_train ORDER BY id) TO STDOUT WITH CSV" >"$rows_csv"
+ref=$(/usr/bin/python3 - "$model" "$data" "$threads" "$epochs" "$rows_csv" <<'PY'
 import csv, sys, time, numpy as np, cv2, torch, torch.nn.functional as F
 model, data, threads, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 torch.set_flush_denormal(True)
 torch.set_num_threads(threads)
 torch.manual_seed(1)
-rows = list(csv.reader(sys.stdin))
+rows = list(csv.reader(open(sys.argv[5])))
+assert rows, "no training rows"
 m = torch.jit.load(model).eval()
 blocks = [getattr(m.features, str(i)) for i in range(19)]
 mean = np.array([0.485, 0.456, 0.406], np.float32); std = np.array([0.229, 0.224, 0.225], np.float32)
