@@ -175,6 +175,19 @@ SELECT count(*) AS images, count(*) FILTER (WHERE rank < 5) >= 40 AS at_least_40
                      WHERE v > (embedding::real[])[415]) AS rank
           FROM image_embeddings('SELECT id, image FROM model_backpacks', 'mobilenet_v2_logits')) s;
 
+-- ---- the catalog is read with pg_catalog's operators, whatever the search_path --------------
+-- A session's own = (text, text) that is always true, searched before pg_catalog, must not make
+-- an unknown name match a registered model, a stored model or a projection.
+CREATE SCHEMA hijack;
+CREATE FUNCTION hijack.always(text, text) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
+CREATE OPERATOR hijack.= (LEFTARG = text, RIGHTARG = text, FUNCTION = hijack.always);
+SET search_path = hijack, pg_catalog, public;
+SELECT 'x' = 'y' AS hijacked_equals;
+SELECT image_embedding(pg_read_binary_file(:'img1'), 'not_registered');
+SELECT project('[1,2]'::embedding, 'not_a_projection');
+RESET search_path;
+DROP SCHEMA hijack CASCADE;
+
 -- ---- unregister ----------------------------------------------------------------------------
 SELECT lookalike.unregister_model('resnet18_random');
 SELECT image_embedding(pg_read_binary_file(:'img1'), 'resnet18_random');

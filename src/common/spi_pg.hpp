@@ -4,7 +4,8 @@
 // from a frame that owns C++ objects, call them inside pg::guarded (guard_pg.hpp).
 //
 //   spi::connect();
-//   if (HeapTuple row = spi::select_by_key("SELECT data FROM t WHERE name = $1", name, "t"))
+//   if (HeapTuple row = spi::select_by_key(
+//           "SELECT data FROM s.t WHERE name OPERATOR(pg_catalog.=) $1", name, "t"))
 //     ... spi::column(row, 1, &isnull) ...
 //   spi::finish();
 //
@@ -33,7 +34,8 @@ inline void finish() { SPI_finish(); }
 
 // Runs the read-only query sql with $1 = key (text) and returns its first row, or nullptr when
 // it has none; the row lives until finish(). `what` names what is read in the error raised when
-// the query fails.
+// the query fails. The query runs with the caller's search_path: qualify every table, function
+// and operator (OPERATOR(pg_catalog.=)), or a session's own objects take their place.
 inline HeapTuple select_by_key(const char *sql, const char *key, const char *what) {
   Oid argtypes[1] = {TEXTOID};
   Datum args[1] = {CStringGetTextDatum(key)};

@@ -42,7 +42,7 @@ bool lookup_model(const char *name, ModelRow *out) {
   spi::connect();
   HeapTuple row = spi::select_by_key(
       "SELECT path, sha256, input_size, mean[1], mean[2], mean[3], std[1], std[2], std[3], dims "
-      "FROM lookalike.models WHERE name = $1",
+      "FROM lookalike.models WHERE name OPERATOR(pg_catalog.=) $1",
       name, "lookalike.models");
   if (row != nullptr) {
     char *path = spi::column_text(row, 1);
@@ -65,8 +65,9 @@ bool lookup_model(const char *name, ModelRow *out) {
 bytea *stored_model_bytes(const char *name) {
   MemoryContext caller = CurrentMemoryContext;
   spi::connect();
-  HeapTuple row = spi::select_by_key("SELECT torchscript FROM lookalike.model_data WHERE name = $1",
-                                     name, "lookalike.model_data");
+  HeapTuple row = spi::select_by_key(
+      "SELECT torchscript FROM lookalike.model_data WHERE name OPERATOR(pg_catalog.=) $1", name,
+      "lookalike.model_data");
   bytea *result = row != nullptr ? spi::column_bytea_copy(row, 1, caller) : nullptr;
   spi::finish();
   return result;

@@ -25,8 +25,9 @@ struct CachedProjection {
 // Reads the projection `name` into `cxt`; raises 42704 if there is none.
 bytea *read_projection(const char *name, MemoryContext cxt) {
   spi::connect();
-  HeapTuple row = spi::select_by_key("SELECT data FROM lookalike.projections WHERE name = $1", name,
-                                     "lookalike.projections");
+  HeapTuple row = spi::select_by_key(
+      "SELECT data FROM lookalike.projections WHERE name OPERATOR(pg_catalog.=) $1", name,
+      "lookalike.projections");
   if (row == nullptr)
     ereport(ERROR,
             (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("projection \"%s\" does not exist", name),
