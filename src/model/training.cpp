@@ -222,87 +222,127 @@ void Trainer::add(const float *input, int n, int size, const int32_t *labels) {
   I.n += n;
 }
 
-EpochResult Trainer::train_epoch(const std::function<void(int64_t, int64_t)> &between) {
-  auto &I = *impl_;
-  if (I.n == 0) throw Error(ss::kInvalidParameterValue, "no training images");
-  if (int(I.classes.size()) != I.heads)
-    throw Error(ss::kInternalError, "train_epoch: set_classes was not called");
-  const auto t0 = std::chrono::steady_clock::now();
-  const int H = int(I.classes.size());
-  const int64_t steps_per_epoch = (I.n + I.opt.batch_size - 1) / I.opt.batch_size;
-  const int64_t total_steps = steps_per_epoch * I.opt.epochs;
-  torch::NoGradGuard no_grad_outside;  // enabled again below for the step itself
-  if (!I.optimizer) {
-    I.all = torch::cat(I.cache, 0);
-    I.cache.clear();
-    I.cache.push_back(I.all);
-    torch::manual_seed(I.opt.seed);
-    int64_t in_dims;
-    {
-      at::Tensor probe = I.all.slice(0, 0, 1).to(torch::kFloat32);
-      for (auto &b : I.blocks) probe = b.forward({probe}).toTensor();
-      if (!I.blocks.empty()) probe = probe.mean({2, 3});
-      in_dims = probe.size(1);
-    }
-    const double bound = 1.0 / std::sqrt(double(in_dims));
-    I.weight = (torch::rand({I.opt.embedding_dims, in_dims}) * 2 - 1) * bound;
-    I.bias = torch::zeros({I.opt.embedding_dims});
-    I.weight.set_requires_grad(true);
-    I.bias.set_requires_grad(true);
-    std::vector<at::Tensor> head{I.weight, I.bias};
-    for (int h = 0; h < H; ++h) {
-      I.proxies.push_back((torch::randn({I.classes[size_t(h)], I.opt.embedding_dims}) * 0.01)
-                              .set_requires_grad(true));
-      head.push_back(I.proxies.back());
-    }
-    std::vector<torch::optim::OptimizerParamGroup> groups;
-    groups.emplace_back(
-        head,
-        std::make_unique<torch::optim::AdamWOptions>(
-            torch::optim::AdamWOptions(I.opt.learning_rate).weight_decay(I.opt.weight_decay)));
-    I.base_lr.push_back(I.opt.learning_rate);
-    std::vector<at::Tensor> trained;
-    for (auto &b : I.blocks)
-      for (auto p : b.parameters()) trained.push_back(p);
-    if (!trained.empty()) {
-      groups.emplace_back(trained, std::make_unique<torch::optim::AdamWOptions>(
-                                       torch::optim::AdamWOptions(I.opt.base_learning_rate)
-                                           .weight_decay(I.opt.weight_decay)));
-      I.base_lr.push_back(I.opt.base_learning_rate);
-    }
-    I.optimizer = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions());
+namespace {
+
+// The first epoch's set-up: the cache as one tensor, the 256-d projection and the per-label
+// proxies (seeded), and AdamW over them (learning_rate) and the trained blocks
+// (base_learning_rate).
+void init_optimizer(Trainer::Impl &I) {
+  I.all = torch::cat(I.cache, 0);
+  I.cache.clear();
+  I.cache.push_back(I.all);
+  torch::manual_seed(I.opt.seed);
+  int64_t in_dims;
+  {
+    at::Tensor probe = I.all.slice(0, 0, 1).to(torch::kFloat32);
+    for (auto &b : I.blocks) probe = b.forward({probe}).toTensor();
+    if (!I.blocks.empty()) probe = probe.mean({2, 3});
+    in_dims = probe.size(1);
   }
-  // A seeded order (Fisher-Yates with our own generator: the same on every platform).
+  const double bound = 1.0 / std::sqrt(double(in_dims));
+  I.weight = (torch::rand({I.opt.embedding_dims, in_dims}) * 2 - 1) * bound;
+  I.bias = torch::zeros({I.opt.embedding_dims});
+  I.weight.set_requires_grad(true);
+  I.bias.set_requires_grad(true);
+  std::vector<at::Tensor> head{I.weight, I.bias};
+  for (size_t h = 0; h < I.classes.size(); ++h) {
+    I.proxies.push_back(
+        (torch::randn({I.classes[h], I.opt.embedding_dims}) * 0.01).set_requires_grad(true));
+    head.push_back(I.proxies.back());
+  }
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(
+      head, std::make_unique<torch::optim::AdamWOptions>(
+                torch::optim::AdamWOptions(I.opt.learning_rate).weight_decay(I.opt.weight_decay)));
+  I.base_lr.push_back(I.opt.learning_rate);
+  std::vector<at::Tensor> trained;
+  for (auto &b : I.blocks)
+    for (auto p : b.parameters()) trained.push_back(p);
+  if (!trained.empty()) {
+    groups.emplace_back(
+        trained,
+        std::make_unique<torch::optim::AdamWOptions>(
+            torch::optim::AdamWOptions(I.opt.base_learning_rate).weight_decay(I.opt.weight_decay)));
+    I.base_lr.push_back(I.opt.base_learning_rate);
+  }
+  I.optimizer = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions());
+}
+
+// A seeded order of the n cached images (Fisher-Yates with our own generator: the same on every
+// platform).
+std::vector<int64_t> shuffled_order(Trainer::Impl &I) {
   std::vector<int64_t> order(size_t(I.n));
   for (int64_t i = 0; i < I.n; ++i) order[size_t(i)] = i;
   for (int64_t i = I.n - 1; i > 0; --i) {
     int64_t j = int64_t(I.rng() % uint64_t(i + 1));
     std::swap(order[size_t(i)], order[size_t(j)]);
   }
+  return order;
+}
+
+// The cached inputs of the images idx, as float32, each mirrored left-right with probability
+// 1/2 when the blocks are trained (the seeded generator decides).
+at::Tensor batch_input(Trainer::Impl &I, const std::vector<int64_t> &idx) {
+  const int64_t b = int64_t(idx.size());
+  at::Tensor x = I.all.index_select(0, torch::tensor(idx, torch::kLong)).to(torch::kFloat32);
+  if (I.opt.flip && !I.blocks.empty()) {
+    std::vector<int64_t> f(static_cast<size_t>(b));
+    for (auto &v : f) v = int64_t(I.rng() & 1);
+    at::Tensor mask = torch::tensor(f, torch::kLong).to(torch::kBool).view({b, 1, 1, 1});
+    x = torch::where(mask, x.flip({3}), x);
+  }
+  return x;
+}
+
+// The class numbers of the images idx, one tensor per label column (-1: NULL label).
+std::vector<at::Tensor> batch_labels(const Trainer::Impl &I, const std::vector<int64_t> &idx) {
+  const int H = int(I.classes.size());
+  std::vector<at::Tensor> ys;
+  for (int h = 0; h < H; ++h) {
+    std::vector<int64_t> y(idx.size());
+    for (size_t i = 0; i < idx.size(); ++i) y[i] = I.labels[size_t(idx[i] * H + h)];
+    ys.push_back(torch::tensor(y, torch::kLong));
+  }
+  return ys;
+}
+
+// The loss of one batch (with autograd on): the sum over label columns of the cross-entropy of
+// the scaled cosine between the normalised embedding and the normalised class proxies.
+at::Tensor batch_loss(Trainer::Impl &I, const at::Tensor &x, const std::vector<at::Tensor> &ys) {
+  namespace F = torch::nn::functional;
+  at::Tensor e = F::normalize(I.embed(x), F::NormalizeFuncOptions().dim(1));
+  at::Tensor loss = torch::zeros({});
+  for (size_t h = 0; h < ys.size(); ++h) {
+    if ((ys[h] >= 0).sum().item<int64_t>() == 0) continue;
+    at::Tensor p = F::normalize(I.proxies[h], F::NormalizeFuncOptions().dim(1));
+    at::Tensor logits = I.opt.scale * torch::mm(e, p.t());
+    loss = loss + F::cross_entropy(logits, ys[h], F::CrossEntropyFuncOptions().ignore_index(-1));
+  }
+  return loss;
+}
+
+}  // namespace
+
+EpochResult Trainer::train_epoch(const std::function<void(int64_t, int64_t)> &between) {
+  auto &I = *impl_;
+  if (I.n == 0) throw Error(ss::kInvalidParameterValue, "no training images");
+  if (int(I.classes.size()) != I.heads)
+    throw Error(ss::kInternalError, "train_epoch: set_classes was not called");
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t steps_per_epoch = (I.n + I.opt.batch_size - 1) / I.opt.batch_size;
+  const int64_t total_steps = steps_per_epoch * I.opt.epochs;
+  torch::NoGradGuard no_grad_outside;  // enabled again below for the step itself
+  if (!I.optimizer) init_optimizer(I);
+  const std::vector<int64_t> order = shuffled_order(I);
   double loss_sum = 0;
   int64_t counted = 0;
   FlushToZero ftz;
   for (int64_t s = 0; s < steps_per_epoch; ++s) {
     between(s, steps_per_epoch);
     const int64_t lo = s * I.opt.batch_size, hi = std::min(I.n, lo + I.opt.batch_size);
-    const int64_t b = hi - lo;
-    std::vector<int64_t> idx(order.begin() + lo, order.begin() + hi);
-    at::Tensor index = torch::tensor(idx, torch::kLong);
-    at::Tensor x = I.all.index_select(0, index).to(torch::kFloat32);
-    if (I.opt.flip && !I.blocks.empty()) {
-      std::vector<uint8_t> f(static_cast<size_t>(b));
-      for (auto &v : f) v = uint8_t(I.rng() & 1);
-      at::Tensor mask = torch::tensor(std::vector<int64_t>(f.begin(), f.end()), torch::kLong)
-                            .to(torch::kBool)
-                            .view({b, 1, 1, 1});
-      x = torch::where(mask, x.flip({3}), x);
-    }
-    std::vector<at::Tensor> ys;
-    for (int h = 0; h < H; ++h) {
-      std::vector<int64_t> y(static_cast<size_t>(b));
-      for (int64_t i = 0; i < b; ++i) y[size_t(i)] = I.labels[size_t(idx[size_t(i)] * H + h)];
-      ys.push_back(torch::tensor(y, torch::kLong));
-    }
+    const std::vector<int64_t> idx(order.begin() + lo, order.begin() + hi);
+    at::Tensor x = batch_input(I, idx);
+    std::vector<at::Tensor> ys = batch_labels(I, idx);
     const double f = schedule(I.step, total_steps);
     for (size_t g = 0; g < I.optimizer->param_groups().size(); ++g)
       static_cast<torch::optim::AdamWOptions &>(I.optimizer->param_groups()[g].options())
@@ -310,18 +350,7 @@ EpochResult Trainer::train_epoch(const std::function<void(int64_t, int64_t)> &be
     at::Tensor loss;
     {
       torch::AutoGradMode grad(true);
-      at::Tensor e = torch::nn::functional::normalize(
-          I.embed(x), torch::nn::functional::NormalizeFuncOptions().dim(1));
-      loss = torch::zeros({});
-      for (int h = 0; h < H; ++h) {
-        if ((ys[size_t(h)] >= 0).sum().item<int64_t>() == 0) continue;
-        at::Tensor p = torch::nn::functional::normalize(
-            I.proxies[size_t(h)], torch::nn::functional::NormalizeFuncOptions().dim(1));
-        at::Tensor logits = I.opt.scale * torch::mm(e, p.t());
-        loss = loss + torch::nn::functional::cross_entropy(
-                          logits, ys[size_t(h)],
-                          torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-1));
-      }
+      loss = batch_loss(I, x, ys);
       I.optimizer->zero_grad();
       between(s, steps_per_epoch);
       loss.backward();
@@ -333,8 +362,8 @@ EpochResult Trainer::train_epoch(const std::function<void(int64_t, int64_t)> &be
     if (!std::isfinite(l))
       throw Error(ss::kDataException, "the training loss is not finite",
                   "Try a smaller learning_rate.");
-    loss_sum += l * double(b);
-    counted += b;
+    loss_sum += l * double(hi - lo);
+    counted += hi - lo;
   }
   ++I.epoch;
   EpochResult r;

@@ -74,8 +74,11 @@ class Trainer {
   // The trained encoder as TorchScript bytes: forward(x [N,3,S,S]) -> [N, embedding_dims].
   std::string save() const;
 
- private:
+  // The state (defined in training.cpp only; public so that its helper functions there can
+  // name it).
   struct Impl;
+
+ private:
   std::unique_ptr<Impl> impl_;
 };
 

@@ -30,9 +30,9 @@
 #include "image/settings_pg.hpp"
 #include "model/settings_pg.hpp"
 #include "model/registry_pg.hpp"
+#include "common/spi_pg.hpp"
 
 extern "C" {
-#include "executor/spi.h"
 #include "nodes/plannodes.h"
 #include "utils/portal.h"
 }
@@ -161,13 +161,13 @@ void interrupts() {
   pg::guarded([] { CHECK_FOR_INTERRUPTS(); });
 }
 
-}  // namespace
+// The arguments of _train_model(), checked.
+struct TrainCall {
+  std::string name, base_name, query;
+  TrainOptions opt;
+};
 
-// lookalike._train_model(name text, base_model text, training_query text, epochs int,
-//     embedding_dims int, trainable_blocks int, batch_size int, learning_rate float8,
-//     base_learning_rate float8, seed int,
-//     OUT torchscript bytea, OUT sha256 text, OUT dims int, OUT training jsonb)
-LOOKALIKE_FUNCTION(lookalike_train_model) {
+TrainCall read_call(FunctionCallInfo fcinfo) {
   bool super = pg::guarded([] { return superuser(); });
   if (!super)
     throw Error(sqlstate::kInsufficientPrivilege, "only superusers may train models",
@@ -175,26 +175,26 @@ LOOKALIKE_FUNCTION(lookalike_train_model) {
   for (int i = 0; i < 10; ++i)
     if (PG_ARGISNULL(i))
       throw Error(sqlstate::kInvalidParameterValue, "arguments must not be null");
-  std::string name(pg::guarded([&] { return text_to_cstring(PG_GETARG_TEXT_PP(0)); }));
-  std::string base_name(pg::guarded([&] { return text_to_cstring(PG_GETARG_TEXT_PP(1)); }));
-  std::string query(pg::guarded([&] { return text_to_cstring(PG_GETARG_TEXT_PP(2)); }));
-  TrainOptions opt;
-  opt.epochs = PG_GETARG_INT32(3);
-  opt.embedding_dims = PG_GETARG_INT32(4);
-  opt.trainable_blocks = PG_GETARG_INT32(5);
-  opt.batch_size = PG_GETARG_INT32(6);
-  opt.learning_rate = PG_GETARG_FLOAT8(7);
-  opt.base_learning_rate = PG_GETARG_FLOAT8(8);
-  opt.seed = uint64_t(int64_t(PG_GETARG_INT32(9)));
-  check_train_options(opt);
-  const int threads = pg::guarded([] { return model::threads_setting(); });
-  const int64_t max_pixels = pg::guarded([] { return image::max_image_pixels(); });
-  configure_threads(threads);
+  TrainCall c;
+  c.name = pg::guarded([&] { return text_to_cstring(PG_GETARG_TEXT_PP(0)); });
+  c.base_name = pg::guarded([&] { return text_to_cstring(PG_GETARG_TEXT_PP(1)); });
+  c.query = pg::guarded([&] { return text_to_cstring(PG_GETARG_TEXT_PP(2)); });
+  c.opt.epochs = PG_GETARG_INT32(3);
+  c.opt.embedding_dims = PG_GETARG_INT32(4);
+  c.opt.trainable_blocks = PG_GETARG_INT32(5);
+  c.opt.batch_size = PG_GETARG_INT32(6);
+  c.opt.learning_rate = PG_GETARG_FLOAT8(7);
+  c.opt.base_learning_rate = PG_GETARG_FLOAT8(8);
+  c.opt.seed = uint64_t(int64_t(PG_GETARG_INT32(9)));
+  check_train_options(c.opt);
+  return c;
+}
 
-  // The extension's own catalog reads (lookalike.models, lookalike.model_data) run with a pinned
-  // search_path, whoever calls and whatever the session's path: lookalike.train_model() pins it
-  // already, this also covers a superuser calling lookalike._train_model() directly. The
-  // training query (below) then runs with the caller's path (train_model's pinned one).
+// The extension's own catalog reads (lookalike.models, lookalike.model_data) run with a pinned
+// search_path, whoever calls and whatever the session's path: lookalike.train_model() pins it
+// already, this also covers a superuser calling lookalike._train_model() directly. The training
+// query then runs with the caller's path (train_model's pinned one). 42704 if not registered.
+BaseModel read_base_pinned(const std::string &base_name) {
   const int nest = pg::guarded([] {
     int level = NewGUCNestLevel();
     (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
@@ -205,194 +205,218 @@ LOOKALIKE_FUNCTION(lookalike_train_model) {
   pg::guarded([&] { AtEOXact_GUC(true, nest); });
   if (!base.found)
     throw Error(sqlstate::kUndefinedObject, "base model \"" + base_name + "\" is not registered");
-  const int pid = pg::guarded([] { return MyProcPid; });
-  ProgressFile progress(pid, name);
-  progress.update("reading", 0, opt.epochs, 0, 0, NAN, true);
+  return base;
+}
 
+// The training query's open cursor (inside an SPI connection), the planner's row estimate (for
+// progress) and the names of its label columns.
+struct TrainingQuery {
   Portal portal = nullptr;
   double estimated = 0;
+  std::vector<std::string> label_names;
+  int heads() const { return int(label_names.size()); }
+};
+
+TrainingQuery open_training_query(const std::string &query) {
+  TrainingQuery q;
   pg::guarded([&] {
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    portal = SPI_cursor_open_with_args(nullptr, query.c_str(), 0, nullptr, nullptr, nullptr, true,
-                                       CURSOR_OPT_NO_SCROLL);
-    check_training_columns(portal->tupDesc);
-    if (portal->stmts != NIL) {
-      PlannedStmt *ps = linitial_node(PlannedStmt, portal->stmts);
-      if (ps->planTree != nullptr) estimated = ps->planTree->plan_rows;
+    spi::connect();
+    q.portal = spi::open_cursor(query.c_str(), true);
+    check_training_columns(q.portal->tupDesc);
+    if (q.portal->stmts != NIL) {
+      PlannedStmt *ps = linitial_node(PlannedStmt, q.portal->stmts);
+      if (ps->planTree != nullptr) q.estimated = ps->planTree->plan_rows;
     }
   });
-  const int heads = pg::guarded([&] { return portal->tupDesc->natts - 1; });
-  std::vector<std::string> label_names;
+  const int heads = pg::guarded([&] { return q.portal->tupDesc->natts - 1; });
   for (int h = 0; h < heads; ++h)
-    label_names.push_back(pg::guarded([&] {
-      return static_cast<const char *>(NameStr(TupleDescAttr(portal->tupDesc, h + 1)->attname));
+    q.label_names.push_back(pg::guarded([&] {
+      return static_cast<const char *>(NameStr(TupleDescAttr(q.portal->tupDesc, h + 1)->attname));
     }));
+  return q;
+}
 
-  Trainer trainer(base.bytes, opt, heads);
-  base.bytes.clear();
-  base.bytes.shrink_to_fit();
-  Preprocessor pre(base.norm);
-  std::vector<std::map<std::string, int32_t>> classes(static_cast<size_t>(heads));
-  std::vector<EncodedImage> images;
+// What reading the training query found: row counts and, per label column, its classes (value
+// -> class number, numbered as they first appear).
+struct Reading {
+  int64_t rows = 0, null_images = 0, null_labels = 0;
+  std::vector<std::map<std::string, int32_t>> classes;
+  double seconds = 0;
+};
+
+// One fetched batch with a non-NULL image: the images' bytes (our own copies), their labels
+// (heads per image, -1 for NULL) and their row numbers in the query (for error messages).
+struct FetchedImages {
   std::vector<std::vector<uint8_t>> owned;
   std::vector<int32_t> labels;
+  std::vector<int64_t> row_numbers;
+};
+
+// Reads the n rows of the last fetch; values are read in batch_cxt (reset by the caller).
+FetchedImages read_fetched(int n, int heads, MemoryContext batch_cxt, Reading &r) {
+  FetchedImages f;
+  for (int i = 0; i < n; ++i) {
+    ++r.rows;
+    bool image_null = false;
+    std::vector<std::string> values(static_cast<size_t>(heads));
+    std::vector<char> nulls(size_t(heads), 0);
+    EncodedImage enc;
+    pg::guarded([&] {
+      HeapTuple tup = spi::fetched(uint64(i));
+      bool isnull;
+      Datum img = spi::column(tup, 1, &isnull);
+      image_null = isnull;
+      if (isnull) return;
+      MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+      bytea *b = DatumGetByteaPP(img);
+      enc = {reinterpret_cast<const uint8_t *>(VARDATA_ANY(b)), VARSIZE_ANY_EXHDR(b)};
+      for (int h = 0; h < heads; ++h) {
+        char *v = spi::column_text(tup, h + 2);  // palloc'd in batch_cxt
+        if (v == nullptr)
+          nulls[size_t(h)] = 1;
+        else
+          values[size_t(h)].assign(v);
+      }
+      MemoryContextSwitchTo(old);
+    });
+    if (image_null) {
+      ++r.null_images;
+      continue;
+    }
+    f.owned.emplace_back(enc.data, enc.data + enc.len);
+    f.row_numbers.push_back(r.rows);
+    for (int h = 0; h < heads; ++h) {
+      if (nulls[size_t(h)]) {
+        ++r.null_labels;
+        f.labels.push_back(-1);
+        continue;
+      }
+      auto &m = r.classes[size_t(h)];
+      auto it = m.find(values[size_t(h)]);
+      if (it == m.end()) it = m.emplace(values[size_t(h)], int32_t(m.size())).first;
+      f.labels.push_back(it->second);
+    }
+  }
+  return f;
+}
+
+// Decodes and preprocesses a fetched batch into input; an undecodable image names its row.
+void prepare_fetched(const FetchedImages &f, const Preprocessor &pre, int64_t max_pixels,
+                     std::vector<float> &input) {
+  std::vector<EncodedImage> images;
+  for (const auto &o : f.owned) images.push_back({o.data(), o.size()});
+  try {
+    prepare_batch(pre, images.data(), int(images.size()), max_pixels, input);
+  } catch (const BatchImageError &e) {
+    try {
+      std::rethrow_exception(e.cause());
+    } catch (const Error &inner) {
+      throw Error(inner.sqlstate(),
+                  "image of training row " + std::to_string(f.row_numbers[size_t(e.index())]) +
+                      ": " + inner.what(),
+                  inner.detail(), "Filter out undecodable images in the training query.");
+    }
+  }
+}
+
+// Reads the whole training query, caching the frozen part's output of every image in trainer;
+// closes the cursor and the SPI connection.
+Reading cache_query(TrainingQuery &q, const Preprocessor &pre, int64_t max_pixels, Trainer &trainer,
+                    ProgressFile &progress, int epochs) {
+  Reading r;
+  r.classes.resize(size_t(q.heads()));
   std::vector<float> input;
-  int64_t rows = 0, null_images = 0, null_labels = 0;
   const auto t0 = std::chrono::steady_clock::now();
   MemoryContext batch_cxt = pg::guarded([] {
     return AllocSetContextCreate(CurrentMemoryContext, "train_model batch", ALLOCSET_DEFAULT_SIZES);
   });
   for (;;) {
-    pg::guarded([&] {
+    const int n = int(pg::guarded([&] {
       CHECK_FOR_INTERRUPTS();
       MemoryContextReset(batch_cxt);
-      SPI_cursor_fetch(portal, true, kFetchRows);
-    });
-    const int n = int(SPI_processed);
+      return spi::fetch(q.portal, kFetchRows);
+    }));
     if (n == 0) break;
-    images.clear();
-    owned.clear();
-    labels.clear();
-    std::vector<int64_t> row_numbers;
-    for (int i = 0; i < n; ++i) {
-      ++rows;
-      bool image_null = false;
-      std::vector<std::string> values(static_cast<size_t>(heads));
-      std::vector<char> nulls(size_t(heads), 0);
-      EncodedImage enc;
-      pg::guarded([&] {
-        HeapTuple tup = SPI_tuptable->vals[i];
-        TupleDesc desc = SPI_tuptable->tupdesc;
-        bool isnull;
-        Datum img = SPI_getbinval(tup, desc, 1, &isnull);
-        image_null = isnull;
-        if (isnull) return;
-        MemoryContext old = MemoryContextSwitchTo(batch_cxt);
-        bytea *b = DatumGetByteaPP(img);
-        enc = {reinterpret_cast<const uint8_t *>(VARDATA_ANY(b)), VARSIZE_ANY_EXHDR(b)};
-        for (int h = 0; h < heads; ++h) {
-          char *v = SPI_getvalue(tup, desc, h + 2);  // palloc'd in batch_cxt
-          if (v == nullptr)
-            nulls[size_t(h)] = 1;
-          else
-            values[size_t(h)].assign(v);
-        }
-        MemoryContextSwitchTo(old);
-      });
-      if (image_null) {
-        ++null_images;
-        continue;
-      }
-      owned.emplace_back(enc.data, enc.data + enc.len);  // our own copy of the bytes
-      row_numbers.push_back(rows);
-      for (int h = 0; h < heads; ++h) {
-        if (nulls[size_t(h)]) {
-          ++null_labels;
-          labels.push_back(-1);
-          continue;
-        }
-        auto &m = classes[size_t(h)];
-        auto it = m.find(values[size_t(h)]);
-        if (it == m.end()) it = m.emplace(values[size_t(h)], int32_t(m.size())).first;
-        labels.push_back(it->second);
-      }
+    FetchedImages f = read_fetched(n, q.heads(), batch_cxt, r);
+    if (!f.owned.empty()) {
+      interrupts();
+      prepare_fetched(f, pre, max_pixels, input);
+      interrupts();
+      trainer.add(input.data(), int(f.owned.size()), pre.size(), f.labels.data());
     }
-    for (const auto &o : owned) images.push_back({o.data(), o.size()});
-    if (images.empty()) {
-      pg::guarded([] { SPI_freetuptable(SPI_tuptable); });
-      continue;
-    }
-    interrupts();
-    try {
-      prepare_batch(pre, images.data(), int(images.size()), max_pixels, input);
-    } catch (const BatchImageError &e) {
-      try {
-        std::rethrow_exception(e.cause());
-      } catch (const Error &inner) {
-        throw Error(inner.sqlstate(),
-                    "image of training row " + std::to_string(row_numbers[size_t(e.index())]) +
-                        ": " + inner.what(),
-                    inner.detail(), "Filter out undecodable images in the training query.");
-      }
-    }
-    interrupts();
-    trainer.add(input.data(), int(images.size()), pre.size(), labels.data());
-    pg::guarded([] { SPI_freetuptable(SPI_tuptable); });
-    progress.update("caching", 0, opt.epochs, trainer.images(), int64_t(estimated), NAN);
+    pg::guarded([] { spi::free_fetched(); });
+    progress.update("caching", 0, epochs, trainer.images(), int64_t(q.estimated), NAN);
   }
   pg::guarded([&] {
-    MemoryContextDelete(batch_cxt);  // a child of SPI's procedure context: before SPI_finish
-    SPI_cursor_close(portal);
-    SPI_finish();
+    MemoryContextDelete(batch_cxt);  // a child of SPI's procedure context: before finish()
+    spi::close_cursor(q.portal);
+    spi::finish();
   });
-  const double cache_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (trainer.images() == 0)
-    throw Error(sqlstate::kInvalidParameterValue, "the training query returned no images",
-                std::to_string(rows) + " rows, " + std::to_string(null_images) +
-                    " of them with a NULL image.");
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+// The number of classes of each label column; 22023 for a column with fewer than two.
+std::vector<int> class_counts(const Reading &r, const std::vector<std::string> &label_names) {
   std::vector<int> counts;
-  for (int h = 0; h < heads; ++h) {
-    int c = int(classes[size_t(h)].size());
+  for (size_t h = 0; h < r.classes.size(); ++h) {
+    int c = int(r.classes[h].size());
     if (c < 2)
       throw Error(sqlstate::kInvalidParameterValue,
-                  "label column \"" + label_names[size_t(h)] + "\" has " + std::to_string(c) +
+                  "label column \"" + label_names[h] + "\" has " + std::to_string(c) +
                       (c == 1 ? " class" : " classes"),
                   {}, "Every label column needs at least two distinct non-null values.");
     counts.push_back(c);
   }
-  trainer.set_classes(counts);
-  pg::guarded([&] {
-    ereport(
-        NOTICE,
-        (errmsg("train_model: %lld images cached in %.1f s (%.0f MB), %lld rows with a NULL "
-                "image skipped",
-                static_cast<long long>(trainer.images()), cache_seconds,
-                double(trainer.cached_bytes()) / 1048576.0, static_cast<long long>(null_images))));
-  });
+  return counts;
+}
 
-  std::ostringstream epochs_json;
-  for (int e = 1; e <= opt.epochs; ++e) {
+// Trains every epoch with a NOTICE each; returns the history as JSON array elements.
+std::string run_epochs(Trainer &trainer, int epochs, ProgressFile &progress) {
+  std::ostringstream history;
+  for (int e = 1; e <= epochs; ++e) {
     EpochResult r = trainer.train_epoch([&](int64_t step, int64_t steps) {
       interrupts();
-      progress.update("training", e, opt.epochs, step, steps, NAN);
+      progress.update("training", e, epochs, step, steps, NAN);
     });
-    progress.update("training", e, opt.epochs, 1, 1, r.loss, true);
+    progress.update("training", e, epochs, 1, 1, r.loss, true);
     pg::guarded([&] {
-      ereport(NOTICE, (errmsg("train_model: epoch %d/%d, loss %.4f, %.1f s", r.epoch, opt.epochs,
+      ereport(NOTICE, (errmsg("train_model: epoch %d/%d, loss %.4f, %.1f s", r.epoch, epochs,
                               r.loss, r.seconds)));
     });
-    epochs_json << (e > 1 ? "," : "") << "{\"epoch\":" << r.epoch << ",\"loss\":" << r.loss
-                << ",\"seconds\":" << r.seconds << "}";
+    history << (e > 1 ? "," : "") << "{\"epoch\":" << r.epoch << ",\"loss\":" << r.loss
+            << ",\"seconds\":" << r.seconds << "}";
   }
-  interrupts();
-  progress.update("saving", opt.epochs, opt.epochs, 0, 0, NAN, true);
-  std::string bytes = trainer.save();
-  std::string sha = sha256_hex(bytes.data(), bytes.size());
-  // The result must load and run like any registered model.
-  int dims;
-  {
-    std::unique_ptr<Model> check =
-        Model::load_bytes("the trained model", std::vector<char>(bytes.begin(), bytes.end()), sha);
-    dims = check->probe_dims(base.norm);
-  }
-  const double total_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return history.str();
+}
+
+// The training column of lookalike.model_data: what was trained, on what, how long.
+std::string training_json(const TrainCall &c, const BaseModel &base, const Reading &r,
+                          const Trainer &trainer, const std::vector<std::string> &label_names,
+                          const std::vector<int> &counts, int threads, double seconds,
+                          const std::string &history) {
+  const TrainOptions &opt = c.opt;
   std::ostringstream j;
-  j << "{\"base_model\":\"" << json_escape(base_name) << "\",\"base_sha256\":\"" << base.sha256
-    << "\",\"rows\":" << rows << ",\"images\":" << trainer.images()
-    << ",\"null_images\":" << null_images << ",\"null_labels\":" << null_labels << ",\"labels\":[";
-  for (int h = 0; h < heads; ++h)
-    j << (h ? "," : "") << "{\"column\":\"" << json_escape(label_names[size_t(h)])
-      << "\",\"classes\":" << counts[size_t(h)] << "}";
+  j << "{\"base_model\":\"" << json_escape(c.base_name) << "\",\"base_sha256\":\"" << base.sha256
+    << "\",\"rows\":" << r.rows << ",\"images\":" << trainer.images()
+    << ",\"null_images\":" << r.null_images << ",\"null_labels\":" << r.null_labels
+    << ",\"labels\":[";
+  for (size_t h = 0; h < label_names.size(); ++h)
+    j << (h ? "," : "") << "{\"column\":\"" << json_escape(label_names[h])
+      << "\",\"classes\":" << counts[h] << "}";
   j << "],\"epochs\":" << opt.epochs << ",\"embedding_dims\":" << opt.embedding_dims
     << ",\"trainable_blocks\":" << opt.trainable_blocks << ",\"batch_size\":" << opt.batch_size
     << ",\"learning_rate\":" << opt.learning_rate
     << ",\"base_learning_rate\":" << opt.base_learning_rate << ",\"seed\":" << opt.seed
     << ",\"threads\":" << threads << ",\"cached_bytes\":" << trainer.cached_bytes()
-    << ",\"cache_seconds\":" << cache_seconds << ",\"seconds\":" << total_seconds
-    << ",\"history\":[" << epochs_json.str() << "]}";
-  std::string training = j.str();
+    << ",\"cache_seconds\":" << r.seconds << ",\"seconds\":" << seconds << ",\"history\":["
+    << history << "]}";
+  return j.str();
+}
+
+// The function's result row (torchscript, sha256, dims, training). C-style but for the strings.
+Datum result_row(FunctionCallInfo fcinfo, const std::string &bytes, const std::string &sha,
+                 int dims, const std::string &training) {
   return pg::guarded([&] {
     TupleDesc desc;
     if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
@@ -406,4 +430,61 @@ LOOKALIKE_FUNCTION(lookalike_train_model) {
     bool nulls[4] = {false, false, false, false};
     return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
   });
+}
+
+}  // namespace
+
+// lookalike._train_model(name text, base_model text, training_query text, epochs int,
+//     embedding_dims int, trainable_blocks int, batch_size int, learning_rate float8,
+//     base_learning_rate float8, seed int,
+//     OUT torchscript bytea, OUT sha256 text, OUT dims int, OUT training jsonb)
+LOOKALIKE_FUNCTION(lookalike_train_model) {
+  const TrainCall call = read_call(fcinfo);
+  const int threads = pg::guarded([] { return model::threads_setting(); });
+  const int64_t max_pixels = pg::guarded([] { return image::max_image_pixels(); });
+  configure_threads(threads);
+  BaseModel base = read_base_pinned(call.base_name);
+  const int pid = pg::guarded([] { return MyProcPid; });
+  ProgressFile progress(pid, call.name);
+  progress.update("reading", 0, call.opt.epochs, 0, 0, NAN, true);
+  const auto t0 = std::chrono::steady_clock::now();
+
+  TrainingQuery query = open_training_query(call.query);
+  Trainer trainer(base.bytes, call.opt, query.heads());
+  base.bytes.clear();
+  base.bytes.shrink_to_fit();
+  Preprocessor pre(base.norm);
+  const Reading reading = cache_query(query, pre, max_pixels, trainer, progress, call.opt.epochs);
+  if (trainer.images() == 0)
+    throw Error(sqlstate::kInvalidParameterValue, "the training query returned no images",
+                std::to_string(reading.rows) + " rows, " + std::to_string(reading.null_images) +
+                    " of them with a NULL image.");
+  const std::vector<int> counts = class_counts(reading, query.label_names);
+  trainer.set_classes(counts);
+  pg::guarded([&] {
+    ereport(NOTICE,
+            (errmsg("train_model: %lld images cached in %.1f s (%.0f MB), %lld rows with a NULL "
+                    "image skipped",
+                    static_cast<long long>(trainer.images()), reading.seconds,
+                    double(trainer.cached_bytes()) / 1048576.0,
+                    static_cast<long long>(reading.null_images))));
+  });
+
+  const std::string history = run_epochs(trainer, call.opt.epochs, progress);
+  interrupts();
+  progress.update("saving", call.opt.epochs, call.opt.epochs, 0, 0, NAN, true);
+  std::string bytes = trainer.save();
+  std::string sha = sha256_hex(bytes.data(), bytes.size());
+  // The result must load and run like any registered model.
+  int dims;
+  {
+    std::unique_ptr<Model> check =
+        Model::load_bytes("the trained model", std::vector<char>(bytes.begin(), bytes.end()), sha);
+    dims = check->probe_dims(base.norm);
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return result_row(fcinfo, bytes, sha, dims,
+                    training_json(call, base, reading, trainer, query.label_names, counts, threads,
+                                  seconds, history));
 }
