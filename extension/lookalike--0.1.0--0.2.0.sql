@@ -13,7 +13,7 @@ CREATE FUNCTION with_search_settings(query embedding, ef_search integer, max_sca
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION with_search_settings(embedding, integer, integer) IS 'returns the query unchanged; sets lookalike.ef_search and lookalike.max_scan_tuples for the rest of the transaction where they differ (shipped to shards by the partition top-k plan, see docs/scale-out.md)';
 
--- ---- evaluation (issue 11): refresh_evaluation never blocks readers (computes aside, swaps
+-- ---- evaluation: refresh_evaluation never blocks readers (computes aside, swaps
 -- rows in with DELETE/INSERT, no TRUNCATE), keeps the rows of methods not refreshed, warns when
 -- no group qualifies; every column of an evaluation's tables and views gets a comment
 -- (lookalike._comment_evaluation, applied by create_evaluation and, for evaluations created by
@@ -417,7 +417,7 @@ $fn$;
 COMMENT ON FUNCTION lookalike.refresh_evaluation(name, text, integer) IS
     'recomputes the evaluation in target_schema: its members, and every method''s results (or only_method''s: the others keep theirs, with a WARNING if the members changed); exact top-k per seed, query and method, computed aside and swapped in, so readers never wait; WARNING when no group qualifies; returns the queries evaluated and the time taken per method';
 
--- ---- resumable bulk embedding (issue 11): extension/parts/31_embed_table.sql as a whole ------
+-- ---- resumable bulk embedding: extension/parts/31_embed_table.sql as a whole ------
 CREATE TABLE lookalike.embedding_jobs (
     job_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     relation regclass NOT NULL,
@@ -575,7 +575,7 @@ END
 $fn$;
 COMMENT ON PROCEDURE lookalike.embed_table(regclass, name, name, name, text, name, integer, text) IS
     'fills embedding_column of target with image_embedding(image_column) in committed batches of batch_rows rows (only rows whose embedding is NULL or, with hash_column, whose image''s md5 differs from hash_column, which it sets); a cancel or crash loses at most one batch and a new CALL carries on; progress in lookalike.embedding_progress. CALL it outside a transaction block';
--- ---- hardening (issue 9) -------------------------------------------------------------------
+-- ---- hardening --------------------------------------------------------------------------------
 -- fit_projection is one C function that takes only the extension's own embedding type; the
 -- internal lookalike._fit_projection, which trusted a type its caller named, is gone.
 DROP FUNCTION lookalike._fit_projection(text, regtype, double precision, double precision, integer);
@@ -639,7 +639,7 @@ BEGIN
 END
 $$;
 
--- ---- training image encoders in the database (issue 12, docs/training.md) ----------------------
+-- ---- training image encoders in the database (docs/training.md) -----------------------------------
 -- Models stored in the database have no path.
 ALTER TABLE lookalike.models ALTER COLUMN path DROP NOT NULL;
 COMMENT ON COLUMN lookalike.models.path IS 'absolute path of the TorchScript file, read by the server; NULL for a model stored in the database (lookalike.model_data, e.g. trained by lookalike.train_model())';
@@ -766,7 +766,7 @@ SELECT (j->>'pid')::integer AS pid,
 COMMENT ON VIEW lookalike.training_progress IS
     'one row per running lookalike.train_model() call, readable from any session of a superuser: phase (reading, caching, training, saving), epoch of epochs, done of total (images while caching, steps while training), last epoch''s loss, seconds since the start';
 
--- ---- model files (issue 9, finding 8): _probe_model refuses anything but a regular file of at
+-- ---- model files: _probe_model refuses anything but a regular file of at
 -- most lookalike.max_model_bytes and returns the canonical path, which register_model stores.
 DROP FUNCTION lookalike._probe_model(text, integer, real[], real[]);
 CREATE FUNCTION lookalike._probe_model(path text, input_size integer, mean real[], std real[],

@@ -1,4 +1,4 @@
--- Hardening regressions (issue 9): internal functions are not callable by ordinary roles, no
+-- Hardening regressions: internal functions are not callable by ordinary roles, no
 -- function trusts a type or a length that a caller supplies, and values are size-checked before
 -- they are read.
 SET client_min_messages = warning;
