@@ -271,7 +271,7 @@ std::unique_ptr<Model> Model::load(const std::string &path, const std::string &e
                     expected_sha256 + ".",
                 "Register the model again (lookalike.unregister_model, lookalike.register_model) "
                 "if the new file is intended.");
-  return load_bytes(path, std::move(bytes), digest);
+  return from_checked_bytes(path, std::move(bytes), digest);
 }
 
 std::unique_ptr<Model> Model::load_bytes(const std::string &path, std::vector<char> bytes,
@@ -282,6 +282,11 @@ std::unique_ptr<Model> Model::load_bytes(const std::string &path, std::vector<ch
                 "The sha256 of " + path + " is " + digest + "; the registration recorded " +
                     expected_sha256 + ".",
                 "Train or register the model again.");
+  return from_checked_bytes(path, std::move(bytes), digest);
+}
+
+std::unique_ptr<Model> Model::from_checked_bytes(const std::string &path, std::vector<char> bytes,
+                                                 const std::string &digest) {
   std::unique_ptr<Model> m(new Model());
   m->impl_->path = path;
   m->impl_->sha256 = digest;

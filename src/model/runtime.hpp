@@ -112,6 +112,10 @@ class Model {
 
  private:
   Model();
+  // Loads TorchScript bytes whose sha256 (digest) load() or load_bytes() has just computed and
+  // checked, so that the bytes are hashed once.
+  static std::unique_ptr<Model> from_checked_bytes(const std::string &path, std::vector<char> bytes,
+                                                   const std::string &digest);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
