@@ -19,6 +19,7 @@
 extern "C" {
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "nodes/plannodes.h"
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
 }
@@ -82,6 +83,14 @@ inline HeapTuple fetched(uint64 i) { return SPI_tuptable->vals[i]; }
 inline void free_fetched() { SPI_freetuptable(SPI_tuptable); }
 
 inline void close_cursor(Portal cursor) { SPI_cursor_close(cursor); }
+
+// The planner's estimate of the rows the cursor's query returns (0 when it has no plan), for
+// progress reports.
+inline double estimated_rows(Portal cursor) {
+  if (cursor->stmts == NIL) return 0;
+  PlannedStmt *ps = linitial_node(PlannedStmt, cursor->stmts);
+  return ps->planTree != nullptr ? ps->planTree->plan_rows : 0;
+}
 
 // The materialised result of a set-returning function (RETURNS TABLE / SETOF): rows are put into
 // its tuplestore.

@@ -25,7 +25,6 @@
 #include "common/spi_pg.hpp"
 
 extern "C" {
-#include "nodes/plannodes.h"
 #include "utils/portal.h"
 }
 
@@ -194,7 +193,7 @@ using namespace lookalike;
 using namespace lookalike::model;
 
 // lookalike._probe_model(path text, input_size int, mean real[], std real[])
-//   RETURNS TABLE(sha256 text, dims int, path text): path is the canonical path
+//   RETURNS TABLE(sha256 text, dims int, canonical_path text)
 // Loads the file (superusers only: a TorchScript file is code), runs one forward pass.
 LOOKALIKE_FUNCTION(lookalike_probe_model) {
   bool super = pg::guarded([] { return superuser(); });
@@ -313,10 +312,7 @@ void open_query(BatchRun &run, const std::string &query) {
     spi::connect();
     run.portal = spi::open_cursor(query.c_str(), false);
     check_query_columns(run.portal->tupDesc);
-    if (run.portal->stmts != NIL) {
-      PlannedStmt *ps = linitial_node(PlannedStmt, run.portal->stmts);
-      if (ps->planTree != nullptr) run.estimated_rows = ps->planTree->plan_rows;
-    }
+    run.estimated_rows = spi::estimated_rows(run.portal);
     run.batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "image_embeddings batch",
                                           ALLOCSET_DEFAULT_SIZES);
     run.id_type = TupleDescAttr(run.portal->tupDesc, 0)->atttypid;

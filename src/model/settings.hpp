@@ -24,8 +24,8 @@ inline constexpr int kDefaultMaxBatchSize = 32;
 inline constexpr const char *kMaxModelBytesName = "lookalike.max_model_bytes";
 inline constexpr int kDefaultMaxModelBytes = 1 << 30;
 // lookalike.max_fit_dims (superuser-only): the largest dimension fit_projection() fits; the fit
-// holds a d x d covariance (32 MB at 2,048 dims, 2 GB at 16,000) and its eigendecomposition
-// costs d^3.
+// holds a d x d covariance in float64, twice during the eigendecomposition (64 MB at 2,048 dims,
+// 4 GB at 16,000), and the eigendecomposition costs d^3.
 inline constexpr const char *kMaxFitDimsName = "lookalike.max_fit_dims";
 inline constexpr int kDefaultMaxFitDims = 2048;
 // lookalike.progress_interval: seconds between progress notices of image_embeddings().

@@ -33,7 +33,6 @@
 #include "common/spi_pg.hpp"
 
 extern "C" {
-#include "nodes/plannodes.h"
 #include "utils/portal.h"
 }
 
@@ -223,10 +222,7 @@ TrainingQuery open_training_query(const std::string &query) {
     spi::connect();
     q.portal = spi::open_cursor(query.c_str(), true);
     check_training_columns(q.portal->tupDesc);
-    if (q.portal->stmts != NIL) {
-      PlannedStmt *ps = linitial_node(PlannedStmt, q.portal->stmts);
-      if (ps->planTree != nullptr) q.estimated = ps->planTree->plan_rows;
-    }
+    q.estimated = spi::estimated_rows(q.portal);
   });
   const int heads = pg::guarded([&] { return q.portal->tupDesc->natts - 1; });
   for (int h = 0; h < heads; ++h)
