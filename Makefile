@@ -68,12 +68,13 @@ TORCH_LIBS = -ltorch -ltorch_cpu -lc10
 MODEL_LIBS = -fopenmp -lcrypto
 src/model/%.o: override CXXFLAGS += -fopenmp
 
-PG_CPPFLAGS = -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server) $(OPENCV_CFLAGS) $(TORCH_CFLAGS)
+PG_CPPFLAGS = -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server) -isystem $(shell $(PG_CONFIG) --includedir) $(OPENCV_CFLAGS) $(TORCH_CFLAGS)
 # Hidden visibility everywhere: each library exports only its PostgreSQL entry points
 # (src/common/pg.hpp), so the copies of the core in the three libraries never interpose.
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-missing-field-initializers -fPIC -MMD -MP \
   -fvisibility=hidden -fvisibility-inlines-hidden
-SHLIB_LINK = $(CORE_LIB) -lstdc++
+# libpq: the scale-out scan sends its remote statements on postgres_fdw's connections (src/scaleout/).
+SHLIB_LINK = $(CORE_LIB) -lpq -lstdc++
 
 # No JIT bitcode: it would need clang, and C++ with LibTorch/OpenCV headers gains nothing from it.
 override with_llvm = no

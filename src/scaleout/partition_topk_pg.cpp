@@ -42,6 +42,7 @@
 #include "common/guard_pg.hpp"
 #include "index/hnsw_pg.hpp"
 #include "scaleout/partition_topk_pg.hpp"
+#include "scaleout/remote_topk_pg.hpp"
 #include "vector/exact_scan_pg.hpp"
 
 extern "C" {
@@ -249,10 +250,13 @@ bool is_postgres_fdw(RelOptInfo *rel) {
 
 using IsForeignExpr = bool (*)(PlannerInfo *, RelOptInfo *, Expr *);
 
-// postgres_fdw's ordered scan of the partition, made to ship this query's LIMIT too.
-Path *foreign_topk_path(PlannerInfo *root, RelOptInfo *child, double k) {
+// postgres_fdw's ordered scan of the partition, made to ship this query's LIMIT too; run by
+// lookalike's one-statement scan (remote_topk_pg.cpp) when lookalike.shard_fanout is on, which
+// also ships LIMIT + OFFSET for a query with an OFFSET.
+Path *foreign_topk_path(PlannerInfo *root, RelOptInfo *child, double k, int group) {
   Query *parse = root->parse;
-  if (parse->limitOffset != nullptr || parse->limitCount == nullptr ||
+  const bool one_statement = remote_topk_applies(child);
+  if ((parse->limitOffset != nullptr && !one_statement) || parse->limitCount == nullptr ||
       !IsA(parse->limitCount, Const))
     return nullptr;
   // A LIMIT on the shard is only right when the shard applies the whole WHERE clause.
@@ -286,6 +290,7 @@ Path *foreign_topk_path(PlannerInfo *root, RelOptInfo *child, double k) {
     limited->path.total_cost =
         fp->path.startup_cost + (fp->path.total_cost - fp->path.startup_cost) * k / rows;
     Path *out = &limited->path;
+    if (one_statement) out = remote_topk_path(root, child, limited, group);
     if (projection != nullptr) out = &create_projection_path(root, child, out, projection)->path;
     return out;
   }
@@ -298,9 +303,9 @@ double cost_of_first(const Path *p, double k) {
 }
 
 // A path that delivers at most k rows of one partition, its k best.
-Path *partition_topk_path(PlannerInfo *root, RelOptInfo *child, double k) {
+Path *partition_topk_path(PlannerInfo *root, RelOptInfo *child, double k, int group) {
   if (is_postgres_fdw(child)) {
-    Path *p = foreign_topk_path(root, child, k);
+    Path *p = foreign_topk_path(root, child, k, group);
     if (p != nullptr) return p;
   }
   // The cheapest way to the first k rows in order: an ordered path (the exact top-k scan, an
@@ -328,15 +333,15 @@ Path *partition_topk_path(PlannerInfo *root, RelOptInfo *child, double k) {
 }
 
 // Leaf partitions (sub-partitions flattened into one Append, as PostgreSQL does).
-bool collect_partitions(PlannerInfo *root, RelOptInfo *rel, double k, List **paths) {
+bool collect_partitions(PlannerInfo *root, RelOptInfo *rel, double k, int group, List **paths) {
   for (int i = 0; i < rel->nparts; ++i) {
     RelOptInfo *child = rel->part_rels[i];
     if (child == nullptr || IS_DUMMY_REL(child)) continue;
     if (IS_PARTITIONED_REL(child)) {
-      if (!collect_partitions(root, child, k, paths)) return false;
+      if (!collect_partitions(root, child, k, group, paths)) return false;
       continue;
     }
-    Path *p = partition_topk_path(root, child, k);
+    Path *p = partition_topk_path(root, child, k, group);
     if (p == nullptr) return false;
     *paths = lappend(*paths, p);
   }
@@ -360,7 +365,8 @@ void upper_paths(PlannerInfo *root, UpperRelationKind stage, RelOptInfo *input_r
     return;
   const double k = root->limit_tuples;
   List *paths = NIL;
-  if (!collect_partitions(root, input_rel, k, &paths) || paths == NIL) return;
+  static int groups = 0;  // ties the one-statement scans of this top-k together
+  if (!collect_partitions(root, input_rel, k, ++groups, &paths) || paths == NIL) return;
   PathTarget *target = static_cast<Path *>(linitial(output_rel->pathlist))->pathtarget;
   AppendPath *append = create_append_path(root, input_rel, paths, NIL, NIL, nullptr, 0, false, -1);
   Path *path = &create_sort_path(root, output_rel, &append->path, root->sort_pathkeys, k)->path;
@@ -435,6 +441,7 @@ void init() {
   create_upper_paths_hook = upper_paths;
   prev_executor_start = ExecutorStart_hook;
   ExecutorStart_hook = executor_start;
+  remote_topk_init();
 }
 
 }  // namespace lookalike::scaleout

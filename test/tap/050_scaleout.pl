@@ -7,13 +7,19 @@
 #  - an inline STABLE function as the query: computed once per query, on the coordinator;
 #  - lookalike_hnsw on the shards: recall@10 >= single-node recall - 0.02; the coordinator's
 #    lookalike.ef_search / max_scan_tuples are what the shards use;
-#  - rows inserted through the parent are found; a stopped shard gives an error, not a hang.
+#  - rows inserted through the parent are found, also before commit in the same transaction;
+#  - lookalike.shard_fanout (default): one remote statement per shard, all shards at once (each
+#    shard's table locked: both shards wait at the same time), a cancel ends it on the shards,
+#    two partitions on one server; off: postgres_fdw's own foreign scans, same answers;
+#  - a stopped shard gives an error, not a hang.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
+
+my $t0;
 
 my $DIMS = 32;
 my @shards;
@@ -101,6 +107,15 @@ SELECT bool_and(a = b) FROM queries q,
   LATERAL (SELECT array_agg(id) b FROM (SELECT id FROM flat ORDER BY e <-> q.e LIMIT 10) s) y}),
 	't', 'the same ids, in order, for 20 queries (l2, k = 10, correlated sub-query)');
 
+# The same with lookalike.shard_fanout = off (postgres_fdw's own foreign scans with the LIMIT).
+my $fdw_literal = $node->safe_psql('postgres', q{
+SET lookalike.shard_fanout = off;
+SELECT count(*) || ' ' || count(*) FILTER (WHERE dists('items', q.e, op, k, flt) = dists('flat', q.e, op, k, flt))
+FROM queries q, (VALUES ('<=>'), ('<->'), ('<#>')) o(op), (VALUES (1), (50)) kk(k),
+     (VALUES ('true'), ('cat = 3')) f(flt) WHERE q.qid <= 1000003});
+($n, $same) = split ' ', $fdw_literal;
+is($same, $n, "shard_fanout off: $same of $n queries identical to the local copy");
+
 # Prepared statements, generic plan: the query vector is $1, shipped as a remote parameter.
 my $prepared_ok = 0;
 my $prepared_n = 0;
@@ -151,10 +166,19 @@ for my $op ('<=>', '<->', '<#>') {
 		my @remote = $plan =~ /Remote SQL: ([^\n]*)/g;
 		is(scalar(grep { /WHERE \(\(cat = 3\)\) ORDER BY \(e OPERATOR\(public\.\Q$op\E\).* ASC NULLS LAST LIMIT ${k}::bigint$/ } @remote), 2,
 			"$op, k = $k: WHERE, ORDER BY and LIMIT $k in both Remote SQL");
-		is(scalar(() = $plan =~ /Async Foreign Scan/g), 2, "$op, k = $k: both foreign scans asynchronous")
+		is(scalar(() = $plan =~ /Custom Scan \(lookalike remote top-k\)/g), 2,
+			"$op, k = $k: one remote top-k statement per shard")
 		  if $k == 1;
 	}
 }
+my $fdw_plan = $node->safe_psql('postgres',
+	"SET lookalike.shard_fanout = off; EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000001) LIMIT 5");
+ok(scalar(() = $fdw_plan =~ /Async Foreign Scan/g) == 2 && scalar(() = $fdw_plan =~ /Remote SQL: .* LIMIT 5::bigint/g) == 2,
+	'shard_fanout off: two asynchronous foreign scans, LIMIT 5 in each Remote SQL');
+# OFFSET: each shard is asked for LIMIT + OFFSET rows, the OFFSET is applied after the merge.
+my $offset_plan = $node->safe_psql('postgres',
+	"EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000001) LIMIT 5 OFFSET 3");
+is(scalar(() = $offset_plan =~ /Remote SQL: .* LIMIT 8::bigint$/mg), 2, 'LIMIT 5 OFFSET 3: LIMIT 8 in both Remote SQL');
 # Without the setting: PostgreSQL's plan, no LIMIT sent to the shards.
 my $off = $node->safe_psql('postgres',
 	"SET lookalike.partition_topk = off; EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000001) LIMIT 5");
@@ -235,9 +259,69 @@ INSERT INTO flat SELECT 900000, 0, e FROM queries WHERE qid = 1000005;});
 is($node->safe_psql('postgres', 'SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000005) LIMIT 1'),
 	'900000', 'a row inserted through the parent is found (index on its shard)');
 
+# In the same transaction, before commit: the remote statement runs in postgres_fdw's remote
+# transaction, which holds the row.
+is($node->safe_psql('postgres', q{
+BEGIN;
+INSERT INTO items SELECT 900001, 0, e FROM queries WHERE qid = 1000006;
+SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000006) LIMIT 1;
+ROLLBACK;}), '900001', 'a row inserted through the parent is found before commit, in the same transaction');
+
+# Two partitions on one server (one connection: their statements go one after the other), the
+# query vector a correlated sub-query's parameter (a rescan per query).
+$shards[0]->safe_psql('postgres', q{
+CREATE VIEW items_even AS SELECT * FROM items WHERE id % 2 = 0;
+CREATE VIEW items_odd AS SELECT * FROM items WHERE id % 2 = 1;});
+$node->safe_psql('postgres', qq{
+CREATE TABLE pair (id int, cat int, e embedding($DIMS)) PARTITION BY LIST ((id % 2));
+CREATE FOREIGN TABLE pair_even PARTITION OF pair FOR VALUES IN (0) SERVER shard1 OPTIONS (table_name 'items_even');
+CREATE FOREIGN TABLE pair_odd PARTITION OF pair FOR VALUES IN (1) SERVER shard1 OPTIONS (table_name 'items_odd');});
+is(scalar(() = $node->safe_psql('postgres',
+	'EXPLAIN (COSTS OFF) SELECT id FROM pair ORDER BY e <-> (SELECT e FROM queries WHERE qid = 1000001) LIMIT 10') =~ /lookalike remote top-k/g),
+	2, 'two partitions on one server: two remote top-k scans');
+is($node->safe_psql('postgres', q{
+SELECT bool_and(a = b) FROM queries q,
+  LATERAL (SELECT array_agg(id) a FROM (SELECT id FROM pair ORDER BY e <-> q.e LIMIT 10) s) x,
+  LATERAL (SELECT array_agg(id) b FROM (SELECT id FROM items_0 ORDER BY e <-> q.e LIMIT 10) s) y}),
+	't', 'two partitions on one server, correlated query vector: the same ids as the whole shard');
+
+# All shards at once, and a cancel. Each shard's table is locked by another session: the top-k
+# statement then waits on both shards at the same time (with postgres_fdw's cursors the second
+# shard is reached only when the first has answered). pg_cancel_backend on the coordinator ends
+# the query and the statements still waiting on the shards.
+my @lockers = map { $_->background_psql('postgres') } @shards;
+$_->query_safe('BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE') for @lockers;
+my $topk = $node->background_psql('postgres', on_error_stop => 0);
+$topk->query_until(qr/started/, q{\echo started
+SELECT count(*) FROM (SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000001) LIMIT 5) s;
+});
+my $waiting = q{SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%LIMIT 5::bigint%'};
+sub within {  # ($seconds, $code): polls $code every 50 ms until it returns true, for at most $seconds
+	my ($seconds, $code) = @_;
+	my $until = time + $seconds;
+	while (time < $until) { return 1 if $code->(); select(undef, undef, undef, 0.05); }
+	return 0;
+}
+ok(within(20, sub { $shards[0]->safe_psql('postgres', $waiting) eq '1' && $shards[1]->safe_psql('postgres', $waiting) eq '1' }),
+	'both shards run their top-k statement at the same time');
+my $qpid = $node->safe_psql('postgres',
+	q{SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT count(*) FROM (SELECT id FROM items%' AND state = 'active'});
+$t0 = time;
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($qpid)");
+ok(within(10, sub { $node->safe_psql('postgres', "SELECT state FROM pg_stat_activity WHERE pid = $qpid") eq 'idle' }),
+	sprintf('cancel: the coordinator query ends (%.1f s)', time - $t0));
+ok(within(10, sub { $shards[0]->safe_psql('postgres', $waiting) eq '0' && $shards[1]->safe_psql('postgres', $waiting) eq '0' }),
+	'cancel: the statements on the shards are cancelled too');
+like(slurp_file($node->logfile), qr/\[$qpid\] .*ERROR:  canceling statement due to user request/, 'cancel: the query got the cancel error');
+$_->query_safe('COMMIT') for @lockers;
+$_->quit for @lockers;
+like($topk->query('SELECT count(*) FROM (SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000001) LIMIT 5) s'),
+	qr/(^|\n)5$/, 'the cancelled session queries the shards again');
+$topk->quit;
+
 # 6. A stopped shard: an error naming the connection, quickly; not a hang.
 $shards[1]->stop;
-my $t0 = time;
+$t0 = time;
 ($ret, $out, $err) = $node->psql('postgres',
 	'SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000001) LIMIT 5',
 	timeout => 60);

@@ -1,0 +1,434 @@
+// Scale-out: a foreign partition's top-k as ONE remote statement, all shards at once.
+//
+// postgres_fdw reads a foreign table through a cursor: per shard and query it sends
+// START TRANSACTION (when the coordinator's transaction first uses the shard), DECLARE, FETCH,
+// CLOSE and, at the end, COMMIT; START, DECLARE and CLOSE wait for their answer one shard after
+// the other, so a 2-shard query costs eight sequential round trips (docs/scale-out.md,
+// "Performance", has the measurement). For a top-k the cursor brings nothing: the shard's answer
+// is at most k rows. This scan replaces postgres_fdw's ForeignScan of such a partition by
+//   Custom Scan (lookalike remote top-k): Remote SQL: SELECT ... ORDER BY ... LIMIT k
+// which sends postgres_fdw's own remote query (deparsed by postgres_fdw at plan time, with
+// LIMIT k where k = LIMIT + OFFSET) as one statement with its parameters, and
+//  - uses postgres_fdw's connection and remote transaction (GetConnection: same user mapping,
+//    same security checks, same REPEATABLE READ remote transaction and snapshot as postgres_fdw,
+//    so the same rows are seen, including rows this transaction wrote through postgres_fdw; the
+//    remote transaction is committed or rolled back by postgres_fdw with the coordinator's);
+//  - sends the statements of every partition of one top-k (a plan-time group) when the first of
+//    them is executed, so the shards work concurrently (one connection carries one statement at a
+//    time: partitions on the same server are sent one after the other);
+//  - waits with postgres_fdw's pgfdw_get_result (WaitLatchOrSocket, CHECK_FOR_INTERRUPTS); on
+//    cancel or error postgres_fdw's transaction callback cancels a statement still running on a
+//    shard and rolls the remote transaction back, as for its own asynchronous scans.
+// postgres_fdw's functions are reached with load_external_function (PostgreSQL 15's signatures,
+// declared below: postgres_fdw.h is not installed).
+//
+// C-style code over palloc'd memory: these frames own no C++ objects, so PostgreSQL errors may
+// longjmp through them. The PGresults (malloc'd by libpq) are freed on every path: by the scan
+// when it is done with them, and by a callback of the executor's memory context on error.
+#include "scaleout/remote_topk_pg.hpp"
+
+#include <algorithm>
+
+extern "C" {
+#include "commands/explain.h"
+#include "executor/executor.h"
+#include "foreign/fdwapi.h"
+#include "foreign/foreign.h"
+#include "libpq-fe.h"
+#include "miscadmin.h"
+#include "nodes/extensible.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/restrictinfo.h"
+#include "parser/parsetree.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+}
+
+#if PG_VERSION_NUM < 150000 || PG_VERSION_NUM >= 160000
+#error "remote_topk_pg.cpp calls postgres_fdw's PostgreSQL 15 functions"
+#endif
+
+namespace lookalike::scaleout {
+
+bool fanout = true;
+
+namespace {
+
+constexpr const char *kName = "lookalike remote top-k";
+
+// postgres_fdw (PostgreSQL 15, contrib/postgres_fdw/postgres_fdw.h).
+struct PgFdwConnState {
+  AsyncRequest *pendingAreq;
+};
+struct Fdw {
+  PGconn *(*get_connection)(UserMapping *, bool, PgFdwConnState **);
+  void (*release_connection)(PGconn *);
+  PGresult *(*get_result)(PGconn *, const char *);
+  void (*report_error)(int, PGresult *, PGconn *, bool, const char *);
+  void (*process_pending_request)(AsyncRequest *);
+  int (*set_transmission_modes)();
+  void (*reset_transmission_modes)(int);
+};
+
+const Fdw &fdw() {
+  static Fdw f;
+  static bool loaded = false;
+  if (!loaded) {
+    const auto load = [](const char *name) {
+      return load_external_function("$libdir/postgres_fdw", name, true, nullptr);
+    };
+    f.get_connection = reinterpret_cast<decltype(f.get_connection)>(load("GetConnection"));
+    f.release_connection =
+        reinterpret_cast<decltype(f.release_connection)>(load("ReleaseConnection"));
+    f.get_result = reinterpret_cast<decltype(f.get_result)>(load("pgfdw_get_result"));
+    f.report_error = reinterpret_cast<decltype(f.report_error)>(load("pgfdw_report_error"));
+    f.process_pending_request =
+        reinterpret_cast<decltype(f.process_pending_request)>(load("process_pending_request"));
+    f.set_transmission_modes =
+        reinterpret_cast<decltype(f.set_transmission_modes)>(load("set_transmission_modes"));
+    f.reset_transmission_modes =
+        reinterpret_cast<decltype(f.reset_transmission_modes)>(load("reset_transmission_modes"));
+    loaded = true;
+  }
+  return f;
+}
+
+// ---- planner --------------------------------------------------------------------------------
+
+Node *create_state(CustomScan *);
+const CustomScanMethods scan_methods = {kName, create_state};
+
+// postgres_fdw plans its foreign scan of the partition (its remote query, parameters and
+// retrieved columns) with this query's LIMIT replaced by LIMIT k, k = LIMIT + OFFSET: the rows
+// a partition must deliver; the OFFSET is applied once, on the coordinator, after the merge.
+ForeignScan *fdw_plan(PlannerInfo *root, RelOptInfo *rel, ForeignPath *fp, List *tlist,
+                      List *clauses) {
+  Query *parse = root->parse;
+  Node *count = parse->limitCount;
+  Node *offset = parse->limitOffset;
+  parse->limitCount = reinterpret_cast<Node *>(
+      makeConst(INT8OID, -1, InvalidOid, sizeof(int64),
+                Int64GetDatum(static_cast<int64>(root->limit_tuples)), false, FLOAT8PASSBYVAL));
+  parse->limitOffset = nullptr;
+  Plan *plan = nullptr;
+  PG_TRY();
+  {
+    plan = &rel->fdwroutine
+                ->GetForeignPlan(root, rel, planner_rt_fetch(rel->relid, root)->relid, fp, tlist,
+                                 clauses, nullptr)
+                ->scan.plan;
+  }
+  PG_FINALLY();
+  {
+    parse->limitCount = count;
+    parse->limitOffset = offset;
+  }
+  PG_END_TRY();
+  return castNode(ForeignScan, plan);
+}
+
+Plan *plan_path(PlannerInfo *root, RelOptInfo *rel, CustomPath *best_path, List *tlist,
+                List *clauses, List *) {
+  ForeignPath *fp = static_cast<ForeignPath *>(linitial(best_path->custom_private));
+  ForeignScan *fs = fdw_plan(root, rel, fp, tlist, clauses);
+  CustomScan *cs = makeNode(CustomScan);
+  cs->scan.plan.targetlist = fs->scan.plan.targetlist;
+  cs->scan.plan.qual = fs->scan.plan.qual;  // none: every clause runs on the shard
+  cs->scan.scanrelid = rel->relid;
+  cs->flags = best_path->flags;
+  // postgres_fdw's remote query parameters, evaluated by this node.
+  cs->custom_exprs = fs->fdw_exprs;
+  // (remote SQL, retrieved attribute numbers, group)
+  cs->custom_private = list_make3(linitial(fs->fdw_private), lsecond(fs->fdw_private),
+                                  lsecond(best_path->custom_private));
+  cs->custom_scan_tlist = NIL;
+  cs->methods = &scan_methods;
+  return &cs->scan.plan;
+}
+
+const CustomPathMethods path_methods = {kName, plan_path, nullptr};
+
+// ---- executor -------------------------------------------------------------------------------
+
+struct Group;
+
+enum Phase { kIdle, kSent, kDone };
+
+struct RemoteTopk {
+  CustomScanState css;  // first: the executor's view
+  const char *sql;
+  List *retrieved;  // attribute numbers of the result's columns
+  int group;
+  List *params;  // ExprStates
+  FmgrInfo *param_out;
+  FmgrInfo *in;  // per attribute of the foreign table
+  Oid *ioparam;
+  PGconn *conn;
+  PgFdwConnState *conn_state;
+  Phase phase;
+  PGresult *res;
+  int next_row;
+};
+
+// The remote top-k scans of one executor run (EState), found by the first of a group to run.
+struct Group {
+  EState *estate;
+  List *scans;  // RemoteTopk *
+  Group *next;
+  MemoryContextCallback free_results;
+};
+Group *groups = nullptr;
+
+void free_results(void *arg) {
+  Group *g = static_cast<Group *>(arg);
+  ListCell *lc;
+  foreach (lc, g->scans) {
+    RemoteTopk *st = static_cast<RemoteTopk *>(lfirst(lc));
+    PQclear(st->res);
+    st->res = nullptr;
+  }
+  for (Group **p = &groups; *p != nullptr; p = &(*p)->next)
+    if (*p == g) {
+      *p = g->next;
+      break;
+    }
+}
+
+void join_group(RemoteTopk *st, EState *estate) {
+  Group *g = groups;
+  while (g != nullptr && g->estate != estate) g = g->next;
+  if (g == nullptr) {
+    g = static_cast<Group *>(MemoryContextAllocZero(estate->es_query_cxt, sizeof(Group)));
+    g->estate = estate;
+    g->free_results.func = free_results;
+    g->free_results.arg = g;
+    MemoryContextRegisterResetCallback(estate->es_query_cxt, &g->free_results);
+    g->next = groups;
+    groups = g;
+  }
+  MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
+  g->scans = lappend(g->scans, st);
+  MemoryContextSwitchTo(old);
+}
+
+Group *group_of(RemoteTopk *st) {
+  for (Group *g = groups; g != nullptr; g = g->next)
+    if (g->estate == st->css.ss.ps.state) return g;
+  elog(ERROR, "lookalike: remote top-k scan without its executor group");
+  return nullptr;
+}
+
+// The statement's answer, kept until the scan has returned its rows.
+void collect(RemoteTopk *st) {
+  PGresult *res = fdw().get_result(st->conn, st->sql);
+  st->phase = kDone;
+  st->next_row = 0;
+  if (PQresultStatus(res) != PGRES_TUPLES_OK)
+    fdw().report_error(ERROR, res, st->conn, true, st->sql);
+  st->res = res;
+}
+
+// Another scan of this executor run whose statement is still running on the same connection.
+RemoteTopk *busy_with(RemoteTopk *st) {
+  ListCell *lc;
+  foreach (lc, group_of(st)->scans) {
+    RemoteTopk *other = static_cast<RemoteTopk *>(lfirst(lc));
+    if (other != st && other->conn == st->conn && other->phase == kSent) return other;
+  }
+  return nullptr;
+}
+
+void send(RemoteTopk *st) {
+  if (st->conn_state->pendingAreq != nullptr)
+    fdw().process_pending_request(st->conn_state->pendingAreq);
+  ExprContext *econtext = st->css.ss.ps.ps_ExprContext;
+  MemoryContext old = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
+  const int n = list_length(st->params);
+  const char **values = static_cast<const char **>(palloc0(sizeof(char *) * std::max(n, 1)));
+  Datum *datums = static_cast<Datum *>(palloc0(sizeof(Datum) * std::max(n, 1)));
+  bool *nulls = static_cast<bool *>(palloc0(sizeof(bool) * std::max(n, 1)));
+  // The parameters' values under the session's settings, their text under postgres_fdw's.
+  ListCell *lc;
+  int i = 0;
+  foreach (lc, st->params)
+    datums[i] = ExecEvalExpr(static_cast<ExprState *>(lfirst(lc)), econtext, &nulls[i]), ++i;
+  const int nest = fdw().set_transmission_modes();
+  for (i = 0; i < n; ++i)
+    if (!nulls[i]) values[i] = OutputFunctionCall(&st->param_out[i], datums[i]);
+  fdw().reset_transmission_modes(nest);
+  if (!PQsendQueryParams(st->conn, st->sql, n, nullptr, values, nullptr, nullptr, 0))
+    fdw().report_error(ERROR, nullptr, st->conn, false, st->sql);
+  MemoryContextSwitchTo(old);
+  st->phase = kSent;
+}
+
+// The first scan of a group to run sends the statements of the whole group, then waits for its
+// own answer; the others' answers arrive meanwhile.
+void start_group(RemoteTopk *st) {
+  ListCell *lc;
+  foreach (lc, group_of(st)->scans) {
+    RemoteTopk *other = static_cast<RemoteTopk *>(lfirst(lc));
+    if (other == st || other->group != st->group) continue;
+    // Its parameters changed since it last ran (a correlated sub-query): rescan it now, as its
+    // next ExecProcNode would.
+    if (other->css.ss.ps.chgParam != nullptr) ExecReScan(&other->css.ss.ps);
+    if (other->phase == kIdle && busy_with(other) == nullptr) send(other);
+  }
+  if (st->phase == kIdle) {
+    RemoteTopk *busy = busy_with(st);
+    if (busy != nullptr) collect(busy);
+    send(st);
+  }
+}
+
+TupleTableSlot *next_row(ScanState *ss) {
+  RemoteTopk *st = reinterpret_cast<RemoteTopk *>(ss);
+  if (st->phase == kIdle) start_group(st);
+  if (st->phase == kSent) collect(st);
+  TupleTableSlot *slot = ss->ss_ScanTupleSlot;
+  ExecClearTuple(slot);
+  if (st->res == nullptr || st->next_row >= PQntuples(st->res)) return slot;
+  const int row = st->next_row++;
+  const int natts = slot->tts_tupleDescriptor->natts;
+  for (int a = 0; a < natts; ++a) slot->tts_isnull[a] = true;
+  MemoryContext old = MemoryContextSwitchTo(ss->ps.ps_ExprContext->ecxt_per_tuple_memory);
+  ListCell *lc;
+  int col = 0;
+  foreach (lc, st->retrieved) {
+    const int a = lfirst_int(lc) - 1;
+    if (!PQgetisnull(st->res, row, col)) {
+      slot->tts_values[a] =
+          InputFunctionCall(&st->in[a], PQgetvalue(st->res, row, col), st->ioparam[a],
+                            TupleDescAttr(slot->tts_tupleDescriptor, a)->atttypmod);
+      slot->tts_isnull[a] = false;
+    }
+    ++col;
+  }
+  MemoryContextSwitchTo(old);
+  return ExecStoreVirtualTuple(slot);
+}
+
+bool recheck(ScanState *, TupleTableSlot *) { return true; }
+
+TupleTableSlot *exec_scan(CustomScanState *node) { return ExecScan(&node->ss, next_row, recheck); }
+
+void begin_scan(CustomScanState *node, EState *estate, int eflags) {
+  RemoteTopk *st = reinterpret_cast<RemoteTopk *>(node);
+  CustomScan *cs = reinterpret_cast<CustomScan *>(node->ss.ps.plan);
+  st->sql = strVal(linitial(cs->custom_private));
+  st->retrieved = static_cast<List *>(lsecond(cs->custom_private));
+  st->group = intVal(lthird(cs->custom_private));
+  if (eflags & EXEC_FLAG_EXPLAIN_ONLY) return;
+  // The user postgres_fdw would connect as (its postgresBeginForeignScan).
+  RangeTblEntry *rte = exec_rt_fetch(cs->scan.scanrelid, estate);
+  const Oid userid = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
+  UserMapping *user = GetUserMapping(userid, GetForeignTable(rte->relid)->serverid);
+  st->conn = fdw().get_connection(user, false, &st->conn_state);
+  st->params = ExecInitExprList(cs->custom_exprs, &node->ss.ps);
+  st->param_out =
+      static_cast<FmgrInfo *>(palloc0(sizeof(FmgrInfo) * std::max(list_length(st->params), 1)));
+  int i = 0;
+  ListCell *lc;
+  foreach (lc, cs->custom_exprs) {
+    Oid out;
+    bool varlena;
+    getTypeOutputInfo(exprType(static_cast<Node *>(lfirst(lc))), &out, &varlena);
+    fmgr_info(out, &st->param_out[i++]);
+  }
+  TupleDesc desc = RelationGetDescr(node->ss.ss_currentRelation);
+  st->in = static_cast<FmgrInfo *>(palloc0(sizeof(FmgrInfo) * std::max(desc->natts, 1)));
+  st->ioparam = static_cast<Oid *>(palloc0(sizeof(Oid) * std::max(desc->natts, 1)));
+  foreach (lc, st->retrieved) {
+    const int a = lfirst_int(lc) - 1;
+    if (a < 0 || a >= desc->natts) elog(ERROR, "lookalike: remote top-k of a system column");
+    Oid in;
+    getTypeInputInfo(TupleDescAttr(desc, a)->atttypid, &in, &st->ioparam[a]);
+    fmgr_info(in, &st->in[a]);
+  }
+  st->phase = kIdle;
+  join_group(st, estate);
+}
+
+// Done with this scan's statement: its answer read (waiting for it if it is still running) and
+// freed.
+void finish(RemoteTopk *st) {
+  if (st->phase == kSent) collect(st);
+  PQclear(st->res);
+  st->res = nullptr;
+  st->phase = kIdle;
+}
+
+void end_scan(CustomScanState *node) {
+  RemoteTopk *st = reinterpret_cast<RemoteTopk *>(node);
+  if (st->conn == nullptr) return;
+  finish(st);
+  fdw().release_connection(st->conn);
+  st->conn = nullptr;
+}
+
+void rescan(CustomScanState *node) { finish(reinterpret_cast<RemoteTopk *>(node)); }
+
+void explain_scan(CustomScanState *node, List *, ExplainState *es) {
+  if (es->verbose) ExplainPropertyText("Remote SQL", reinterpret_cast<RemoteTopk *>(node)->sql, es);
+}
+
+const CustomExecMethods exec_methods = {kName,   begin_scan, exec_scan,   end_scan, rescan,
+                                        nullptr, nullptr,    nullptr,     nullptr,  nullptr,
+                                        nullptr, nullptr,    explain_scan};
+
+Node *create_state(CustomScan *) {
+  RemoteTopk *st = static_cast<RemoteTopk *>(palloc0(sizeof(RemoteTopk)));
+  NodeSetTag(st, T_CustomScanState);
+  st->css.methods = &exec_methods;
+  return reinterpret_cast<Node *>(st);
+}
+
+// Does the expression name a system column (ctid, ...) of the relation?
+bool names_system_column(Node *n, void *) {
+  if (n == nullptr) return false;
+  if (IsA(n, Var) && castNode(Var, n)->varattno < 0) return true;
+  return expression_tree_walker(
+      n, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(names_system_column)), nullptr);
+}
+
+}  // namespace
+
+bool remote_topk_applies(RelOptInfo *child) {
+  return fanout && !names_system_column(reinterpret_cast<Node *>(child->reltarget->exprs), nullptr);
+}
+
+Path *remote_topk_path(PlannerInfo *, RelOptInfo *child, ForeignPath *limited, int group) {
+  CustomPath *cp = makeNode(CustomPath);
+  cp->path.pathtype = T_CustomScan;
+  cp->path.parent = child;
+  cp->path.pathtarget = limited->path.pathtarget;
+  cp->path.param_info = nullptr;
+  cp->path.parallel_aware = false;
+  cp->path.parallel_safe = false;
+  cp->path.parallel_workers = 0;
+  cp->path.rows = limited->path.rows;
+  cp->path.startup_cost = limited->path.startup_cost;
+  cp->path.total_cost = limited->path.total_cost;
+  cp->path.pathkeys = limited->path.pathkeys;
+  cp->flags = CUSTOMPATH_SUPPORT_PROJECTION;
+  cp->custom_paths = NIL;
+  cp->custom_private = list_make2(limited, makeInteger(group));
+  cp->methods = &path_methods;
+  return &cp->path;
+}
+
+void remote_topk_init() {
+  DefineCustomBoolVariable(
+      "lookalike.shard_fanout",
+      "Sends a foreign partition's top-k as one statement, to every shard at once.",
+      "With lookalike.partition_topk: each postgres_fdw partition's ORDER BY ... LIMIT k is sent "
+      "as one statement on postgres_fdw's connection (no cursor), all shards at once. Off: "
+      "postgres_fdw's own foreign scan (a cursor per shard). See docs/scale-out.md.",
+      &fanout, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+  RegisterCustomScanMethods(&scan_methods);
+}
+
+}  // namespace lookalike::scaleout
