@@ -131,7 +131,8 @@ ListCell *query_operand(Query *parse, RangeTblEntry **rte_out) {
     if (v->varno != rti || v->varlevelsup != 0 || v->varattno <= 0) continue;
     ListCell *other = list_nth_cell(op->args, 1 - side);
     Node *q = static_cast<Node *>(lfirst(other));
-    if (reads_rows(q, nullptr) || contain_volatile_functions(q)) continue;
+    // The query may name an outer query's row (a correlated sub-query), not this one's.
+    if (contain_vars_of_level(q, 0) || contain_volatile_functions(q)) continue;
     *rte_out = rte;
     return other;
   }
@@ -198,9 +199,11 @@ void rewrite_query(Query *parse) {
   ListCell *cell = query_operand(parse, &rte);
   if (cell == nullptr) return;
   Expr *q = static_cast<Expr *>(lfirst(cell));
-  // A constant or parameter stays as it is; anything else is computed once, in an initplan.
+  // A constant or parameter stays as it is, and so does an outer query's column (a parameter
+  // per outer row); anything else is computed once, in an initplan.
   Node *folded = eval_const_expressions(nullptr, static_cast<Node *>(copyObjectImpl(q)));
-  if (!IsA(folded, Const) && !IsA(folded, Param) && !IsA(folded, SubLink))
+  if (!IsA(folded, Const) && !IsA(folded, Param) && !IsA(folded, SubLink) &&
+      !reads_rows(folded, nullptr))
     q = as_initplan(parse, q);
   if (involves_foreign_tables(rte)) {
     SortGroupClause *sc = linitial_node(SortGroupClause, parse->sortClause);

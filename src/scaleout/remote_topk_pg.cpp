@@ -78,7 +78,7 @@ const Fdw &fdw() {
   static bool loaded = false;
   if (!loaded) {
     const auto load = [](const char *name) {
-      return load_external_function("$libdir/postgres_fdw", name, true, nullptr);
+      return load_external_function("$libdir/postgres_fdw", name, false, nullptr);
     };
     f.get_connection = reinterpret_cast<decltype(f.get_connection)>(load("GetConnection"));
     f.release_connection =

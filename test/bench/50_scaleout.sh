@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Scale-out (docs/scale-out.md): SELECT id FROM items ORDER BY e <=> q LIMIT 5 over 200,000
 # clustered 128-d unit vectors (seeded; test/bench/clustered.py), one client, queries/s with
-# pgbench, on
+# pgbench (prepared statements, for every plan alike), on
 #  - a coordinator (the bench server) whose table is hash-partitioned by id into two postgres_fdw
 #    foreign tables on two shard servers that this script starts on the same machine
-#    (async_capable, parallel_commit, extensions 'lookalike'): lookalike's top-k per partition;
+#    (async_capable, parallel_commit, extensions 'lookalike'): lookalike's top-k per partition,
+#    one remote statement per shard, all shards at once (lookalike.shard_fanout, the default);
+#  - the same with lookalike.shard_fanout = off: postgres_fdw's own foreign scans (a cursor per
+#    shard), to measure what the one-statement scan saves;
 #  - the same 200,000 rows in one table on the coordinator (one node), same run: the reference;
 #  - the same sharded table with lookalike.partition_topk = off: PostgreSQL's plan without the
 #    pushdown (every shard sorts all its rows, or streams its index, for the Merge Append).
 # First with no index (the shards' exact top-k scan; the reference: the one node's exact scan),
-# then with lookalike_hnsw on each shard and on the one node (ef_search 40).
+# then with lookalike_hnsw on each shard and on the one node (ef_search 40). An index search is
+# also compared at equal recall@5 (50 queries against the exact answers): one node with the
+# smallest ef_search that reaches the 2 shards' recall at ef_search 40, and the 2 shards with the
+# smallest ef_search that reaches one node's recall at ef_search 40.
 # All three servers share this machine's cores, so the shards cannot be faster than one node
 # here: the figure is the overhead of going through postgres_fdw.
 # Needs PGHOST/PGPORT/PGUSER/PGDATABASE (make bench sets them). N, DIMS, SECONDS_PER_RUN may be set.
@@ -103,7 +109,7 @@ run() {  # $1 table, $2 seconds -> "queries/s latency_ms"
   local f
   f=$(mktemp)
   printf '\\set q random(1, %d)\nSELECT id FROM %s ORDER BY e <=> (SELECT e FROM so_queries WHERE qid = :q) LIMIT 5;\n' "$Q" "$1" >"$f"
-  pgbench -n -c 1 -T "$2" -f "$f" 2>/dev/null |
+  pgbench -n -c 1 -M prepared -T "$2" -f "$f" 2>/dev/null |
     awk '/^latency average/ {l = $4} /^tps = / {t = $3} END {print t, l}'
   rm -f "$f"
 }
@@ -115,6 +121,7 @@ plan_of() {  # $1 table -> the remote SQL of the first partition, or the scan of
 prewarm
 exact_single=$(run so_single "$SECONDS_PER_RUN")
 exact_sharded=$(run so_items "$SECONDS_PER_RUN")
+exact_cursor=$(PGOPTIONS="-c lookalike.shard_fanout=off" run so_items "$SECONDS_PER_RUN")
 exact_off=$(PGOPTIONS="-c lookalike.partition_topk=off" run so_items "$SECONDS_PER_RUN")
 plan_exact=$(plan_of so_items)
 plan_off=$(PGOPTIONS="-c lookalike.partition_topk=off" plan_of so_items)
@@ -132,38 +139,73 @@ scans_before=$(index_scans)
 index_sharded=$(run so_items "$SECONDS_PER_RUN")
 sleep 1  # statistics are flushed at most once a second
 scans=$(($(index_scans) - scans_before))
+index_cursor=$(PGOPTIONS="-c lookalike.shard_fanout=off" run so_items "$SECONDS_PER_RUN")
 index_off=$(PGOPTIONS="-c lookalike.partition_topk=off" run so_items "$SECONDS_PER_RUN")
 plan_index=$(plan_of so_items)
 plan_index_single=$(plan_of so_single)
-recall() {  # recall@5 of $1 (index) against the exact answers, 50 queries
-  psql -At -c "SELECT round(avg((SELECT count(*) FROM unnest(a) x WHERE x = ANY (t.b)) / 5.0), 3)
+recall() {  # recall@5 of $1 (index) at ef_search $2 against the exact answers, 50 queries
+  PGOPTIONS="-c lookalike.ef_search=$2" psql -At -c "SELECT round(avg((SELECT count(*) FROM unnest(a) x WHERE x = ANY (t.b)) / 5.0), 3)
     FROM so_queries q JOIN so_truth t USING (qid),
     LATERAL (SELECT array_agg(id) a FROM (SELECT id FROM $1 ORDER BY e <=> q.e LIMIT 5) s) x"
 }
-recall_sharded=$(recall so_items)
-recall_single=$(recall so_single)
+at_least() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a + 0 >= b + 0)}'; }
+recall_sharded=$(recall so_items 40)
+recall_single=$(recall so_single 40)
+# Equal recall: one node raised to the shards' recall, the shards lowered to one node's.
+for ef_single_eq in 40 50 60 70 80 100 120 150 200 300 400; do
+  recall_single_eq=$(recall so_single "$ef_single_eq")
+  at_least "$recall_single_eq" "$recall_sharded" && break
+done
+for ef_sharded_eq in 5 10 15 20 25 30 35 40; do
+  recall_sharded_eq=$(recall so_items "$ef_sharded_eq")
+  at_least "$recall_sharded_eq" "$recall_single" && break
+done
+index_single_eq=$(PGOPTIONS="-c lookalike.ef_search=$ef_single_eq" run so_single "$SECONDS_PER_RUN")
+index_sharded_eq=$(PGOPTIONS="-c lookalike.ef_search=$ef_sharded_eq" run so_items "$SECONDS_PER_RUN")
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 
-python3 - "$N" "$DIMS" "$load" "$exact_single" "$exact_sharded" "$exact_off" "$index_single" "$index_sharded" \
-  "$index_off" "$plan_exact" "$plan_off" "$plan_index" "$plan_index_single" "$recall_sharded" "$recall_single" "$scans" <<'PY'
+python3 - "$N" "$DIMS" "$load" "$exact_single" "$exact_sharded" "$exact_cursor" "$exact_off" "$index_single" \
+  "$index_sharded" "$index_cursor" "$index_off" "$index_single_eq" "$index_sharded_eq" "$plan_exact" "$plan_off" \
+  "$plan_index" "$plan_index_single" "$recall_sharded" "$recall_single" "$scans" "$ef_single_eq" "$recall_single_eq" \
+  "$ef_sharded_eq" "$recall_sharded_eq" <<'PY'
 import json, sys
 n, dims, load = sys.argv[1:4]
-es, eh, eo, is_, ih, io = (tuple(float(v) for v in a.split()) for a in sys.argv[4:10])
-plan_exact, plan_off, plan_index, plan_index_single, rec_h, rec_s, scans = sys.argv[10:17]
-detail = (f"{n} x {dims}-d clustered unit vectors, 1 client, top 5 by cosine; coordinator + 2 shard servers "
-          f"(postgres_fdw, async_capable) on this one machine; load average {load}")
-def line(name, v, ref, refname, target, extra):
-    print(json.dumps({"name": name, "value": round(v[0], 2), "unit": "queries/s", "reference": refname,
-                      "reference_value": round(ref[0], 2), "ratio": round(v[0] / ref[0], 3), "target_ratio": target,
-                      "details": f"latency {v[1]:.2f} ms vs {ref[1]:.2f} ms; {extra}; {detail}"}))
+es, eh, ec, eo, is_, ih, ic, io, is_eq, ih_eq = (tuple(float(v) for v in a.split()) for a in sys.argv[4:14])
+plan_exact, plan_off, plan_index, plan_index_single, rec_h, rec_s, scans = sys.argv[14:21]
+ef_s_eq, rec_s_eq, ef_h_eq, rec_h_eq = sys.argv[21:25]
+detail = (f"{n} x {dims}-d clustered unit vectors, 1 client (pgbench, prepared statements), top 5 by cosine; "
+          f"coordinator + 2 shard servers (postgres_fdw, async_capable) on this one machine; load average {load}")
+def line(name, v, ref, refname, target, extra, **fields):
+    out = {"name": name, "value": round(v[0], 2), "unit": "queries/s", "reference": refname,
+           "reference_value": round(ref[0], 2), "ratio": round(v[0] / ref[0], 3), "target_ratio": target,
+           "latency_ms": v[1], "reference_latency_ms": ref[1]}
+    out.update(fields)
+    out["details"] = f"latency {v[1]:.2f} ms vs {ref[1]:.2f} ms; {extra}; {detail}"
+    print(json.dumps(out))
 line("scaleout_exact_2shards_vs_one_node", eh, es, "the same rows in one table on one node, exact top-k scan, same run",
      round(1 / 1.3, 3), f"shards' remote SQL: {plan_exact}")
 line("scaleout_exact_2shards_vs_no_pushdown", eh, eo,
      "the same sharded table, lookalike.partition_topk = off (PostgreSQL's plan: no LIMIT sent), same run",
      5.0, f"without pushdown: {plan_off}")
+line("scaleout_exact_fanout_vs_fdw_cursors", eh, ec,
+     "the same sharded table, lookalike.shard_fanout = off (postgres_fdw's foreign scans with the LIMIT: a cursor per shard), same run",
+     None, "one remote statement per shard, all shards at once, against START/DECLARE/FETCH/CLOSE per shard")
 line("scaleout_index_2shards_vs_one_node", ih, is_,
      "the same rows in one table on one node with lookalike_hnsw, ef_search 40, same run", round(1 / 1.3, 3),
-     f"shards' remote SQL: {plan_index}; one node: {plan_index_single}; recall@5 sharded {rec_h}, one node {rec_s}; index scans on shard 1 during the sharded run: {scans}")
+     f"equal ef_search 40, not equal recall: recall@5 sharded {rec_h}, one node {rec_s}; shards' remote SQL: {plan_index}; "
+     f"one node: {plan_index_single}; index scans on shard 1 during the sharded run: {scans}",
+     recall=float(rec_h), reference_recall=float(rec_s), ef_search=40, reference_ef_search=40)
+line("scaleout_index_2shards_vs_one_node_equal_recall", ih, is_eq,
+     f"the same rows on one node with lookalike_hnsw at ef_search {ef_s_eq}, the smallest that reaches the 2 shards' recall@5, same run",
+     round(1 / 1.3, 3), f"recall@5 sharded {rec_h} at ef_search 40, one node {rec_s_eq} at ef_search {ef_s_eq}",
+     recall=float(rec_h), reference_recall=float(rec_s_eq), ef_search=40, reference_ef_search=int(ef_s_eq))
+line("scaleout_index_2shards_lowered_vs_one_node_equal_recall", ih_eq, is_,
+     f"the same rows on one node with lookalike_hnsw at ef_search 40; the shards at ef_search {ef_h_eq}, the smallest that reaches one node's recall@5, same run",
+     round(1 / 1.3, 3), f"recall@5 sharded {rec_h_eq} at ef_search {ef_h_eq}, one node {rec_s} at ef_search 40",
+     recall=float(rec_h_eq), reference_recall=float(rec_s), ef_search=int(ef_h_eq), reference_ef_search=40)
+line("scaleout_index_fanout_vs_fdw_cursors", ih, ic,
+     "the same sharded table with lookalike_hnsw on the shards, lookalike.shard_fanout = off (a cursor per shard), same run",
+     None, "one remote statement per shard, all shards at once, against START/DECLARE/FETCH/CLOSE per shard")
 line("scaleout_index_2shards_vs_no_pushdown", ih, io,
      "the same sharded table with lookalike_hnsw on the shards, lookalike.partition_topk = off, same run", None,
      "without pushdown each shard streams fetch_size rows out of its index")

@@ -26,16 +26,17 @@ my @shards;
 for my $i (1, 2) {
 	my $s = PostgreSQL::Test::Cluster->new("shard$i");
 	$s->init;
-	$s->append_conf('postgresql.conf',
-		"session_preload_libraries = 'lookalike'\nmax_parallel_workers_per_gather = 0\n");
+	# No session_preload_libraries on the shards: the shipped with_search_settings() call loads
+	# lookalike there before it sets the settings.
+	$s->append_conf('postgresql.conf', "max_parallel_workers_per_gather = 0\n");
 	$s->start;
 	$s->safe_psql('postgres', qq{
 CREATE EXTENSION lookalike;
 CREATE TABLE items (id int PRIMARY KEY, cat int, e embedding($DIMS));
 -- What this shard's session has for the search settings (read through a foreign table).
 CREATE VIEW shard_settings AS
-  SELECT current_setting('lookalike.ef_search') AS ef_search,
-         current_setting('lookalike.max_scan_tuples') AS max_scan_tuples;});
+  SELECT coalesce(current_setting('lookalike.ef_search', true), 'unset') AS ef_search,
+         coalesce(current_setting('lookalike.max_scan_tuples', true), 'unset') AS max_scan_tuples;});
 	push @shards, $s;
 }
 my $node = PostgreSQL::Test::Cluster->new('coordinator');
@@ -179,6 +180,11 @@ ok(scalar(() = $fdw_plan =~ /Async Foreign Scan/g) == 2 && scalar(() = $fdw_plan
 my $offset_plan = $node->safe_psql('postgres',
 	"EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000001) LIMIT 5 OFFSET 3");
 is(scalar(() = $offset_plan =~ /Remote SQL: .* LIMIT 8::bigint$/mg), 2, 'LIMIT 5 OFFSET 3: LIMIT 8 in both Remote SQL');
+# A correlated query vector (LATERAL): a parameter per outer row, the settings shipped with it.
+like($node->safe_psql('postgres',
+		'EXPLAIN (VERBOSE, COSTS OFF) SELECT x.id FROM queries q, LATERAL (SELECT id FROM items ORDER BY e <=> q.e LIMIT 5) x'),
+	qr/Remote SQL: .*with_search_settings\(\$1::public\.embedding, \$2::integer, \$3::integer\).* LIMIT 5::bigint/,
+	'a correlated query vector (LATERAL): shipped as a parameter, with the search settings');
 # Without the setting: PostgreSQL's plan, no LIMIT sent to the shards.
 my $off = $node->safe_psql('postgres',
 	"SET lookalike.partition_topk = off; EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000001) LIMIT 5");
@@ -231,7 +237,7 @@ ok($shards[0]->poll_query_until('postgres',
 
 # The coordinator's settings, as the shard's session sees them during the query.
 is($node->safe_psql('postgres', 'SELECT ef_search || \' \' || max_scan_tuples FROM shard1_settings'),
-	'40 20000', 'shard defaults before any top-k query');
+	'unset unset', 'a new shard session before any top-k query: lookalike not loaded there (no preload needed)');
 is($node->safe_psql('postgres', q{
 BEGIN;
 SET LOCAL lookalike.ef_search = 77;
@@ -240,6 +246,14 @@ SELECT count(*) FROM (SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries
 SELECT ef_search || ' ' || max_scan_tuples FROM shard1_settings;
 SELECT ef_search || ' ' || max_scan_tuples FROM shard2_settings;
 COMMIT;}), "5\n77 1234\n77 1234", 'a top-k query sets the coordinator\'s ef_search and max_scan_tuples on both shards');
+is($node->safe_psql('postgres', q{
+BEGIN;
+SET LOCAL lookalike.shard_fanout = off;
+SET LOCAL lookalike.ef_search = 55;
+SET LOCAL lookalike.max_scan_tuples = 4321;
+SELECT count(*) FROM (SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000003) LIMIT 5) s;
+SELECT ef_search || ' ' || max_scan_tuples FROM shard2_settings;
+COMMIT;}), "5\n55 4321", 'with shard_fanout off too (postgres_fdw\'s cursors)');
 # And they change what the shards do: max_scan_tuples bounds how many index elements a shard
 # visits, so a filter keeping 1 row in 20 cannot fill LIMIT 10 from 5 elements per shard.
 my $bounded = $node->safe_psql('postgres',
@@ -318,6 +332,17 @@ $_->quit for @lockers;
 like($topk->query('SELECT count(*) FROM (SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000001) LIMIT 5) s'),
 	qr/(^|\n)5$/, 'the cancelled session queries the shards again');
 $topk->quit;
+
+# A coordinator session without session_preload_libraries: its first top-k query is planned
+# before lookalike's library is loaded (no inline query vector shipped), still the same rows.
+{
+	local $ENV{PGOPTIONS} = '-c session_preload_libraries=';
+	is($node->safe_psql('postgres',
+			'SELECT array_agg(id)::text FROM (SELECT id FROM items ORDER BY e <=> query_of(1000002) LIMIT 5) s'),
+		$node->safe_psql('postgres',
+			'SELECT array_agg(id)::text FROM (SELECT id FROM flat ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000002) LIMIT 5) s'),
+		'without session_preload_libraries: the first query of a session gives the same rows');
+}
 
 # 6. A stopped shard: an error naming the connection, quickly; not a hang.
 $shards[1]->stop;
