@@ -464,6 +464,7 @@ LOOKALIKE_FUNCTION(image_embeddings) {
   const int64 interval = pg::guarded([] { return model::progress_interval_setting(); });
   const int64_t max_pixels = max_pixels_now();
   configure_threads(threads_now());
+  TensorHeap heap;  // freed activations stay in the heap until the call ends
   open_query(run, query);
   Batch b;
   std::vector<float> input, out;

@@ -8,9 +8,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <sstream>
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -234,6 +236,39 @@ FlushToZero::~FlushToZero() {
   } catch (...) {
   }
   ftz_off_this_thread();
+}
+
+double process_cpu_seconds() {
+  timespec t{};
+  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t) != 0) return 0;
+  return double(t.tv_sec) + double(t.tv_nsec) * 1e-9;
+}
+
+namespace {
+
+int tensor_heap_depth = 0;
+constexpr int kTensorMmapThreshold = 256 << 20;
+constexpr int kTensorTrimThreshold = 512 << 20;
+constexpr int kDefaultMmapThreshold = 32 << 20;  // glibc's DEFAULT_MMAP_THRESHOLD_MAX (64-bit)
+constexpr int kDefaultTrimThreshold = 64 << 20;  // twice that, as glibc's dynamic setting
+
+}  // namespace
+
+TensorHeap::TensorHeap() {
+  if (tensor_heap_depth++ > 0) return;
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, kTensorMmapThreshold);
+  mallopt(M_TRIM_THRESHOLD, kTensorTrimThreshold);
+#endif
+}
+
+TensorHeap::~TensorHeap() {
+  if (--tensor_heap_depth > 0) return;
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, kDefaultMmapThreshold);
+  mallopt(M_TRIM_THRESHOLD, kDefaultTrimThreshold);
+  malloc_trim(0);
+#endif
 }
 
 namespace {

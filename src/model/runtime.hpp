@@ -79,6 +79,27 @@ class FlushToZero {
   FlushToZero &operator=(const FlushToZero &) = delete;
 };
 
+// CPU time used by this process so far (every thread, user + system), in seconds: the benchmarks
+// compare it with the reference's on a machine whose other load makes wall-clock time noisy.
+double process_cpu_seconds();
+
+// While alive, memory freed by tensors stays in this process's malloc heap for the next batch.
+// With glibc's defaults a block above its mmap threshold (at most 32 MB) is unmapped when freed
+// and free space above the trim threshold (at most 64 MB) at the top of the heap is given back,
+// so every forward and backward pass faulted its activations in again: a batch of 32 at
+// 224 x 224 has 51 MB tensors, and page faults took a quarter of the CPU time of a forward pass
+// (docs/training.md, speed). The constructor raises both thresholds (256 MB and 512 MB); the
+// destructor gives the free memory back (malloc_trim) and sets them to glibc's dynamic maxima
+// (32 MB and 64 MB). Process-wide (malloc has no per-thread settings); nested scopes are counted
+// and only the outermost one restores. Not thread-safe: create it on the backend's thread.
+class TensorHeap {
+ public:
+  TensorHeap();
+  ~TensorHeap();
+  TensorHeap(const TensorHeap &) = delete;
+  TensorHeap &operator=(const TensorHeap &) = delete;
+};
+
 // A loaded, inference-ready TorchScript model.
 class Model {
  public:

@@ -43,6 +43,7 @@ struct EpochResult {
   int epoch = 0;
   double loss = 0;  // mean over the epoch's images of the summed per-label losses
   double seconds = 0;
+  double cpu_seconds = 0;  // CPU time of the process (all threads) during the epoch
 };
 
 class Trainer {

@@ -238,6 +238,7 @@ struct Reading {
   int64_t rows = 0, null_images = 0, null_labels = 0;
   std::vector<std::map<std::string, int32_t>> classes;
   double seconds = 0;
+  double cpu_seconds = 0;  // of the backend (all threads)
 };
 
 // One fetched batch with a non-NULL image: the images' bytes (our own copies), their labels
@@ -323,6 +324,7 @@ Reading cache_query(TrainingQuery &q, const Preprocessor &pre, int64_t max_pixel
   r.classes.resize(size_t(q.heads()));
   std::vector<float> input;
   const auto t0 = std::chrono::steady_clock::now();
+  const double cpu0 = process_cpu_seconds();
   MemoryContext batch_cxt = pg::guarded([] {
     return AllocSetContextCreate(CurrentMemoryContext, "train_model batch", ALLOCSET_DEFAULT_SIZES);
   });
@@ -349,6 +351,7 @@ Reading cache_query(TrainingQuery &q, const Preprocessor &pre, int64_t max_pixel
     spi::finish();
   });
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.cpu_seconds = process_cpu_seconds() - cpu0;
   return r;
 }
 
@@ -381,7 +384,7 @@ std::string run_epochs(Trainer &trainer, int epochs, ProgressFile &progress) {
                               r.loss, r.seconds)));
     });
     history << (e > 1 ? "," : "") << "{\"epoch\":" << r.epoch << ",\"loss\":" << r.loss
-            << ",\"seconds\":" << r.seconds << "}";
+            << ",\"seconds\":" << r.seconds << ",\"cpu_seconds\":" << r.cpu_seconds << "}";
   }
   return history.str();
 }
@@ -405,8 +408,8 @@ std::string training_json(const TrainCall &c, const BaseModel &base, const Readi
     << ",\"learning_rate\":" << opt.learning_rate
     << ",\"base_learning_rate\":" << opt.base_learning_rate << ",\"seed\":" << opt.seed
     << ",\"threads\":" << threads << ",\"cached_bytes\":" << trainer.cached_bytes()
-    << ",\"cache_seconds\":" << r.seconds << ",\"seconds\":" << seconds << ",\"history\":["
-    << history << "]}";
+    << ",\"cache_seconds\":" << r.seconds << ",\"cache_cpu_seconds\":" << r.cpu_seconds
+    << ",\"seconds\":" << seconds << ",\"history\":[" << history << "]}";
   return j.str();
 }
 
@@ -439,6 +442,7 @@ LOOKALIKE_FUNCTION(lookalike_train_model) {
   const int threads = pg::guarded([] { return model::threads_setting(); });
   const int64_t max_pixels = pg::guarded([] { return image::max_image_pixels(); });
   configure_threads(threads);
+  TensorHeap heap;  // freed activations stay in the heap until the call ends
   BaseModel base = read_base_pinned(call.base_name);
   const int pid = pg::guarded([] { return MyProcPid; });
   ProgressFile progress(pid, call.name);

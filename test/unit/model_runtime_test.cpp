@@ -4,10 +4,12 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -201,4 +203,45 @@ TEST(ModelThreads, NeverMoreThanTheCpus) {
   EXPECT_EQ(at::get_num_threads(), 1);
   lm::configure_threads(1);
   EXPECT_EQ(at::get_num_threads(), 1);
+}
+
+namespace {
+
+// Minor page faults of the second of two rounds of allocating, touching and freeing `bytes`.
+long faults_of_a_second_allocation(size_t bytes) {
+  auto round = [bytes] {
+    char *p = static_cast<char *>(std::malloc(bytes));
+    if (p == nullptr) return;
+    for (size_t i = 0; i < bytes; i += 4096) p[i] = char(i >> 12);
+    volatile char sink = p[bytes / 2];
+    (void)sink;
+    std::free(p);
+  };
+  round();
+  rusage before{}, after{};
+  getrusage(RUSAGE_SELF, &before);
+  round();
+  getrusage(RUSAGE_SELF, &after);
+  return after.ru_minflt - before.ru_minflt;
+}
+
+}  // namespace
+
+// 64 MB is above glibc's largest mmap threshold: by default such a block is unmapped when freed
+// and every page faults again on the next allocation (as a batch's activations did); inside a
+// TensorHeap it stays in the heap, and the defaults come back when the (outermost) scope ends.
+TEST(TensorHeap, FreedBlocksAreReusedWithoutPageFaults) {
+  const size_t bytes = size_t(64) << 20;
+  const long before = faults_of_a_second_allocation(bytes);
+  long inside, nested;
+  {
+    lm::TensorHeap heap;
+    inside = faults_of_a_second_allocation(bytes);
+    { lm::TensorHeap inner; }
+    nested = faults_of_a_second_allocation(bytes);  // the inner scope did not restore
+  }
+  const long after = faults_of_a_second_allocation(bytes);
+  EXPECT_LT(4 * inside + 16, before) << inside << " faults inside, " << before << " before";
+  EXPECT_LT(4 * nested + 16, before) << nested << " faults after a nested scope";
+  EXPECT_LT(4 * inside + 16, after) << after << " faults after the scope";
 }
