@@ -18,12 +18,17 @@
 # smallest ef_search that reaches one node's recall at ef_search 40.
 # All three servers share this machine's cores, so the shards cannot be faster than one node
 # here: the figure is the overhead of going through postgres_fdw.
-# Needs PGHOST/PGPORT/PGUSER/PGDATABASE (make bench sets them). N, DIMS, SECONDS_PER_RUN may be set.
+# The plans compared with each other are timed in ROUNDS interleaved rounds of SECONDS_PER_RUN
+# each (one plan after the other in every round), and each figure is the round with the median
+# latency: the load of a shared machine changes by the minute, and each plan meets the same.
+# Needs PGHOST/PGPORT/PGUSER/PGDATABASE (make bench sets them). N, DIMS, SECONDS_PER_RUN, ROUNDS
+# may be set.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 N=${N:-200000}
 DIMS=${DIMS:-128}
-SECONDS_PER_RUN=${SECONDS_PER_RUN:-15}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-3}
+ROUNDS=${ROUNDS:-5}
 Q=100
 root=${LOOKALIKE_ROOT:-$(cd "$here/../.." && pwd)}
 work=$root/build/bench/shards
@@ -46,6 +51,9 @@ shared_buffers = 1GB
 work_mem = 64MB
 maintenance_work_mem = 1GB
 session_preload_libraries = 'lookalike'
+# The two shards share this machine's two cores: each runs its statement in one process (parallel
+# workers would oversubscribe the cores; postgres_fdw's cursors never use them anyway).
+max_parallel_workers_per_gather = 0
 fsync = off
 synchronous_commit = off
 jit = off
@@ -118,11 +126,24 @@ plan_of() {  # $1 table -> the remote SQL of the first partition, or the scan of
     grep -m1 -oE 'Remote SQL: .*|Custom Scan \([^)]*\)|Index Scan using [a-z_0-9]+' || true
 }
 
+rounds() {  # "name|PGOPTIONS|table" ...: ROUNDS interleaved runs of each -> $work/m_<name>
+  local r spec name opts table
+  for spec in "$@"; do : >"$work/m_${spec%%|*}"; done
+  for r in $(seq 1 "$ROUNDS"); do
+    for spec in "$@"; do
+      IFS='|' read -r name opts table <<<"$spec"
+      PGOPTIONS="$opts" run "$table" "$SECONDS_PER_RUN" >>"$work/m_$name"
+    done
+  done
+}
+median() { sort -n -k2 "$work/m_$1" | awk '{l[NR] = $0} END {print l[int((NR + 1) / 2)]}'; }
+
 prewarm
-exact_single=$(run so_single "$SECONDS_PER_RUN")
-exact_sharded=$(run so_items "$SECONDS_PER_RUN")
-exact_cursor=$(PGOPTIONS="-c lookalike.shard_fanout=off" run so_items "$SECONDS_PER_RUN")
-exact_off=$(PGOPTIONS="-c lookalike.partition_topk=off" run so_items "$SECONDS_PER_RUN")
+rounds "exact_single||so_single" "exact_sharded||so_items" "exact_cursor|-c lookalike.shard_fanout=off|so_items"
+exact_single=$(median exact_single)
+exact_sharded=$(median exact_sharded)
+exact_cursor=$(median exact_cursor)
+exact_off=$(PGOPTIONS="-c lookalike.partition_topk=off" run so_items 10)
 plan_exact=$(plan_of so_items)
 plan_off=$(PGOPTIONS="-c lookalike.partition_topk=off" plan_of so_items)
 
@@ -134,17 +155,9 @@ for i in 1 2; do shard $i -c "CREATE INDEX ON items USING lookalike_hnsw (e embe
 psql -c "CREATE INDEX ON so_single USING lookalike_hnsw (e embedding_cosine_ops)" -c "ANALYZE so_single"
 prewarm
 index_scans() { shard 1 -At -c "SELECT coalesce(sum(idx_scan), 0) FROM pg_stat_user_indexes WHERE indexrelname = 'items_e_idx'"; }
-index_single=$(run so_single "$SECONDS_PER_RUN")
-scans_before=$(index_scans)
-index_sharded=$(run so_items "$SECONDS_PER_RUN")
-sleep 1  # statistics are flushed at most once a second
-scans=$(($(index_scans) - scans_before))
-index_cursor=$(PGOPTIONS="-c lookalike.shard_fanout=off" run so_items "$SECONDS_PER_RUN")
-index_off=$(PGOPTIONS="-c lookalike.partition_topk=off" run so_items "$SECONDS_PER_RUN")
-plan_index=$(plan_of so_items)
-plan_index_single=$(plan_of so_single)
 recall() {  # recall@5 of $1 (index) at ef_search $2 against the exact answers, 50 queries
-  PGOPTIONS="-c lookalike.ef_search=$2" psql -At -c "SELECT round(avg((SELECT count(*) FROM unnest(a) x WHERE x = ANY (t.b)) / 5.0), 3)
+  # (LOAD: lookalike's planner hook, which ships ef_search, in place for the session's first query)
+  PGOPTIONS="-c lookalike.ef_search=$2" psql -At -c "LOAD 'lookalike'" -c "SELECT round(avg((SELECT count(*) FROM unnest(a) x WHERE x = ANY (t.b)) / 5.0), 3)
     FROM so_queries q JOIN so_truth t USING (qid),
     LATERAL (SELECT array_agg(id) a FROM (SELECT id FROM $1 ORDER BY e <=> q.e LIMIT 5) s) x"
 }
@@ -160,8 +173,20 @@ for ef_sharded_eq in 5 10 15 20 25 30 35 40; do
   recall_sharded_eq=$(recall so_items "$ef_sharded_eq")
   at_least "$recall_sharded_eq" "$recall_single" && break
 done
-index_single_eq=$(PGOPTIONS="-c lookalike.ef_search=$ef_single_eq" run so_single "$SECONDS_PER_RUN")
-index_sharded_eq=$(PGOPTIONS="-c lookalike.ef_search=$ef_sharded_eq" run so_items "$SECONDS_PER_RUN")
+scans_before=$(index_scans)
+rounds "index_single||so_single" "index_sharded||so_items" "index_cursor|-c lookalike.shard_fanout=off|so_items" \
+  "index_single_eq|-c lookalike.ef_search=$ef_single_eq|so_single" \
+  "index_sharded_eq|-c lookalike.ef_search=$ef_sharded_eq|so_items"
+sleep 1  # statistics are flushed at most once a second
+scans=$(($(index_scans) - scans_before))
+index_single=$(median index_single)
+index_sharded=$(median index_sharded)
+index_cursor=$(median index_cursor)
+index_single_eq=$(median index_single_eq)
+index_sharded_eq=$(median index_sharded_eq)
+index_off=$(PGOPTIONS="-c lookalike.partition_topk=off" run so_items 10)
+plan_index=$(plan_of so_items)
+plan_index_single=$(plan_of so_single)
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 
 python3 - "$N" "$DIMS" "$load" "$exact_single" "$exact_sharded" "$exact_cursor" "$exact_off" "$index_single" \
@@ -173,7 +198,7 @@ n, dims, load = sys.argv[1:4]
 es, eh, ec, eo, is_, ih, ic, io, is_eq, ih_eq = (tuple(float(v) for v in a.split()) for a in sys.argv[4:14])
 plan_exact, plan_off, plan_index, plan_index_single, rec_h, rec_s, scans = sys.argv[14:21]
 ef_s_eq, rec_s_eq, ef_h_eq, rec_h_eq = sys.argv[21:25]
-detail = (f"{n} x {dims}-d clustered unit vectors, 1 client (pgbench, prepared statements), top 5 by cosine; "
+detail = (f"{n} x {dims}-d clustered unit vectors, 1 client (pgbench, prepared statements; median of interleaved rounds), top 5 by cosine; "
           f"coordinator + 2 shard servers (postgres_fdw, async_capable) on this one machine; load average {load}")
 def line(name, v, ref, refname, target, extra, **fields):
     out = {"name": name, "value": round(v[0], 2), "unit": "queries/s", "reference": refname,
@@ -193,7 +218,7 @@ line("scaleout_exact_fanout_vs_fdw_cursors", eh, ec,
 line("scaleout_index_2shards_vs_one_node", ih, is_,
      "the same rows in one table on one node with lookalike_hnsw, ef_search 40, same run", round(1 / 1.3, 3),
      f"equal ef_search 40, not equal recall: recall@5 sharded {rec_h}, one node {rec_s}; shards' remote SQL: {plan_index}; "
-     f"one node: {plan_index_single}; index scans on shard 1 during the sharded run: {scans}",
+     f"one node: {plan_index_single}; index scans on shard 1 during the index rounds: {scans}",
      recall=float(rec_h), reference_recall=float(rec_s), ef_search=40, reference_ef_search=40)
 line("scaleout_index_2shards_vs_one_node_equal_recall", ih, is_eq,
      f"the same rows on one node with lookalike_hnsw at ef_search {ef_s_eq}, the smallest that reaches the 2 shards' recall@5, same run",
