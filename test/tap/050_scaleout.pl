@@ -11,7 +11,9 @@
 #  - lookalike.shard_fanout (default): one remote statement per shard, all shards at once (each
 #    shard's table locked: both shards wait at the same time), a cancel ends it on the shards,
 #    two partitions on one server; off: postgres_fdw's own foreign scans, same answers;
-#  - a stopped shard gives an error, not a hang.
+#  - one session, one transaction per statement: same answers, the remote isolation level;
+#  - a stopped shard gives an error, not a hang (also in a session that had used it: the
+#    error, then answers again once it is back; a restarted shard: answered on a new connection).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -36,7 +38,9 @@ CREATE TABLE items (id int PRIMARY KEY, cat int, e embedding($DIMS));
 -- What this shard's session has for the search settings (read through a foreign table).
 CREATE VIEW shard_settings AS
   SELECT coalesce(current_setting('lookalike.ef_search', true), 'unset') AS ef_search,
-         coalesce(current_setting('lookalike.max_scan_tuples', true), 'unset') AS max_scan_tuples;});
+         coalesce(current_setting('lookalike.max_scan_tuples', true), 'unset') AS max_scan_tuples;
+-- The isolation level of this shard session's (remote) transaction.
+CREATE VIEW shard_xact AS SELECT current_setting('transaction_isolation') AS iso;});
 	push @shards, $s;
 }
 my $node = PostgreSQL::Test::Cluster->new('coordinator');
@@ -55,7 +59,8 @@ CREATE SERVER shard$i FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$h', port
   connect_timeout '5');
 CREATE USER MAPPING FOR CURRENT_USER SERVER shard$i;
 CREATE FOREIGN TABLE shard${i}_settings (ef_search text, max_scan_tuples text)
-  SERVER shard$i OPTIONS (table_name 'shard_settings');};
+  SERVER shard$i OPTIONS (table_name 'shard_settings');
+CREATE FOREIGN TABLE shard${i}_xact (iso text) SERVER shard$i OPTIONS (table_name 'shard_xact');};
 }
 $node->safe_psql('postgres', qq{
 CREATE EXTENSION lookalike;
@@ -107,6 +112,22 @@ SELECT bool_and(a = b) FROM queries q,
   LATERAL (SELECT array_agg(id) a FROM (SELECT id FROM items ORDER BY e <-> q.e LIMIT 10) s) x,
   LATERAL (SELECT array_agg(id) b FROM (SELECT id FROM flat ORDER BY e <-> q.e LIMIT 10) s) y}),
 	't', 'the same ids, in order, for 20 queries (l2, k = 10, correlated sub-query)');
+
+# One session, one transaction per statement (postgres_fdw keeps its connections idle between
+# transactions and begins a remote transaction on each shard for each): the same ids as the
+# local copy, statement by statement, and the remote transaction's isolation level
+# (SERIALIZABLE with the coordinator's, else REPEATABLE READ).
+my $same_ids = sub {
+	my $q = "(SELECT e FROM queries WHERE qid = $_[0])";
+	return qq{SELECT (SELECT array_agg(id) FROM (SELECT id FROM items ORDER BY e <-> $q LIMIT 10) s)
+  = (SELECT array_agg(id) FROM (SELECT id FROM flat ORDER BY e <-> $q LIMIT 10) s);\n};
+};
+my $topk5 = 'SELECT count(*) FROM (SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000001) LIMIT 5) s';
+is($node->safe_psql('postgres', join('', map { $same_ids->($_) } 1000001 .. 1000010) . qq{
+BEGIN ISOLATION LEVEL SERIALIZABLE; $topk5; SELECT iso FROM shard2_xact; COMMIT;
+BEGIN; $topk5; SELECT iso FROM shard2_xact; COMMIT;}),
+	join("\n", ('t') x 10, 5, 'serializable', 5, 'repeatable read'),
+	"one session, 12 transactions: the same ids as the local copy; the shard's remote transaction SERIALIZABLE, then REPEATABLE READ");
 
 # The same with lookalike.shard_fanout = off (postgres_fdw's own foreign scans with the LIMIT).
 my $fdw_literal = $node->safe_psql('postgres', q{
@@ -303,9 +324,11 @@ SELECT bool_and(a = b) FROM queries q,
 # statement then waits on both shards at the same time (with postgres_fdw's cursors the second
 # shard is reached only when the first has answered). pg_cancel_backend on the coordinator ends
 # the query and the statements still waiting on the shards.
+# The session has queried the shards before (its connections are open and idle).
+my $topk = $node->background_psql('postgres', on_error_stop => 0);
+$topk->query_safe($topk5);
 my @lockers = map { $_->background_psql('postgres') } @shards;
 $_->query_safe('BEGIN; LOCK TABLE items IN ACCESS EXCLUSIVE MODE') for @lockers;
-my $topk = $node->background_psql('postgres', on_error_stop => 0);
 $topk->query_until(qr/started/, q{\echo started
 SELECT count(*) FROM (SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000001) LIMIT 5) s;
 });
@@ -344,7 +367,11 @@ $topk->quit;
 		'without session_preload_libraries: the first query of a session gives the same rows');
 }
 
-# 6. A stopped shard: an error naming the connection, quickly; not a hang.
+# 6. A stopped shard: an error naming the connection, quickly; not a hang. Also in a session
+# whose connections to the shards were open: the error, then, once the shard is back, answers
+# again -- whichever shard was stopped.
+my $warm = $node->background_psql('postgres', on_error_stop => 0);
+$warm->query_safe($topk5);
 $shards[1]->stop;
 $t0 = time;
 ($ret, $out, $err) = $node->psql('postgres',
@@ -354,8 +381,29 @@ my $took = time - $t0;
 isnt($ret, 0, 'a stopped shard: the query fails');
 like($err, qr/could not connect to server "shard2"/, 'the error names the shard');
 cmp_ok($took, '<', 30, sprintf('and comes quickly (%.1f s)', $took));
+my ($warm_out, $warm_failed) = $warm->query($topk5);
+ok($warm_failed && $warm->{stderr} =~ /could not connect to server "shard2"/,
+	'a stopped shard, in a session that had used it: the error names the shard');
 $shards[1]->start;
 is($node->safe_psql('postgres', 'SELECT count(*) FROM (SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000001) LIMIT 5) s'),
 	'5', 'the shard back: queries work again');
+$warm->{stderr} = '';
+is(scalar($warm->query($topk5)), '5', 'and in the session that had used it');
+$shards[0]->stop;
+($warm_out, $warm_failed) = $warm->query($topk5);
+ok($warm_failed && $warm->{stderr} =~ /could not connect to server "shard1"/,
+	'the first shard stopped, in that session: the error names it');
+$shards[0]->start;
+$warm->{stderr} = '';
+($warm_out, $warm_failed) = $warm->query("$topk5; $topk5");
+is("$warm_out $warm_failed", "5\n5 0", 'the shard back: the session answers again (both shards)');
+# A shard restarted between two transactions of the session: its cached connection is broken;
+# answered on a new connection (postgres_fdw's GetConnection reconnects when its START finds the
+# connection broken).
+$shards[1]->restart;
+$warm->{stderr} = '';
+($warm_out, $warm_failed) = $warm->query($topk5);
+is("$warm_out $warm_failed", '5 0', 'a shard restarted between two transactions of a session: answered on a new connection');
+$warm->quit;
 
 done_testing();
