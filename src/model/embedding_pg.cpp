@@ -72,6 +72,27 @@ bytea *stored_model_bytes(const char *name) {
   return result;
 }
 
+Normalization normalization_of(const ModelRow &row) {
+  Normalization n;
+  n.input_size = row.input_size;
+  for (int k = 0; k < 3; ++k) {
+    n.mean[k] = row.mean[k];
+    n.stddev[k] = row.stddev[k];
+  }
+  return n;
+}
+
+std::vector<char> stored_model_vector(const std::string &name) {
+  bytea *data = pg::guarded([&] { return stored_model_bytes(name.c_str()); });
+  if (data == nullptr)
+    throw Error(sqlstate::kDataCorrupted,
+                "model \"" + name + "\" has no path and no stored TorchScript",
+                "lookalike.model_data has no row for it.");
+  std::vector<char> bytes(VARDATA(data), VARDATA(data) + (VARSIZE(data) - VARHDRSZ));
+  pg::guarded([&] { pfree(data); });
+  return bytes;
+}
+
 namespace {
 
 // ---- C-style helpers (call PostgreSQL directly; run inside pg::guarded) ---------------------
@@ -135,25 +156,13 @@ CachedModel &get_model(const std::string &name) {
   auto it = c.find(name);
   if (it != c.end() && same_registration(it->second.row, row)) return it->second;
   if (it != c.end()) c.erase(it);
-  Normalization n;
-  n.input_size = row.input_size;
-  for (int k = 0; k < 3; ++k) {
-    n.mean[k] = row.mean[k];
-    n.stddev[k] = row.stddev[k];
-  }
   CachedModel entry;
   entry.row = row;
-  entry.pre = std::make_unique<Preprocessor>(n);
+  entry.pre = std::make_unique<Preprocessor>(normalization_of(row));
   configure_threads(threads_now());
   if (row.stored) {
-    bytea *data = pg::guarded([&] { return stored_model_bytes(name.c_str()); });
-    if (data == nullptr)
-      throw Error(sqlstate::kDataCorrupted,
-                  "model \"" + name + "\" has no path and no stored TorchScript",
-                  "lookalike.model_data has no row for it.");
-    std::vector<char> bytes(VARDATA(data), VARDATA(data) + (VARSIZE(data) - VARHDRSZ));
-    pg::guarded([&] { pfree(data); });
-    entry.model = Model::load_bytes("stored model \"" + name + "\"", std::move(bytes), row.sha256);
+    entry.model =
+        Model::load_bytes("stored model \"" + name + "\"", stored_model_vector(name), row.sha256);
   } else {
     entry.model = Model::load(row.path, row.sha256, max_model_bytes_now());
   }

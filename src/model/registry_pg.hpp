@@ -1,7 +1,12 @@
 // Reading the model registry (lookalike.models, lookalike.model_data) over SPI. C-style helpers
-// that call PostgreSQL directly: call them from C++ frames through pg::guarded.
+// that call PostgreSQL directly: call them from C++ frames through pg::guarded. The last two are
+// C++ (they guard their own PostgreSQL calls), shared by image_embedding() and train_model().
 #pragma once
 
+#include <string>
+#include <vector>
+
+#include "model/runtime.hpp"
 #include "common/pg.hpp"
 
 namespace lookalike::model {
@@ -23,5 +28,12 @@ bool lookup_model(const char *name, ModelRow *out);
 // The stored TorchScript of `name` (lookalike.model_data), palloc'd in the caller's context;
 // nullptr if there is none.
 bytea *stored_model_bytes(const char *name);
+
+// The input size, mean and standard deviation a registration records.
+Normalization normalization_of(const ModelRow &row);
+
+// The stored TorchScript of `name` as C++ bytes (not yet checked against its sha256); Error
+// XX001 when lookalike.model_data has no row for it.
+std::vector<char> stored_model_vector(const std::string &name);
 
 }  // namespace lookalike::model

@@ -58,19 +58,11 @@ BaseModel read_base(const std::string &name) {
   b.found = pg::guarded([&] { return lookup_model(name.c_str(), &row); });
   if (!b.found) return b;
   b.sha256 = row.sha256;
-  b.norm.input_size = row.input_size;
-  for (int c = 0; c < 3; ++c) {
-    b.norm.mean[c] = row.mean[c];
-    b.norm.stddev[c] = row.stddev[c];
-  }
+  b.norm = normalization_of(row);
   std::string where;
   if (row.stored) {
-    bytea *data = pg::guarded([&] { return stored_model_bytes(name.c_str()); });
-    if (data == nullptr)
-      throw Error(sqlstate::kDataCorrupted,
-                  "model \"" + name + "\" has neither a path nor stored TorchScript");
-    b.bytes.assign(VARDATA(data), VARSIZE(data) - VARHDRSZ);
-    pg::guarded([&] { pfree(data); });
+    std::vector<char> stored = stored_model_vector(name);
+    b.bytes.assign(stored.begin(), stored.end());
     where = "stored model \"" + name + "\"";
   } else {
     b.path = row.path;
