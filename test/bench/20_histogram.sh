@@ -8,6 +8,7 @@
 # Prints one JSON line. Environment: REPEAT (timed passes of each side, best kept; default 5),
 # BINS (8).
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/../.." && pwd)
 SHARED=${SHARED:-$root/../shared}
 SHARED=$(cd "$SHARED" && pwd)
@@ -66,14 +67,7 @@ study_reference.histograms(data, ids, bins)
 print(time.perf_counter() - t)
 PY
 }
-ours=
-ref=
-for _ in $(seq "$repeat"); do
-  o=$(ours_pass)
-  r=$(ref_pass)
-  ours=$(awk -v a="$ours" -v b="$o" 'BEGIN { print (a == "" || b < a) ? b : a }')
-  ref=$(awk -v a="$ref" -v b="$r" 'BEGIN { print (a == "" || b < a) ? b : a }')
-done
+best_of_interleaved "$repeat" ours_pass ref_pass
 psql_q -c "DROP TABLE bench_images"
 awk -v n="$n" -v ours="$ours" -v ref="$ref" -v bins="$bins" 'BEGIN {
   v = n / ours; r = n / ref;

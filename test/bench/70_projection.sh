@@ -8,6 +8,7 @@
 # Prints one JSON line. Environment: ROWS (4000), DIMS (1280), THREADS (1: lookalike.threads and
 # OPENBLAS/OMP threads of numpy), REPEAT (2 passes of each side, best kept).
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 rows=${ROWS:-4000}
 dims=${DIMS:-1280}
 threads=${THREADS:-1}
@@ -62,14 +63,7 @@ print(time.perf_counter() - t)
 PY
   )
 }
-ours=
-ref=
-for _ in $(seq "$repeat"); do
-  o=$(ours_pass)
-  r=$(ref_pass)
-  ours=$(awk -v a="$ours" -v b="$o" 'BEGIN { print (a == "" || b < a) ? b : a }')
-  ref=$(awk -v a="$ref" -v b="$r" 'BEGIN { print (a == "" || b < a) ? b : a }')
-done
+best_of_interleaved "$repeat" ours_pass ref_pass
 psql_q -c "SELECT lookalike.drop_projection('bench_fit'); DROP TABLE bench_proj" >/dev/null
 load=$(cut -d' ' -f1 /proc/loadavg)
 awk -v n="$rows" -v d="$dims" -v ours="$ours" -v ref="$ref" -v th="$threads" -v load="$load" 'BEGIN {

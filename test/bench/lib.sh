@@ -1,0 +1,15 @@
+# Shared by the benchmarks (sourced, not run: scripts/bench.sh runs only executable files).
+
+# best_of_interleaved N OURS_FN REF_FN: runs OURS_FN and REF_FN in turn, N times each (so both
+# sides see the same changes of the shared machine's load), each printing a time in seconds;
+# sets $ours and $ref to the shortest time of each side.
+best_of_interleaved() {
+  local n=$1 ours_fn=$2 ref_fn=$3 o r
+  ours= ref=
+  for _ in $(seq "$n"); do
+    o=$("$ours_fn")
+    r=$("$ref_fn")
+    ours=$(awk -v a="$ours" -v b="$o" 'BEGIN { print (a == "" || b < a) ? b : a }')
+    ref=$(awk -v a="$ref" -v b="$r" 'BEGIN { print (a == "" || b < a) ? b : a }')
+  done
+}
