@@ -263,8 +263,11 @@ Path *foreign_topk_path(PlannerInfo *root, RelOptInfo *child, double k, int grou
       !IsA(parse->limitCount, Const))
     return nullptr;
   // A LIMIT on the shard is only right when the shard applies the whole WHERE clause.
-  auto is_foreign_expr = reinterpret_cast<IsForeignExpr>(
-      load_external_function("$libdir/postgres_fdw", "is_foreign_expr", false, nullptr));
+  // Looked up once per backend: load_external_function stats the library file on every call.
+  static IsForeignExpr is_foreign_expr = nullptr;
+  if (is_foreign_expr == nullptr)
+    is_foreign_expr = reinterpret_cast<IsForeignExpr>(
+        load_external_function("$libdir/postgres_fdw", "is_foreign_expr", false, nullptr));
   if (is_foreign_expr == nullptr) return nullptr;
   ListCell *lc;
   foreach (lc, child->baserestrictinfo) {
