@@ -16,6 +16,9 @@
 //  - sends the statements of every partition of one top-k (a plan-time group) when the first of
 //    them is executed, so the shards work concurrently (one connection carries one statement at a
 //    time: partitions on the same server are sent one after the other);
+//  - prepares a statement text that recurs on a connection once, as a named statement on the
+//    shard (lookalike.shard_prepare), and from then on only executes it (section "prepared
+//    statements on the shards" below);
 //  - waits with postgres_fdw's pgfdw_get_result (WaitLatchOrSocket, CHECK_FOR_INTERRUPTS); on
 //    cancel or error postgres_fdw's transaction callback cancels a statement still running on a
 //    shard and rolls the remote transaction back, as for its own asynchronous scans.
@@ -31,9 +34,11 @@
 
 extern "C" {
 #include "commands/explain.h"
+#include "common/hashfn.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
+#include "libpq-events.h"
 #include "libpq-fe.h"
 #include "miscadmin.h"
 #include "nodes/extensible.h"
@@ -54,6 +59,7 @@ extern "C" {
 namespace lookalike::scaleout {
 
 bool fanout = true;
+bool prepare = true;
 
 namespace {
 
@@ -77,8 +83,10 @@ const Fdw &fdw() {
   static Fdw f;
   static bool loaded = false;
   if (!loaded) {
+    // signalError: a postgres_fdw without one of these functions is an ERROR (58P01 for a missing
+    // library, 42883 for a missing function), never a call through a null pointer.
     const auto load = [](const char *name) {
-      return load_external_function("$libdir/postgres_fdw", name, false, nullptr);
+      return load_external_function("$libdir/postgres_fdw", name, true, nullptr);
     };
     f.get_connection = reinterpret_cast<decltype(f.get_connection)>(load("GetConnection"));
     f.release_connection =
@@ -155,7 +163,8 @@ const CustomPathMethods path_methods = {kName, plan_path, nullptr};
 
 struct Group;
 
-enum Phase { kIdle, kSent, kDone };
+// kPreparing: the statement's Parse sent, its execution not yet.
+enum Phase { kIdle, kPreparing, kSent, kDone };
 
 struct RemoteTopk {
   CustomScanState css;  // first: the executor's view
@@ -171,6 +180,10 @@ struct RemoteTopk {
   Phase phase;
   PGresult *res;
   int next_row;
+  char prepared[32];  // the name of the statement last sent, "" when sent unnamed
+  char parsing[32];   // the name of the statement being prepared (kPreparing)
+  uint64 parsing_hash;
+  Oid serverid;  // the foreign server, named in messages
 };
 
 // The remote top-k scans of one executor run (EState), found by the first of a group to run.
@@ -221,13 +234,211 @@ Group *group_of(RemoteTopk *st) {
   return nullptr;
 }
 
+// ---- prepared statements on the shards ------------------------------------------------------
+//
+// A top-k statement is prepared once per connection and remote SQL text (a named statement:
+// parsed, analysed and, after the shard's first five custom plans, planned once) and then only
+// bound and executed, its parameters (the query vector and the search settings) sent with each
+// execution as before. What a connection has prepared is kept with the connection itself, as
+// libpq instance data of an event procedure: a connection that postgres_fdw opens anew (after a
+// shard restart, a broken connection, postgres_fdw_disconnect(), changed server options) is a new
+// PGconn with nothing prepared, and a closed one frees its list (PGEVT_CONNDESTROY). A statement
+// is recorded only once the shard has confirmed its Parse; every attempt takes a new name, so a
+// Parse whose answer was never read (an error or cancel while waiting) cannot collide with a later
+// one. Names: lookalike_topk_<n>, n counting per connection (postgres_fdw's own prepared
+// statements are pgsql_fdw_prep_<n>).
+constexpr int kMaxPrepared = 64;  // per connection; further statement texts run unnamed
+
+constexpr int kSeen = 64;  // texts run once, remembered (by hash) to be prepared when they recur
+
+struct Prepared {
+  char *sql;  // malloc'd; nullptr: a statement to DEALLOCATE before the next Parse
+  uint64 hash;
+  char name[32];
+  Prepared *next;
+};
+struct ConnPrepared {
+  Prepared *list;
+  int count;
+  unsigned next_id;
+  uint64 seen[kSeen];  // hashes of statement texts run unnamed once on this connection
+  int seen_next;
+};
+
+void forget_all(ConnPrepared *cp) {
+  while (cp->list != nullptr) {
+    Prepared *p = cp->list;
+    cp->list = p->next;
+    free(p->sql);
+    free(p);
+  }
+  cp->count = 0;
+  memset(cp->seen, 0, sizeof(cp->seen));
+}
+
+int conn_events(PGEventId id, void *info, void *);
+
+ConnPrepared *prepared_of(PGconn *conn) {
+  return static_cast<ConnPrepared *>(PQinstanceData(conn, conn_events));
+}
+
+// libpq calls this from PQreset/PQfinish (no PostgreSQL error may be raised here).
+int conn_events(PGEventId id, void *info, void *) {
+  PGconn *conn = nullptr;
+  if (id == PGEVT_CONNRESET) conn = static_cast<PGEventConnReset *>(info)->conn;
+  if (id == PGEVT_CONNDESTROY) conn = static_cast<PGEventConnDestroy *>(info)->conn;
+  if (conn == nullptr) return 1;  // register, result events: nothing to do
+  ConnPrepared *cp = prepared_of(conn);
+  if (cp == nullptr) return 1;
+  forget_all(cp);  // a reset connection is a new session: nothing prepared there any more
+  if (id == PGEVT_CONNDESTROY) {
+    PQsetInstanceData(conn, conn_events, nullptr);
+    free(cp);
+  }
+  return 1;
+}
+
+// This connection's list, attached on first use.
+ConnPrepared *attach(PGconn *conn) {
+  ConnPrepared *cp = prepared_of(conn);
+  if (cp != nullptr) return cp;
+  cp = static_cast<ConnPrepared *>(calloc(1, sizeof(ConnPrepared)));
+  if (cp == nullptr) ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+  if (!PQregisterEventProc(conn, conn_events, kName, nullptr) ||
+      !PQsetInstanceData(conn, conn_events, cp)) {
+    free(cp);
+    return nullptr;  // (not expected) the statement then runs unnamed
+  }
+  return cp;
+}
+
+// The shard's statement `name` cannot be used any more: forget it, and DEALLOCATE it before the
+// next Parse on this connection (`exists`) or not (it is gone).
+void forget(PGconn *conn, const char *name, bool exists) {
+  ConnPrepared *cp = prepared_of(conn);
+  if (cp == nullptr) return;
+  for (Prepared *p = cp->list; p != nullptr; p = p->next)
+    if (p->sql != nullptr && strcmp(p->name, name) == 0) {
+      free(p->sql);
+      p->sql = nullptr;
+      if (!exists) p->name[0] = '\0';
+      return;
+    }
+}
+
+// Sends `sql` (no parameters) and waits for its answer; an error answer is an ERROR.
+void run_command(PGconn *conn, const char *sql) {
+  if (!PQsendQuery(conn, sql)) fdw().report_error(ERROR, nullptr, conn, false, sql);
+  PGresult *res = fdw().get_result(conn, sql);
+  if (PQresultStatus(res) != PGRES_COMMAND_OK) fdw().report_error(ERROR, res, conn, true, sql);
+  PQclear(res);
+}
+
+// The name of this scan's statement prepared on its connection, or nullptr: run it unnamed. When
+// the statement is to be prepared now, its Parse is sent (*parsing): end_prepare() waits for the
+// answer, so that the Parses of a query's shards run at the same time.
+const char *prepared_name(RemoteTopk *st, int nparams, bool *parsing) {
+  *parsing = false;
+  if (!prepare) return nullptr;
+  ConnPrepared *cp = attach(st->conn);
+  if (cp == nullptr) return nullptr;
+  const uint64 hash = hash_bytes_extended(reinterpret_cast<const unsigned char *>(st->sql),
+                                          static_cast<int>(strlen(st->sql)), 0) |
+                      1;  // never 0, the empty slot of `seen`
+  for (Prepared *p = cp->list; p != nullptr; p = p->next)
+    if (p->hash == hash && p->sql != nullptr && strcmp(p->sql, st->sql) == 0) return p->name;
+  // A text is prepared when it recurs: one that is run once (e.g. a WHERE clause with a constant
+  // that changes from query to query) costs no Parse round trip and no memory on the shard.
+  bool seen = false;
+  for (int i = 0; i < kSeen && !seen; ++i) seen = cp->seen[i] == hash;
+  if (!seen) {
+    cp->seen[cp->seen_next] = hash;
+    cp->seen_next = (cp->seen_next + 1) % kSeen;
+    return nullptr;
+  }
+  // Statements forgotten since the last Parse: deallocated on the shard first, and dropped.
+  for (Prepared **pp = &cp->list; *pp != nullptr;) {
+    Prepared *p = *pp;
+    if (p->sql != nullptr) {
+      pp = &p->next;
+      continue;
+    }
+    *pp = p->next;
+    cp->count--;
+    char command[64];
+    snprintf(command, sizeof(command), "DEALLOCATE %s", p->name);
+    free(p);
+    run_command(st->conn, command);
+  }
+  if (cp->count >= kMaxPrepared) return nullptr;
+  snprintf(st->parsing, sizeof(st->parsing), "lookalike_topk_%u", ++cp->next_id);
+  st->parsing_hash = hash;
+  // The parameters' types are those the remote SQL casts them to ($1::public.embedding ...).
+  if (!PQsendPrepare(st->conn, st->parsing, st->sql, nparams, nullptr))
+    fdw().report_error(ERROR, nullptr, st->conn, false, st->sql);
+  *parsing = true;
+  return st->parsing;
+}
+
+// Waits for the answer to the Parse that prepared_name() sent, and records the statement.
+void end_prepare(RemoteTopk *st) {
+  PGresult *res = fdw().get_result(st->conn, st->sql);
+  if (PQresultStatus(res) != PGRES_COMMAND_OK)
+    fdw().report_error(ERROR, res, st->conn, true, st->sql);
+  PQclear(res);
+  ConnPrepared *cp = prepared_of(st->conn);
+  if (cp == nullptr) return;
+  // Recorded once the shard has it.
+  Prepared *p = static_cast<Prepared *>(calloc(1, sizeof(Prepared)));
+  char *sql = strdup(st->sql);
+  if (p == nullptr || sql == nullptr) {
+    free(p);
+    free(sql);
+    ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+  }
+  p->sql = sql;
+  p->hash = st->parsing_hash;
+  strlcpy(p->name, st->parsing, sizeof(p->name));
+  p->next = cp->list;
+  cp->list = p;
+  cp->count++;
+}
+
+void sent_prepared(RemoteTopk *st);
+
 // The statement's answer, kept until the scan has returned its rows.
 void collect(RemoteTopk *st) {
+  if (st->phase == kPreparing) sent_prepared(st);
   PGresult *res = fdw().get_result(st->conn, st->sql);
   st->phase = kDone;
   st->next_row = 0;
-  if (PQresultStatus(res) != PGRES_TUPLES_OK)
+  if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    if (st->prepared[0] != '\0') {
+      // The shard no longer has the statement (DEALLOCATE ALL, DISCARD ALL, e.g. by a pooler
+      // between the coordinator and the shard): nothing there is prepared any more; or its plan
+      // cannot be reused ("cached plan must not change result type": the shard's table changed).
+      // Forget it: the next query prepares again, under a new name (the old one deallocated
+      // first if it still exists).
+      const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+      if (state != nullptr && strcmp(state, "26000") == 0) {
+        ConnPrepared *cp = prepared_of(st->conn);
+        if (cp != nullptr) forget_all(cp);
+        PQclear(res);
+        const char *server = GetForeignServer(st->serverid)->servername;
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_SQL_STATEMENT_NAME),
+                 errmsg("the remote top-k statement prepared on server \"%s\" no longer exists "
+                        "there",
+                        server),
+                 errdetail("Remote SQL: %s", st->sql),
+                 errhint("The next query prepares it again. Behind a connection pooler that does "
+                         "not keep the shard's session, set lookalike.shard_prepare = off.")));
+      } else if (state != nullptr && strcmp(state, "0A000") == 0) {
+        forget(st->conn, st->prepared, true);
+      }
+    }
     fdw().report_error(ERROR, res, st->conn, true, st->sql);
+  }
   st->res = res;
 }
 
@@ -236,21 +447,22 @@ RemoteTopk *busy_with(RemoteTopk *st) {
   ListCell *lc;
   foreach (lc, group_of(st)->scans) {
     RemoteTopk *other = static_cast<RemoteTopk *>(lfirst(lc));
-    if (other != st && other->conn == st->conn && other->phase == kSent) return other;
+    if (other != st && other->conn == st->conn &&
+        (other->phase == kSent || other->phase == kPreparing))
+      return other;
   }
   return nullptr;
 }
 
-void send(RemoteTopk *st) {
-  if (st->conn_state->pendingAreq != nullptr)
-    fdw().process_pending_request(st->conn_state->pendingAreq);
+// Sends the statement's execution: its parameters' values under the session's settings, their
+// text under postgres_fdw's.
+void execute(RemoteTopk *st, const char *name) {
   ExprContext *econtext = st->css.ss.ps.ps_ExprContext;
   MemoryContext old = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
   const int n = list_length(st->params);
   const char **values = static_cast<const char **>(palloc0(sizeof(char *) * std::max(n, 1)));
   Datum *datums = static_cast<Datum *>(palloc0(sizeof(Datum) * std::max(n, 1)));
   bool *nulls = static_cast<bool *>(palloc0(sizeof(bool) * std::max(n, 1)));
-  // The parameters' values under the session's settings, their text under postgres_fdw's.
   ListCell *lc;
   int i = 0;
   foreach (lc, st->params)
@@ -259,10 +471,34 @@ void send(RemoteTopk *st) {
   for (i = 0; i < n; ++i)
     if (!nulls[i]) values[i] = OutputFunctionCall(&st->param_out[i], datums[i]);
   fdw().reset_transmission_modes(nest);
-  if (!PQsendQueryParams(st->conn, st->sql, n, nullptr, values, nullptr, nullptr, 0))
+  st->prepared[0] = '\0';
+  if (name != nullptr) {
+    strlcpy(st->prepared, name, sizeof(st->prepared));
+    if (!PQsendQueryPrepared(st->conn, name, n, values, nullptr, nullptr, 0))
+      fdw().report_error(ERROR, nullptr, st->conn, false, st->sql);
+  } else if (!PQsendQueryParams(st->conn, st->sql, n, nullptr, values, nullptr, nullptr, 0)) {
     fdw().report_error(ERROR, nullptr, st->conn, false, st->sql);
+  }
   MemoryContextSwitchTo(old);
   st->phase = kSent;
+}
+
+// Sends the statement, or only its Parse when it is prepared now (kPreparing: executed by
+// sent_prepared() once the shard has answered the Parse).
+void send(RemoteTopk *st) {
+  if (st->conn_state->pendingAreq != nullptr)
+    fdw().process_pending_request(st->conn_state->pendingAreq);
+  bool parsing;
+  const char *name = prepared_name(st, list_length(st->params), &parsing);
+  if (parsing)
+    st->phase = kPreparing;
+  else
+    execute(st, name);
+}
+
+void sent_prepared(RemoteTopk *st) {
+  end_prepare(st);
+  execute(st, st->parsing);
 }
 
 // The first scan of a group to run sends the statements of the whole group, then waits for its
@@ -282,12 +518,18 @@ void start_group(RemoteTopk *st) {
     if (busy != nullptr) collect(busy);
     send(st);
   }
+  // The Parses sent above have been running on their shards at the same time: each statement is
+  // executed as soon as its shard has answered its Parse.
+  foreach (lc, group_of(st)->scans) {
+    RemoteTopk *other = static_cast<RemoteTopk *>(lfirst(lc));
+    if (other->group == st->group && other->phase == kPreparing) sent_prepared(other);
+  }
 }
 
 TupleTableSlot *next_row(ScanState *ss) {
   RemoteTopk *st = reinterpret_cast<RemoteTopk *>(ss);
   if (st->phase == kIdle) start_group(st);
-  if (st->phase == kSent) collect(st);
+  if (st->phase == kSent || st->phase == kPreparing) collect(st);
   TupleTableSlot *slot = ss->ss_ScanTupleSlot;
   ExecClearTuple(slot);
   if (st->res == nullptr || st->next_row >= PQntuples(st->res)) return slot;
@@ -325,7 +567,9 @@ void begin_scan(CustomScanState *node, EState *estate, int eflags) {
   // The user postgres_fdw would connect as (its postgresBeginForeignScan).
   RangeTblEntry *rte = exec_rt_fetch(cs->scan.scanrelid, estate);
   const Oid userid = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
-  UserMapping *user = GetUserMapping(userid, GetForeignTable(rte->relid)->serverid);
+  const Oid serverid = GetForeignTable(rte->relid)->serverid;
+  UserMapping *user = GetUserMapping(userid, serverid);
+  st->serverid = serverid;
   st->conn = fdw().get_connection(user, false, &st->conn_state);
   st->params = ExecInitExprList(cs->custom_exprs, &node->ss.ps);
   st->param_out =
@@ -355,7 +599,7 @@ void begin_scan(CustomScanState *node, EState *estate, int eflags) {
 // Done with this scan's statement: its answer read (waiting for it if it is still running) and
 // freed.
 void finish(RemoteTopk *st) {
-  if (st->phase == kSent) collect(st);
+  if (st->phase == kSent || st->phase == kPreparing) collect(st);
   PQclear(st->res);
   st->res = nullptr;
   st->phase = kIdle;
@@ -428,6 +672,15 @@ void remote_topk_init() {
       "as one statement on postgres_fdw's connection (no cursor), all shards at once. Off: "
       "postgres_fdw's own foreign scan (a cursor per shard). See docs/scale-out.md.",
       &fanout, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomBoolVariable(
+      "lookalike.shard_prepare",
+      "Prepares the one-statement scan's remote statement once per shard connection.",
+      "With lookalike.shard_fanout: each remote top-k statement is a named prepared statement on "
+      "postgres_fdw's connection, parsed (and, once the shard uses a generic plan, planned) once; "
+      "its parameters, the search settings included, are sent with each execution. Off: an "
+      "unnamed statement, parsed and planned on every query (e.g. behind a pooler that discards "
+      "sessions). See docs/scale-out.md.",
+      &prepare, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
   RegisterCustomScanMethods(&scan_methods);
 }
 

@@ -40,7 +40,15 @@ CREATE VIEW shard_settings AS
   SELECT coalesce(current_setting('lookalike.ef_search', true), 'unset') AS ef_search,
          coalesce(current_setting('lookalike.max_scan_tuples', true), 'unset') AS max_scan_tuples;
 -- The isolation level of this shard session's (remote) transaction.
-CREATE VIEW shard_xact AS SELECT current_setting('transaction_isolation') AS iso;});
+CREATE VIEW shard_xact AS SELECT current_setting('transaction_isolation') AS iso;
+-- The top-k statements prepared in this shard session, and how often each kind of plan ran.
+CREATE VIEW shard_prepared AS
+  SELECT count(*)::int AS n, coalesce(sum(generic_plans), 0)::int AS generic,
+         coalesce(sum(custom_plans), 0)::int AS custom
+  FROM pg_prepared_statements WHERE name LIKE 'lookalike_topk_%';
+-- DEALLOCATE ALL in this shard session (as a pooler's DISCARD ALL would do between sessions).
+CREATE FUNCTION deallocate_all() RETURNS int LANGUAGE plpgsql AS \$\$ BEGIN DEALLOCATE ALL; RETURN 1; END \$\$;
+CREATE VIEW shard_deallocate AS SELECT deallocate_all() AS done;});
 	push @shards, $s;
 }
 my $node = PostgreSQL::Test::Cluster->new('coordinator');
@@ -60,7 +68,9 @@ CREATE SERVER shard$i FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$h', port
 CREATE USER MAPPING FOR CURRENT_USER SERVER shard$i;
 CREATE FOREIGN TABLE shard${i}_settings (ef_search text, max_scan_tuples text)
   SERVER shard$i OPTIONS (table_name 'shard_settings');
-CREATE FOREIGN TABLE shard${i}_xact (iso text) SERVER shard$i OPTIONS (table_name 'shard_xact');};
+CREATE FOREIGN TABLE shard${i}_xact (iso text) SERVER shard$i OPTIONS (table_name 'shard_xact');
+CREATE FOREIGN TABLE shard${i}_prepared (n int, generic int, custom int) SERVER shard$i OPTIONS (table_name 'shard_prepared');
+CREATE FOREIGN TABLE shard${i}_deallocate (done int) SERVER shard$i OPTIONS (table_name 'shard_deallocate');};
 }
 $node->safe_psql('postgres', qq{
 CREATE EXTENSION lookalike;
@@ -286,6 +296,55 @@ is($unbounded, 10, 'default max_scan_tuples: 10 rows');
 my $low = $node->safe_psql('postgres', 'SET lookalike.ef_search = 1; SELECT recall(\'items\', 10)');
 my $high = $node->safe_psql('postgres', 'SET lookalike.ef_search = 200; SELECT recall(\'items\', 10)');
 cmp_ok($high, '>', $low, "ef_search set on the coordinator changes the shards' search: ef_search 200 finds more than ef_search 1 (recall $high vs $low)");
+
+# Prepared statements on the shards (lookalike.shard_prepare, the default): a remote top-k text
+# that recurs on a connection is prepared there once and then only executed; after the shard's
+# five custom plans it runs a generic plan, and the coordinator's settings still reach the shard
+# with every query (they are parameters of each execution).
+my $topk_q = sub { "SELECT count(*) FROM (SELECT id FROM items ORDER BY e <=> (SELECT e FROM queries WHERE qid = $_[0]) LIMIT 5) s;\n" };
+my $prep_session = $node->background_psql('postgres', on_error_stop => 0);
+is($prep_session->query_safe(join('', map { $topk_q->($_) } 1000001 .. 1000009)
+		. 'SELECT n || \' \' || (generic > 0) || \' \' || (generic + custom) FROM shard1_prepared'),
+	join("\n", ('5') x 9, '1 true 8'),
+	'9 queries in a session: one statement prepared on the shard (at the second), run 8 times, generic plans among them');
+is($prep_session->query_safe(q{
+BEGIN;
+SET LOCAL lookalike.ef_search = 66;
+SET LOCAL lookalike.max_scan_tuples = 4444;
+} . $topk_q->(1000010) . q{
+SELECT ef_search || ' ' || max_scan_tuples FROM shard1_settings;
+SELECT ef_search || ' ' || max_scan_tuples FROM shard2_settings;
+SELECT n || ' ' || (generic + custom) FROM shard1_prepared;
+COMMIT;}), "5\n66 4444\n66 4444\n1 9", 'the settings reach both shards through the prepared statement (generic plan)');
+my $bounded_prepared = $prep_session->query_safe(
+	'SET lookalike.max_scan_tuples = 5; SELECT count(*) FROM (SELECT id FROM items WHERE cat = 3 ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000004) LIMIT 10) s;' x 7
+	. 'RESET lookalike.max_scan_tuples; SELECT count(*) FROM (SELECT id FROM items WHERE cat = 3 ORDER BY e <=> (SELECT e FROM queries WHERE qid = 1000004) LIMIT 10) s;');
+my @bp = split /\n/, $bounded_prepared;
+ok($bp[6] < 10 && $bp[7] == 10, "max_scan_tuples 5, then the default, through a generic plan: $bp[6] rows, then $bp[7]");
+# The same answers as the local copy through the prepared statements (generic plans).
+is($prep_session->query_safe(join('', map { $same_ids->($_) } 1000001 .. 1000020)), join("\n", ('t') x 20),
+	'20 queries through the prepared statements: the same ids as the local copy');
+# DISCARD ALL on the coordinator: postgres_fdw's connections (and what is prepared there) stay.
+is($prep_session->query_safe("DISCARD ALL; $topk5; SELECT n FROM shard1_prepared"), "5\n3",
+	'DISCARD ALL on the coordinator: same answer, the shard connection keeps its statements');
+# A new connection (postgres_fdw_disconnect_all): nothing prepared there; prepared again when the
+# text recurs.
+is($prep_session->query_safe("SELECT postgres_fdw_disconnect_all(); $topk5; SELECT n FROM shard1_prepared; $topk5; SELECT n FROM shard1_prepared"),
+	"t\n5\n0\n5\n1", 'a new shard connection: nothing prepared there, then prepared again');
+# The shard's session loses its statements (DEALLOCATE ALL there, as a pooler's DISCARD ALL):
+# one clear error, then prepared again.
+$prep_session->query_safe('SELECT done FROM shard1_deallocate');
+my ($dealloc_out, $dealloc_failed) = $prep_session->query($topk5);
+ok($dealloc_failed && $prep_session->{stderr} =~ /the remote top-k statement prepared on server "shard1" no longer exists there/,
+	'statements deallocated on the shard: the next query fails with a clear error');
+$prep_session->{stderr} = '';
+is($prep_session->query_safe("$topk5; $topk5; $topk5; SELECT n FROM shard1_prepared"), "5\n5\n5\n1",
+	'and the following queries answer, prepared again');
+# lookalike.shard_prepare = off: unnamed statements, same answers.
+is($prep_session->query_safe("SET lookalike.shard_prepare = off; SELECT postgres_fdw_disconnect_all(); "
+		. join('', map { $same_ids->($_) } 1000001 .. 1000004) . 'SELECT n FROM shard1_prepared'),
+	join("\n", 't', ('t') x 4, 0), 'lookalike.shard_prepare = off: the same ids, nothing prepared on the shard');
+$prep_session->quit;
 
 # 5. Rows inserted through the parent are found.
 $node->safe_psql('postgres', qq{
