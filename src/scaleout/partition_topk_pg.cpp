@@ -202,10 +202,14 @@ void rewrite_query(Query *parse) {
   // A constant or parameter stays as it is, and so does an outer query's column (a parameter
   // per outer row); anything else is computed once, in an initplan.
   Node *folded = eval_const_expressions(nullptr, static_cast<Node *>(copyObjectImpl(q)));
-  if (!IsA(folded, Const) && !IsA(folded, Param) && !IsA(folded, SubLink) &&
+  const bool foreign = involves_foreign_tables(rte);
+  // With foreign tables a constant is an initplan too: it is then a parameter of the remote
+  // statement, whose text is the same for every query vector, so that the shards prepare it once
+  // (remote_topk_pg.cpp) instead of parsing a new statement for each literal.
+  if ((!IsA(folded, Const) || foreign) && !IsA(folded, Param) && !IsA(folded, SubLink) &&
       !reads_rows(folded, nullptr))
     q = as_initplan(parse, q);
-  if (involves_foreign_tables(rte)) {
+  if (foreign) {
     SortGroupClause *sc = linitial_node(SortGroupClause, parse->sortClause);
     Expr *e = get_sortgroupclause_tle(sc, parse->targetList)->expr;
     while (IsA(e, RelabelType)) e = castNode(RelabelType, e)->arg;

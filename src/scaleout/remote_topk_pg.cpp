@@ -33,6 +33,7 @@
 #include <algorithm>
 
 extern "C" {
+#include "catalog/pg_type.h"
 #include "commands/explain.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
@@ -50,11 +51,14 @@ extern "C" {
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 }
 
 #if PG_VERSION_NUM < 150000 || PG_VERSION_NUM >= 160000
 #error "remote_topk_pg.cpp calls postgres_fdw's PostgreSQL 15 functions"
 #endif
+
+extern "C" Datum embedding_recv(PG_FUNCTION_ARGS);  // src/vector/embedding_pg.cpp
 
 namespace lookalike::scaleout {
 
@@ -173,8 +177,10 @@ struct RemoteTopk {
   int group;
   List *params;  // ExprStates
   FmgrInfo *param_out;
-  FmgrInfo *in;  // per attribute of the foreign table
+  FmgrInfo *in;  // per attribute of the foreign table: its text input function
   Oid *ioparam;
+  FmgrInfo *recv;  // its binary input function (looked up at the first binary result)
+  Oid *recv_ioparam;
   PGconn *conn;
   PgFdwConnState *conn_state;
   Phase phase;
@@ -251,9 +257,15 @@ constexpr int kMaxPrepared = 64;  // per connection; further statement texts run
 
 constexpr int kSeen = 64;  // texts run once, remembered (by hash) to be prepared when they recur
 
+// The format of a prepared statement's result: its first execution is read as text, which tells
+// the shard's column types; binary from then on when every column can be read in binary as the
+// coordinator's column type (binary_ok()).
+enum Format : int8 { kFormatUnknown = -1, kFormatText = 0, kFormatBinary = 1 };
+
 struct Prepared {
   char *sql;  // malloc'd; nullptr: a statement to DEALLOCATE before the next Parse
   uint64 hash;
+  Format format;
   char name[32];
   Prepared *next;
 };
@@ -398,10 +410,51 @@ void end_prepare(RemoteTopk *st) {
   }
   p->sql = sql;
   p->hash = st->parsing_hash;
+  p->format = kFormatUnknown;
   strlcpy(p->name, st->parsing, sizeof(p->name));
   p->next = cp->list;
   cp->list = p;
   cp->count++;
+}
+
+Prepared *find_prepared(PGconn *conn, const char *name) {
+  ConnPrepared *cp = prepared_of(conn);
+  if (cp == nullptr || name[0] == '\0') return nullptr;
+  for (Prepared *p = cp->list; p != nullptr; p = p->next)
+    if (p->sql != nullptr && strcmp(p->name, name) == 0) return p;
+  return nullptr;
+}
+
+// Can every column of this (text) result be read in binary as the coordinator's column type? A
+// built-in base type with a binary input function, which the shard's column has too (built-in
+// types have the same OID everywhere: a shard column of another type, e.g. bigint for the
+// coordinator's integer, stays text, which converts it); or lookalike's embedding (its binary
+// form, int16 dim, int16 0, float4 values, is checked by embedding_recv), which is not a built-in
+// type on the shard either.
+bool binary_ok(RemoteTopk *st, PGresult *res) {
+  TupleDesc desc = RelationGetDescr(st->css.ss.ss_currentRelation);
+  if (PQnfields(res) != list_length(st->retrieved)) return false;
+  ListCell *lc;
+  int col = 0;
+  foreach (lc, st->retrieved) {
+    const Oid type = TupleDescAttr(desc, lfirst_int(lc) - 1)->atttypid;
+    const Oid remote = PQftype(res, col++);
+    HeapTuple tp = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
+    if (!HeapTupleIsValid(tp)) return false;
+    const Form_pg_type t = reinterpret_cast<Form_pg_type>(GETSTRUCT(tp));
+    const bool base = t->typtype == TYPTYPE_BASE && OidIsValid(t->typreceive);
+    const Oid receive = t->typreceive;
+    ReleaseSysCache(tp);
+    if (!base) return false;
+    if (type < FirstGenbkiObjectId) {
+      if (remote != type) return false;
+    } else {
+      FmgrInfo f;
+      fmgr_info(receive, &f);
+      if (f.fn_addr != embedding_recv || remote < FirstGenbkiObjectId) return false;
+    }
+  }
+  return true;
 }
 
 void sent_prepared(RemoteTopk *st);
@@ -440,6 +493,11 @@ void collect(RemoteTopk *st) {
     fdw().report_error(ERROR, res, st->conn, true, st->sql);
   }
   st->res = res;
+  if (!PQbinaryTuples(res)) {
+    Prepared *p = find_prepared(st->conn, st->prepared);
+    if (p != nullptr && p->format == kFormatUnknown)
+      p->format = binary_ok(st, res) ? kFormatBinary : kFormatText;
+  }
 }
 
 // Another scan of this executor run whose statement is still running on the same connection.
@@ -474,7 +532,9 @@ void execute(RemoteTopk *st, const char *name) {
   st->prepared[0] = '\0';
   if (name != nullptr) {
     strlcpy(st->prepared, name, sizeof(st->prepared));
-    if (!PQsendQueryPrepared(st->conn, name, n, values, nullptr, nullptr, 0))
+    Prepared *p = find_prepared(st->conn, name);
+    const int format = p != nullptr && p->format == kFormatBinary ? 1 : 0;
+    if (!PQsendQueryPrepared(st->conn, name, n, values, nullptr, nullptr, format))
       fdw().report_error(ERROR, nullptr, st->conn, false, st->sql);
   } else if (!PQsendQueryParams(st->conn, st->sql, n, nullptr, values, nullptr, nullptr, 0)) {
     fdw().report_error(ERROR, nullptr, st->conn, false, st->sql);
@@ -536,15 +596,42 @@ TupleTableSlot *next_row(ScanState *ss) {
   const int row = st->next_row++;
   const int natts = slot->tts_tupleDescriptor->natts;
   for (int a = 0; a < natts; ++a) slot->tts_isnull[a] = true;
-  MemoryContext old = MemoryContextSwitchTo(ss->ps.ps_ExprContext->ecxt_per_tuple_memory);
+  const bool binary = PQbinaryTuples(st->res);
+  TupleDesc desc = slot->tts_tupleDescriptor;
   ListCell *lc;
+  if (binary && st->recv == nullptr) {
+    FmgrInfo *recv = static_cast<FmgrInfo *>(
+        MemoryContextAllocZero(ss->ps.state->es_query_cxt, sizeof(FmgrInfo) * std::max(natts, 1)));
+    Oid *ioparam = static_cast<Oid *>(
+        MemoryContextAllocZero(ss->ps.state->es_query_cxt, sizeof(Oid) * std::max(natts, 1)));
+    foreach (lc, st->retrieved) {
+      const int a = lfirst_int(lc) - 1;
+      Oid f;
+      getTypeBinaryInputInfo(TupleDescAttr(desc, a)->atttypid, &f, &ioparam[a]);
+      fmgr_info_cxt(f, &recv[a], ss->ps.state->es_query_cxt);
+    }
+    st->recv = recv;
+    st->recv_ioparam = ioparam;
+  }
+  MemoryContext old = MemoryContextSwitchTo(ss->ps.ps_ExprContext->ecxt_per_tuple_memory);
   int col = 0;
   foreach (lc, st->retrieved) {
     const int a = lfirst_int(lc) - 1;
     if (!PQgetisnull(st->res, row, col)) {
-      slot->tts_values[a] =
-          InputFunctionCall(&st->in[a], PQgetvalue(st->res, row, col), st->ioparam[a],
-                            TupleDescAttr(slot->tts_tupleDescriptor, a)->atttypmod);
+      const int32 typmod = TupleDescAttr(desc, a)->atttypmod;
+      if (binary) {
+        // ReceiveFunctionCall reads the value in place (libpq's copy ends with a NUL byte) and
+        // checks that all of it was consumed.
+        StringInfoData buf;
+        buf.data = PQgetvalue(st->res, row, col);
+        buf.len = PQgetlength(st->res, row, col);
+        buf.maxlen = buf.len + 1;
+        buf.cursor = 0;
+        slot->tts_values[a] = ReceiveFunctionCall(&st->recv[a], &buf, st->recv_ioparam[a], typmod);
+      } else {
+        slot->tts_values[a] =
+            InputFunctionCall(&st->in[a], PQgetvalue(st->res, row, col), st->ioparam[a], typmod);
+      }
       slot->tts_isnull[a] = false;
     }
     ++col;

@@ -379,6 +379,39 @@ SELECT bool_and(a = b) FROM queries q,
   LATERAL (SELECT array_agg(id) b FROM (SELECT id FROM items_0 ORDER BY e <-> q.e LIMIT 10) s) y}),
 	't', 'two partitions on one server, correlated query vector: the same ids as the whole shard');
 
+# Result columns whose type on the shard differs from the coordinator's (bigint and text for the
+# shard's integers): read as text, which converts them, also once the statement is prepared
+# (binary results only where the shard's type is the coordinator's).
+$node->safe_psql('postgres', qq{
+CREATE TABLE widened (id bigint, cat text, e embedding($DIMS)) PARTITION BY LIST (cat);
+CREATE FOREIGN TABLE widened_all PARTITION OF widened DEFAULT SERVER shard1 OPTIONS (table_name 'items');});
+like($node->safe_psql('postgres', 'EXPLAIN (COSTS OFF) SELECT id FROM widened ORDER BY e <-> (SELECT e FROM queries WHERE qid = 1000001) LIMIT 10'),
+	qr/lookalike remote top-k/, 'a foreign partition with other column types: the one-statement scan');
+is($node->safe_psql('postgres', q{
+SELECT bool_and(a = b) FROM queries q,
+  LATERAL (SELECT array_agg(id || ':' || cat) a FROM (SELECT id, cat FROM widened ORDER BY e <-> q.e LIMIT 10) s) x,
+  LATERAL (SELECT array_agg(id || ':' || cat) b FROM (SELECT id, cat FROM items_0 ORDER BY e <-> q.e LIMIT 10) s) y}),
+	't', 'columns of other types on the shard (bigint, text): the same rows, 20 queries, prepared');
+
+# NULL and the zero vector (NaN under cosine) on the shards, through the prepared statements
+# (binary results from a text's third execution on, the literal query vector a parameter):
+# numbers, then NaN, then NULL, as on the local copy.
+my $zero = '[' . join(',', (0) x $DIMS) . ']';
+$node->safe_psql('postgres', qq{
+INSERT INTO items VALUES (30001, 1, NULL), (30002, 1, NULL), (30003, 1, '$zero'), (30004, 1, '$zero');
+INSERT INTO flat SELECT * FROM items WHERE id BETWEEN 30001 AND 30004;});
+my $special = sub {
+	my $q = "(SELECT e FROM queries WHERE qid = $_[1])";
+	return "dists('$_[0]', $q, '<=>', 8, 'id < 5 OR id BETWEEN 30001 AND 30004')";
+};
+is($node->safe_psql('postgres', join('', map { "SELECT " . $special->('items', $_) . ' = ' . $special->('flat', $_) . ";\n" } 1000001 .. 1000006)
+		. 'SELECT ' . $special->('items', 1000001)),
+	join("\n", ('t') x 6) . "\n" . $node->safe_psql('postgres', 'SELECT ' . $special->('flat', 1000001)),
+	'NULL and NaN distances through prepared statements: the same as the local copy, 6 queries');
+like($node->safe_psql('postgres', 'SELECT ' . $special->('items', 1000002)), qr/,NaN,NaN,NULL,NULL\}$/,
+	'numbers, then NaN, then NULL');
+$node->safe_psql('postgres', 'DELETE FROM items WHERE id BETWEEN 30001 AND 30004; DELETE FROM flat WHERE id BETWEEN 30001 AND 30004');
+
 # All shards at once, and a cancel. Each shard's table is locked by another session: the top-k
 # statement then waits on both shards at the same time (with postgres_fdw's cursors the second
 # shard is reached only when the first has answered). pg_cancel_backend on the coordinator ends
