@@ -16,6 +16,9 @@
 # also compared at equal recall@5 (50 queries against the exact answers): one node with the
 # smallest ef_search that reaches the 2 shards' recall at ef_search 40, and the 2 shards with the
 # smallest ef_search that reaches one node's recall at ef_search 40.
+# Then the CPU time per query of each backend (coordinator, each shard), for the shards (with
+# prepared remote statements, the default, and with lookalike.shard_prepare = off) and one node
+# (ef_search 40 and the equal-recall ef_search): on a shared machine the latency follows it.
 # All three servers share this machine's cores, so the shards cannot be faster than one node
 # here: the figure is the overhead of going through postgres_fdw.
 # The plans compared with each other are timed in ROUNDS interleaved rounds of SECONDS_PER_RUN
@@ -126,6 +129,36 @@ plan_of() {  # $1 table -> the remote SQL of the first partition, or the scan of
     grep -m1 -oE 'Remote SQL: .*|Custom Scan \([^)]*\)|Index Scan using [a-z_0-9]+' || true
 }
 
+# CPU time per query of each backend: the latency of a one-client run follows the CPU the query
+# costs in all the processes on the shared cores, which this measures apart from the load. One
+# client runs CPU_SECONDS + 2 s; over CPU_SECONDS of it the CPU time (utime + stime, from
+# /proc/<pid>/stat) of its coordinator backend and of each shard's postgres_fdw backend, divided by
+# the queries completed in that window (pgbench's per-transaction log).
+ticks() { local t=0 p a; for p in "$@"; do read -r -a a </proc/"$p"/stat && t=$((t + a[13] + a[14])); done; echo "$t"; }
+fdw_backends() { shard "$1" -At -c "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE application_name = 'postgres_fdw'"; }
+cpu_split() {  # $1 table, $2 PGOPTIONS -> "coordinator_ms shard1_ms shard2_ms queries" per query
+  local f logs pid coord s1 s2 c0 a0 b0 c1 a1 b1 t0 t1 n hz
+  f=$(mktemp)
+  logs=$(mktemp -d)
+  printf '\\set q random(1, %d)\nSELECT id FROM %s ORDER BY e <=> (SELECT e FROM so_queries WHERE qid = :q) LIMIT 5;\n' "$Q" "$1" >"$f"
+  (cd "$logs" && PGOPTIONS="$2" pgbench -n -c 1 -M prepared -T $((CPU_SECONDS + 2)) -l -f "$f" >/dev/null 2>&1) &
+  pid=$!
+  sleep 1
+  coord=$(psql -At -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbench'")
+  s1=$(fdw_backends 1)
+  s2=$(fdw_backends 2)
+  c0=$(ticks $coord) a0=$(ticks $s1) b0=$(ticks $s2) t0=$(date +%s.%N)
+  sleep "$CPU_SECONDS"
+  c1=$(ticks $coord) a1=$(ticks $s1) b1=$(ticks $s2) t1=$(date +%s.%N)
+  wait "$pid"
+  n=$(cat "$logs"/pgbench_log.* | awk -v a="$t0" -v b="$t1" '{t = $5 + $6 / 1e6} t >= a && t < b {n++} END {print n + 0}')
+  hz=$(getconf CLK_TCK)
+  awk -v n="$n" -v hz="$hz" -v c=$((c1 - c0)) -v a=$((a1 - a0)) -v b=$((b1 - b0)) \
+    'BEGIN {m = 1000 / hz / (n > 0 ? n : 1); printf "%.3f %.3f %.3f %d\n", c * m, a * m, b * m, n}'
+  rm -rf "$f" "$logs"
+}
+CPU_SECONDS=${CPU_SECONDS:-4}
+
 rounds() {  # "name|PGOPTIONS|table" ...: ROUNDS interleaved runs of each -> $work/m_<name>
   local r spec name opts table
   for spec in "$@"; do : >"$work/m_${spec%%|*}"; done
@@ -185,6 +218,21 @@ index_cursor=$(median index_cursor)
 index_single_eq=$(median index_single_eq)
 index_sharded_eq=$(median index_sharded_eq)
 index_off=$(PGOPTIONS="-c lookalike.partition_topk=off" run so_items 10)
+# CPU per query, interleaved: the shards (prepared statements, the default; and unnamed ones), one
+# node at ef_search 40 and at the equal-recall ef_search.
+for spec in "cpu_sharded|" "cpu_unprepared|-c lookalike.shard_prepare=off" "cpu_single|" \
+  "cpu_single_eq|-c lookalike.ef_search=$ef_single_eq"; do : >"$work/m_${spec%%|*}"; done
+for r in 1 2 3; do
+  cpu_split so_items "" >>"$work/m_cpu_sharded"
+  cpu_split so_items "-c lookalike.shard_prepare=off" >>"$work/m_cpu_unprepared"
+  cpu_split so_single "" >>"$work/m_cpu_single"
+  cpu_split so_single "-c lookalike.ef_search=$ef_single_eq" >>"$work/m_cpu_single_eq"
+done
+cpu_median() { awk '{print $1 + $2 + $3, $0}' "$work/m_$1" | sort -n | awk '{l[NR] = $0} END {print l[int((NR + 1) / 2)]}' | cut -d' ' -f2-; }
+cpu_sharded=$(cpu_median cpu_sharded)
+cpu_unprepared=$(cpu_median cpu_unprepared)
+cpu_single=$(cpu_median cpu_single)
+cpu_single_eq=$(cpu_median cpu_single_eq)
 plan_index=$(plan_of so_items)
 plan_index_single=$(plan_of so_single)
 load=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -192,12 +240,13 @@ load=$(cut -d' ' -f1-3 /proc/loadavg)
 python3 - "$N" "$DIMS" "$load" "$exact_single" "$exact_sharded" "$exact_cursor" "$exact_off" "$index_single" \
   "$index_sharded" "$index_cursor" "$index_off" "$index_single_eq" "$index_sharded_eq" "$plan_exact" "$plan_off" \
   "$plan_index" "$plan_index_single" "$recall_sharded" "$recall_single" "$scans" "$ef_single_eq" "$recall_single_eq" \
-  "$ef_sharded_eq" "$recall_sharded_eq" <<'PY'
+  "$ef_sharded_eq" "$recall_sharded_eq" "$cpu_sharded" "$cpu_unprepared" "$cpu_single" "$cpu_single_eq" <<'PY'
 import json, sys
 n, dims, load = sys.argv[1:4]
 es, eh, ec, eo, is_, ih, ic, io, is_eq, ih_eq = (tuple(float(v) for v in a.split()) for a in sys.argv[4:14])
 plan_exact, plan_off, plan_index, plan_index_single, rec_h, rec_s, scans = sys.argv[14:21]
 ef_s_eq, rec_s_eq, ef_h_eq, rec_h_eq = sys.argv[21:25]
+cpu_h, cpu_u, cpu_s, cpu_s_eq = ([float(x) for x in a.split()] for a in sys.argv[25:29])
 detail = (f"{n} x {dims}-d clustered unit vectors, 1 client (pgbench, prepared statements; median of interleaved rounds), top 5 by cosine; "
           f"coordinator + 2 shard servers (postgres_fdw, async_capable) on this one machine; load average {load}")
 def line(name, v, ref, refname, target, extra, **fields):
@@ -228,6 +277,26 @@ line("scaleout_index_2shards_lowered_vs_one_node_equal_recall", ih_eq, is_,
      f"the same rows on one node with lookalike_hnsw at ef_search 40; the shards at ef_search {ef_h_eq}, the smallest that reaches one node's recall@5, same run",
      round(1 / 1.3, 3), f"recall@5 sharded {rec_h_eq} at ef_search {ef_h_eq}, one node {rec_s} at ef_search 40",
      recall=float(rec_h_eq), reference_recall=float(rec_s), ef_search=int(ef_h_eq), reference_ef_search=40)
+def cpu_line(name, v, ref, refname, extra, **fields):
+    # queries per CPU-second of all backends (coordinator + shards): above 1 is better
+    total, ref_total = sum(v[:3]), sum(ref[:3])
+    out = {"name": name, "value": round(1000 / total, 1), "unit": "queries per CPU-second (all backends)",
+           "reference": refname, "reference_value": round(1000 / ref_total, 1), "ratio": round(ref_total / total, 3),
+           "target_ratio": None, "cpu_ms": round(total, 3), "reference_cpu_ms": round(ref_total, 3),
+           "coordinator_cpu_ms": v[0], "shard_cpu_ms": v[1:3], "reference_coordinator_cpu_ms": ref[0],
+           "reference_shard_cpu_ms": ref[1:3], "queries": int(v[3]), "reference_queries": int(ref[3])}
+    out.update(fields)
+    out["details"] = (f"CPU per query {total:.3f} ms (coordinator {v[0]:.3f}, shards {v[1]:.3f} + {v[2]:.3f}) vs "
+                      f"{ref_total:.3f} ms (coordinator {ref[0]:.3f}, shards {ref[1]:.3f} + {ref[2]:.3f}); {extra}; "
+                      f"utime + stime from /proc/<pid>/stat over {v[3]:.0f} and {ref[3]:.0f} queries, median of 3 interleaved runs; {detail}")
+    print(json.dumps(out))
+cpu_line("scaleout_index_cpu_2shards_vs_one_node_equal_recall", cpu_h, cpu_s_eq,
+         f"the same rows on one node with lookalike_hnsw at ef_search {ef_s_eq} (the 2 shards' recall@5), CPU per query, same run",
+         f"2 shards at ef_search 40 (recall@5 {rec_h}); one node at ef_search 40 costs {sum(cpu_s[:3]):.3f} ms",
+         reference_ef_search=int(ef_s_eq), one_node_ef40_cpu_ms=round(sum(cpu_s[:3]), 3))
+cpu_line("scaleout_index_cpu_prepared_vs_unprepared", cpu_h, cpu_u,
+         "the same sharded table, lookalike.shard_prepare = off (an unnamed statement, parsed and planned on each shard per query; text results), CPU per query, same run",
+         "the remote top-k statement prepared once per shard connection, binary results")
 line("scaleout_index_fanout_vs_fdw_cursors", ih, ic,
      "the same sharded table with lookalike_hnsw on the shards, lookalike.shard_fanout = off (a cursor per shard), same run",
      None, "one remote statement per shard, all shards at once, against START/DECLARE/FETCH/CLOSE per shard")
