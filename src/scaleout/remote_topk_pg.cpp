@@ -189,6 +189,7 @@ struct RemoteTopk {
   char prepared[32];  // the name of the statement last sent, "" when sent unnamed
   char parsing[32];   // the name of the statement being prepared (kPreparing)
   uint64 parsing_hash;
+  uint64 types;  // hash of the types of the retrieved columns (binary results: see Format)
   Oid serverid;  // the foreign server, named in messages
 };
 
@@ -259,13 +260,17 @@ constexpr int kSeen = 64;  // texts run once, remembered (by hash) to be prepare
 
 // The format of a prepared statement's result: its first execution is read as text, which tells
 // the shard's column types; binary from then on when every column can be read in binary as the
-// coordinator's column type (binary_ok()).
+// coordinator's column type (binary_ok()). The decision holds for the coordinator's column types
+// it was made with (`types`): the same remote text may be run for two foreign tables whose column
+// types differ (or the foreign table's types may change), and a scan with other types reads text
+// and decides again.
 enum Format : int8 { kFormatUnknown = -1, kFormatText = 0, kFormatBinary = 1 };
 
 struct Prepared {
   char *sql;  // malloc'd; nullptr: a statement to DEALLOCATE before the next Parse
   uint64 hash;
   Format format;
+  uint64 types;  // hash of the coordinator's column types the format was decided for
   char name[32];
   Prepared *next;
 };
@@ -324,16 +329,15 @@ ConnPrepared *attach(PGconn *conn) {
   return cp;
 }
 
-// The shard's statement `name` cannot be used any more: forget it, and DEALLOCATE it before the
-// next Parse on this connection (`exists`) or not (it is gone).
-void forget(PGconn *conn, const char *name, bool exists) {
+// The shard's statement `name` cannot be used any more: forget it, and DEALLOCATE it on the shard
+// before the next Parse on this connection.
+void forget(PGconn *conn, const char *name) {
   ConnPrepared *cp = prepared_of(conn);
   if (cp == nullptr) return;
   for (Prepared *p = cp->list; p != nullptr; p = p->next)
     if (p->sql != nullptr && strcmp(p->name, name) == 0) {
       free(p->sql);
       p->sql = nullptr;
-      if (!exists) p->name[0] = '\0';
       return;
     }
 }
@@ -487,7 +491,7 @@ void collect(RemoteTopk *st) {
                  errhint("The next query prepares it again. Behind a connection pooler that does "
                          "not keep the shard's session, set lookalike.shard_prepare = off.")));
       } else if (state != nullptr && strcmp(state, "0A000") == 0) {
-        forget(st->conn, st->prepared, true);
+        forget(st->conn, st->prepared);
       }
     }
     fdw().report_error(ERROR, res, st->conn, true, st->sql);
@@ -495,8 +499,10 @@ void collect(RemoteTopk *st) {
   st->res = res;
   if (!PQbinaryTuples(res)) {
     Prepared *p = find_prepared(st->conn, st->prepared);
-    if (p != nullptr && p->format == kFormatUnknown)
+    if (p != nullptr && (p->format == kFormatUnknown || p->types != st->types)) {
       p->format = binary_ok(st, res) ? kFormatBinary : kFormatText;
+      p->types = st->types;
+    }
   }
 }
 
@@ -533,7 +539,7 @@ void execute(RemoteTopk *st, const char *name) {
   if (name != nullptr) {
     strlcpy(st->prepared, name, sizeof(st->prepared));
     Prepared *p = find_prepared(st->conn, name);
-    const int format = p != nullptr && p->format == kFormatBinary ? 1 : 0;
+    const int format = p != nullptr && p->format == kFormatBinary && p->types == st->types ? 1 : 0;
     if (!PQsendQueryPrepared(st->conn, name, n, values, nullptr, nullptr, format))
       fdw().report_error(ERROR, nullptr, st->conn, false, st->sql);
   } else if (!PQsendQueryParams(st->conn, st->sql, n, nullptr, values, nullptr, nullptr, 0)) {
@@ -676,8 +682,10 @@ void begin_scan(CustomScanState *node, EState *estate, int eflags) {
     const int a = lfirst_int(lc) - 1;
     if (a < 0 || a >= desc->natts) elog(ERROR, "lookalike: remote top-k of a system column");
     Oid in;
-    getTypeInputInfo(TupleDescAttr(desc, a)->atttypid, &in, &st->ioparam[a]);
+    const Oid type = TupleDescAttr(desc, a)->atttypid;
+    getTypeInputInfo(type, &in, &st->ioparam[a]);
     fmgr_info(in, &st->in[a]);
+    st->types = hash_combine64(st->types, static_cast<uint64>(type));
   }
   st->phase = kIdle;
   join_group(st, estate);

@@ -393,6 +393,23 @@ SELECT bool_and(a = b) FROM queries q,
   LATERAL (SELECT array_agg(id || ':' || cat) b FROM (SELECT id, cat FROM items_0 ORDER BY e <-> q.e LIMIT 10) s) y}),
 	't', 'columns of other types on the shard (bigint, text): the same rows, 20 queries, prepared');
 
+# Two partitioned tables over the same shard table, one with the shard's column types and one with
+# others: the same remote text, hence the same prepared statement; binary results for the first,
+# text for the second, alternating in one session.
+$node->safe_psql('postgres', qq{
+CREATE TABLE narrow (id int, cat int, e embedding($DIMS)) PARTITION BY LIST (cat);
+CREATE FOREIGN TABLE narrow_all PARTITION OF narrow DEFAULT SERVER shard1 OPTIONS (table_name 'items');});
+my $remote_of = sub {
+	my ($plan) = $node->safe_psql('postgres', "EXPLAIN (VERBOSE, COSTS OFF) SELECT id, cat FROM $_[0] ORDER BY e <-> (SELECT e FROM queries WHERE qid = 1000001) LIMIT 10") =~ /Remote SQL: (.*)$/m;
+	return $plan;
+};
+is($remote_of->('narrow'), $remote_of->('widened'), 'narrow and widened: one remote text');
+my @alternating = split /\n/, $node->safe_psql('postgres', join('', map {
+	my $t = ($_ >= 2 && $_ % 2) ? 'widened' : 'narrow';  # binary decided by narrow first
+	"SELECT array_agg(id || ':' || cat) FROM (SELECT id, cat FROM $t ORDER BY e <-> (SELECT e FROM queries WHERE qid = 1000001) LIMIT 10) s;\n" } 0 .. 9));
+is(scalar(grep { $_ eq $alternating[0] } @alternating) . ' ' . scalar(@alternating), '10 10',
+	'narrow and widened alternating in a session, 10 queries: the same rows');
+
 # NULL and the zero vector (NaN under cosine) on the shards, through the prepared statements
 # (binary results from a text's third execution on, the literal query vector a parameter):
 # numbers, then NaN, then NULL, as on the local copy.
