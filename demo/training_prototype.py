@@ -92,10 +92,20 @@ class Pool:
         out = set(dis) | set(np.where(np.isin(self.groups, large))[0])
         return np.array(val), np.array(dis), np.array([i for i in range(len(self.ids)) if i not in out])
 
-    def evaluate(self, f, val, dis, seeds=10, k=5):
-        """Mean P@k, R@k, Hit@k over seeds: one query per held-out group, the rest the gallery."""
+    def evaluate(self, f, val, dis, seeds=10, k=5, parts=None, shift=1.0):
+        """Mean P@k, R@k, Hit@k over seeds: one query per held-out group, the rest the gallery.
+        parts: score by the product over the parts (column slices of f) of (shift + cos)."""
         every = np.concatenate([val, dis])
-        f = f / np.linalg.norm(f, axis=1, keepdims=True)
+        if parts:
+            pieces = [f[:, s:e] / np.linalg.norm(f[:, s:e], axis=1, keepdims=True) for s, e in parts]
+
+            def score(q, gallery):
+                return np.prod([shift + p[q] @ p[gallery].T for p in pieces], axis=0)
+        else:
+            f = f / np.linalg.norm(f, axis=1, keepdims=True)
+
+            def score(q, gallery):
+                return f[q] @ f[gallery].T
         g = self.groups[every].copy()
         g[len(val):] = -1 - np.arange(len(dis))  # a distractor is relevant to no query
         size = {x: int((g == x).sum()) for x in set(g[:len(val)])}
@@ -108,7 +118,7 @@ class Pool:
                     best[g[j]] = (key, j)
             q = np.array(sorted(j for _, j in best.values()))
             gallery = np.setdiff1d(np.arange(len(every)), q)
-            top = gallery[np.argsort(-(f[q] @ f[gallery].T), axis=1, kind="stable")[:, :k]]
+            top = gallery[np.argsort(-score(q, gallery), axis=1, kind="stable")[:, :k]]
             rel = (g[top] == g[q][:, None]).sum(1)
             out.append((np.mean(rel / k), np.mean(rel / (np.array([size[x] for x in g[q]]) - 1)),
                         np.mean(rel > 0)))
@@ -211,7 +221,11 @@ def run(a):
             every = np.concatenate([val, dis])
             f = torch.cat([head(features(torch.from_numpy(every[s:s + 256]), False), thumbs[every[s:s + 256]])[0]
                            for s in range(0, len(every), 256)]).numpy()
-        return pool.evaluate(f, val, dis), len(train)
+        parts = None
+        if a.product and a.mode != "shared":
+            width = f.shape[1] // len(labels)
+            parts = [(h * width, (h + 1) * width) for h in range(len(labels))]
+        return pool.evaluate(f, val, dis, parts=parts, shift=0.0 if a.mode == "prob" else 1.0), len(train)
 
     res = [one_split(int(s)) for s in a.splits.split(",")]
     mean = np.array([r[0] for r in res]).mean(0).round(4)
@@ -237,5 +251,7 @@ if __name__ == "__main__":
     ap.add_argument("--thumb", type=int, default=0, help="1: add a learned colour-histogram branch")
     ap.add_argument("--cap", type=int, default=0, help="at most this many training images per group")
     ap.add_argument("--splits", default="1,2,3")
+    ap.add_argument("--product", type=int, default=0,
+                    help="1: score by the product over labels of (1 + cos) (factor) or of the Bhattacharyya coefficients (prob)")
     a = ap.parse_args()
     cache() if a.command == "cache" else run(a)
