@@ -692,7 +692,7 @@ REVOKE ALL ON FUNCTION lookalike._train_model(text, text, text, integer, integer
 CREATE FUNCTION lookalike.train_model(
     name text, base_model text, training_query text,
     epochs integer DEFAULT 2, embedding_dims integer DEFAULT 256,
-    trainable_blocks integer DEFAULT 2, batch_size integer DEFAULT 32,
+    trainable_blocks integer DEFAULT 6, batch_size integer DEFAULT 32,
     learning_rate double precision DEFAULT 0.001,
     base_learning_rate double precision DEFAULT 0.0003,
     seed integer DEFAULT 1, description text DEFAULT NULL)
