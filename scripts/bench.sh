@@ -8,7 +8,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-export SHARED=$(cd "${SHARED:-$root/../shared}" && pwd)
+SHARED=$(cd "${SHARED:-$root/../shared}" && pwd)
+export SHARED
 export LOOKALIKE_ROOT=$root
 out=$root/build/bench
 mkdir -p "$out"
@@ -24,7 +25,7 @@ if [ -z "${LOOKALIKE_DSN:-}" ]; then
   mkdir -p "$data"
   [ "$(id -u)" = 0 ] && chown postgres "$data"
   as_pg initdb -D "$data/data" -A trust -U postgres >"$out/initdb.log"
-  port=$((45000 + RANDOM % 5000))
+  port=${BENCH_PORT:-$((45000 + RANDOM % 5000))}  # BENCH_PORT: a port of your own on a shared machine
   cat >>"$data/data/postgresql.conf" <<CONF
 port = $port
 listen_addresses = ''
