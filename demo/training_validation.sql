@@ -7,8 +7,12 @@
 --   psql "<demo dsn>" -v blocks=0 -v epochs=4 -f demo/training_validation.sql
 --   psql "<demo dsn>" -v blocks=2 -v epochs=1 -f demo/training_validation.sql
 -- psql variables: blocks (trainable_blocks, default 0), epochs (default 4), per_group (at most
--- that many training images per style group, as scripts/demo.sh; default 30), threads
--- (lookalike.threads, default 1: faster than 2 while the other core is busy). The variant
+-- that many training images per style group, as scripts/demo.sh; default 30; 0: all), threads
+-- (lookalike.threads, default 1: faster than 2 while the other core is busy), lr and base_lr
+-- (learning_rate and base_learning_rate, defaults 0.001 and 0.0003 as train_model's; another
+-- value is added to the variant's name, e.g. b6_e2_g30_blr0.001), extra (more label columns of
+-- fashion_train.products trained as auxiliary classifiers, e.g. -v extra=gender,season: variant
+-- b6_e2_g30_x_gender_season; the style groups stay article type, colour and usage). The variant
 -- `imagenet` (the base model, no training) is always evaluated. Each run prints the summary of
 -- every variant evaluated so far (train_val.retrieval_summary).
 \set ON_ERROR_STOP on
@@ -28,7 +32,24 @@
 \else
 \set threads 1
 \endif
-\set variant b :blocks _e :epochs _g :per_group
+\if :{?lr}
+\else
+\set lr 0.001
+\endif
+\if :{?base_lr}
+\else
+\set base_lr 0.0003
+\endif
+\if :{?extra}
+\else
+\set extra ''
+\endif
+SELECT CASE WHEN :'lr'::float8 <> 0.001 THEN '_lr' || :'lr' ELSE '' END
+    || CASE WHEN :'base_lr'::float8 <> 0.0003 THEN '_blr' || :'base_lr' ELSE '' END
+    || CASE WHEN :'extra' <> '' THEN '_x_' || replace(:'extra', ',', '_') ELSE '' END AS rates,
+       (SELECT coalesce(string_agg(', p.' || quote_ident(trim(c)), ''), '')
+          FROM unnest(string_to_array(nullif(:'extra', ''), ',')) AS c) AS extra_columns \gset
+\set variant b :blocks _e :epochs _g :per_group :rates
 SET client_min_messages = warning;
 SET lookalike.threads = :threads;
 CREATE SCHEMA IF NOT EXISTS train_val;
@@ -58,7 +79,7 @@ SELECT id, group_key FROM train_val.split WHERE held_out AND (n < 4 OR r <= val_
 SELECT count(*) FILTER (WHERE held_out AND n >= 4 AND r <= val_size) AS query_images,
        count(DISTINCT group_key) FILTER (WHERE held_out AND n >= 4) AS query_groups,
        count(*) FILTER (WHERE held_out AND n < 4) AS distractors,
-       count(*) FILTER (WHERE NOT held_out AND r <= :per_group) AS training_images
+       count(*) FILTER (WHERE NOT held_out AND (:per_group = 0 OR r <= :per_group)) AS training_images
   FROM train_val.split;
 
 SELECT to_regclass('train_val.retrieval_config') IS NULL AS new_evaluation \gset
@@ -83,10 +104,11 @@ SELECT NOT EXISTS (SELECT 1 FROM lookalike.models WHERE name = 'val_' || :'varia
 \if :train
 \timing on
 SELECT name, dims FROM lookalike.train_model('val_' || :'variant', 'mobilenet_v2',
-    format('SELECT p.image, p.article_type, p.base_colour, p.usage FROM fashion_train.products p
-              JOIN train_val.split s USING (id) WHERE NOT s.held_out AND s.r <= %s ORDER BY p.id', :per_group),
+    format('SELECT p.image, p.article_type, p.base_colour, p.usage%s FROM fashion_train.products p
+              JOIN train_val.split s USING (id) WHERE NOT s.held_out AND (%s = 0 OR s.r <= %2$s) ORDER BY p.id',
+           :'extra_columns', :per_group),
     epochs => :epochs, trainable_blocks => :blocks, embedding_dims => 256, batch_size => 32,
-    learning_rate => 0.001, base_learning_rate => 0.0003, seed => 1);
+    learning_rate => :lr, base_learning_rate => :base_lr, seed => 1);
 \timing off
 \endif
 SELECT 'val_' || :'variant' AS model,
@@ -101,8 +123,8 @@ UPDATE train_val.features f SET :"variant" = e.embedding
  WHERE e.id = f.id AND f.:"variant" IS NULL;
 SELECT lookalike.add_evaluation_method('train_val', :'variant',
     format('SELECT id, %I FROM train_val.features', :'variant'), 'cosine',
-    format('train_model(trainable_blocks => %s, epochs => %s), at most %s images per training group',
-           :blocks, :epochs, :per_group))
+    format('train_model(trainable_blocks => %s, epochs => %s, learning_rate => %s, base_learning_rate => %s), at most %s images per training group',
+           :blocks, :epochs, :lr, :base_lr, :per_group))
  WHERE NOT EXISTS (SELECT 1 FROM train_val.retrieval_methods WHERE method = :'variant');
 SELECT method, queries, round(seconds::numeric, 1) AS seconds
   FROM lookalike.refresh_evaluation('train_val', :'variant');
