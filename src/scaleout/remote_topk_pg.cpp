@@ -329,19 +329,6 @@ ConnPrepared *attach(PGconn *conn) {
   return cp;
 }
 
-// The shard's statement `name` cannot be used any more: forget it, and DEALLOCATE it on the shard
-// before the next Parse on this connection.
-void forget(PGconn *conn, const char *name) {
-  ConnPrepared *cp = prepared_of(conn);
-  if (cp == nullptr) return;
-  for (Prepared *p = cp->list; p != nullptr; p = p->next)
-    if (p->sql != nullptr && strcmp(p->name, name) == 0) {
-      free(p->sql);
-      p->sql = nullptr;
-      return;
-    }
-}
-
 // Sends `sql` (no parameters) and waits for its answer; an error answer is an ERROR.
 void run_command(PGconn *conn, const char *sql) {
   if (!PQsendQuery(conn, sql)) fdw().report_error(ERROR, nullptr, conn, false, sql);
@@ -427,6 +414,15 @@ Prepared *find_prepared(PGconn *conn, const char *name) {
   for (Prepared *p = cp->list; p != nullptr; p = p->next)
     if (p->sql != nullptr && strcmp(p->name, name) == 0) return p;
   return nullptr;
+}
+
+// The shard's statement `name` cannot be used any more: forget it, and DEALLOCATE it on the shard
+// before the next Parse on this connection.
+void forget(PGconn *conn, const char *name) {
+  Prepared *p = find_prepared(conn, name);
+  if (p == nullptr) return;
+  free(p->sql);
+  p->sql = nullptr;
 }
 
 // Can every column of this (text) result be read in binary as the coordinator's column type? A
