@@ -116,10 +116,13 @@ prewarm() {
       -c "SELECT pg_prewarm(c.oid) FROM pg_class c WHERE c.relname LIKE 'items%' AND c.relkind IN ('r', 'i')" >/dev/null
   done
 }
+query_script() {  # $1 table, $2 file: pgbench's script of one top-5 query, a random one of the Q
+  printf '\\set q random(1, %d)\nSELECT id FROM %s ORDER BY e <=> (SELECT e FROM so_queries WHERE qid = :q) LIMIT 5;\n' "$Q" "$1" >"$2"
+}
 run() {  # $1 table, $2 seconds -> "queries/s latency_ms"
   local f
   f=$(mktemp)
-  printf '\\set q random(1, %d)\nSELECT id FROM %s ORDER BY e <=> (SELECT e FROM so_queries WHERE qid = :q) LIMIT 5;\n' "$Q" "$1" >"$f"
+  query_script "$1" "$f"
   pgbench -n -c 1 -M prepared -T "$2" -f "$f" 2>/dev/null |
     awk '/^latency average/ {l = $4} /^tps = / {t = $3} END {print t, l}'
   rm -f "$f"
@@ -140,7 +143,7 @@ cpu_split() {  # $1 table, $2 PGOPTIONS -> "coordinator_ms shard1_ms shard2_ms q
   local f logs pid coord s1 s2 c0 a0 b0 c1 a1 b1 t0 t1 n hz
   f=$(mktemp)
   logs=$(mktemp -d)
-  printf '\\set q random(1, %d)\nSELECT id FROM %s ORDER BY e <=> (SELECT e FROM so_queries WHERE qid = :q) LIMIT 5;\n' "$Q" "$1" >"$f"
+  query_script "$1" "$f"
   (cd "$logs" && PGOPTIONS="$2" pgbench -n -c 1 -M prepared -T $((CPU_SECONDS + 2)) -l -f "$f" >/dev/null 2>&1) &
   pid=$!
   sleep 1
@@ -159,20 +162,23 @@ cpu_split() {  # $1 table, $2 PGOPTIONS -> "coordinator_ms shard1_ms shard2_ms q
 }
 CPU_SECONDS=${CPU_SECONDS:-4}
 
-rounds() {  # "name|PGOPTIONS|table" ...: ROUNDS interleaved runs of each -> $work/m_<name>
-  local r spec name opts table
+rounds() {  # $1 rounds, $2 measure (called as: measure table PGOPTIONS), "name|PGOPTIONS|table" ...:
+  # $1 interleaved runs of each, one after the other in every round -> $work/m_<name>
+  local n=$1 measure=$2 r spec name opts table
+  shift 2
   for spec in "$@"; do : >"$work/m_${spec%%|*}"; done
-  for r in $(seq 1 "$ROUNDS"); do
+  for r in $(seq 1 "$n"); do
     for spec in "$@"; do
       IFS='|' read -r name opts table <<<"$spec"
-      PGOPTIONS="$opts" run "$table" "$SECONDS_PER_RUN" >>"$work/m_$name"
+      "$measure" "$table" "$opts" >>"$work/m_$name"
     done
   done
 }
+latency() { PGOPTIONS="$2" run "$1" "$SECONDS_PER_RUN"; }  # $1 table, $2 PGOPTIONS
 median() { sort -n -k2 "$work/m_$1" | awk '{l[NR] = $0} END {print l[int((NR + 1) / 2)]}'; }
 
 prewarm
-rounds "exact_single||so_single" "exact_sharded||so_items" "exact_cursor|-c lookalike.shard_fanout=off|so_items"
+rounds "$ROUNDS" latency "exact_single||so_single" "exact_sharded||so_items" "exact_cursor|-c lookalike.shard_fanout=off|so_items"
 exact_single=$(median exact_single)
 exact_sharded=$(median exact_sharded)
 exact_cursor=$(median exact_cursor)
@@ -207,7 +213,7 @@ for ef_sharded_eq in 5 10 15 20 25 30 35 40; do
   at_least "$recall_sharded_eq" "$recall_single" && break
 done
 scans_before=$(index_scans)
-rounds "index_single||so_single" "index_sharded||so_items" "index_cursor|-c lookalike.shard_fanout=off|so_items" \
+rounds "$ROUNDS" latency "index_single||so_single" "index_sharded||so_items" "index_cursor|-c lookalike.shard_fanout=off|so_items" \
   "index_single_eq|-c lookalike.ef_search=$ef_single_eq|so_single" \
   "index_sharded_eq|-c lookalike.ef_search=$ef_sharded_eq|so_items"
 sleep 1  # statistics are flushed at most once a second
@@ -220,14 +226,8 @@ index_sharded_eq=$(median index_sharded_eq)
 index_off=$(PGOPTIONS="-c lookalike.partition_topk=off" run so_items 10)
 # CPU per query, interleaved: the shards (prepared statements, the default; and unnamed ones), one
 # node at ef_search 40 and at the equal-recall ef_search.
-for spec in "cpu_sharded|" "cpu_unprepared|-c lookalike.shard_prepare=off" "cpu_single|" \
-  "cpu_single_eq|-c lookalike.ef_search=$ef_single_eq"; do : >"$work/m_${spec%%|*}"; done
-for r in 1 2 3; do
-  cpu_split so_items "" >>"$work/m_cpu_sharded"
-  cpu_split so_items "-c lookalike.shard_prepare=off" >>"$work/m_cpu_unprepared"
-  cpu_split so_single "" >>"$work/m_cpu_single"
-  cpu_split so_single "-c lookalike.ef_search=$ef_single_eq" >>"$work/m_cpu_single_eq"
-done
+rounds 3 cpu_split "cpu_sharded||so_items" "cpu_unprepared|-c lookalike.shard_prepare=off|so_items" \
+  "cpu_single||so_single" "cpu_single_eq|-c lookalike.ef_search=$ef_single_eq|so_single"
 cpu_median() { awk '{print $1 + $2 + $3, $0}' "$work/m_$1" | sort -n | awk '{l[NR] = $0} END {print l[int((NR + 1) / 2)]}' | cut -d' ' -f2-; }
 cpu_sharded=$(cpu_median cpu_sharded)
 cpu_unprepared=$(cpu_median cpu_unprepared)
