@@ -44,9 +44,15 @@
 \else
 \set extra ''
 \endif
+\if :{?resize}
+\else
+\set resize stretch
+\endif
 SELECT CASE WHEN :'lr'::float8 <> 0.001 THEN '_lr' || :'lr' ELSE '' END
     || CASE WHEN :'base_lr'::float8 <> 0.0003 THEN '_blr' || :'base_lr' ELSE '' END
-    || CASE WHEN :'extra' <> '' THEN '_x_' || replace(:'extra', ',', '_') ELSE '' END AS rates,
+    || CASE WHEN :'extra' <> '' THEN '_x_' || replace(:'extra', ',', '_') ELSE '' END
+    || CASE WHEN :'resize' <> 'stretch' THEN '_' || :'resize' ELSE '' END AS rates,
+       CASE WHEN :'resize' = 'stretch' THEN 'mobilenet_v2' ELSE 'mobilenet_v2_' || :'resize' END AS base,
        (SELECT coalesce(string_agg(', p.' || quote_ident(trim(c)), ''), '')
           FROM unnest(string_to_array(nullif(:'extra', ''), ',')) AS c) AS extra_columns \gset
 \set variant b :blocks _e :epochs _g :per_group :rates
@@ -100,10 +106,15 @@ SELECT method, queries, round(seconds::numeric, 1) AS seconds
 \endif
 
 -- the variant: train on the other groups, embed the held-out images, evaluate
+-- the base model with another resize: the same file, registered again
+SELECT lookalike.register_model(:'base', m.path, m.input_size, m.mean, m.std,
+                                'the demo''s model, resize ' || :'resize', :'resize')
+  FROM lookalike.models m
+ WHERE m.name = 'mobilenet_v2' AND NOT EXISTS (SELECT 1 FROM lookalike.models WHERE name = :'base');
 SELECT NOT EXISTS (SELECT 1 FROM lookalike.models WHERE name = 'val_' || :'variant') AS train \gset
 \if :train
 \timing on
-SELECT name, dims FROM lookalike.train_model('val_' || :'variant', 'mobilenet_v2',
+SELECT name, dims FROM lookalike.train_model('val_' || :'variant', :'base',
     format('SELECT p.image, p.article_type, p.base_colour, p.usage%s FROM fashion_train.products p
               JOIN train_val.split s USING (id) WHERE NOT s.held_out AND (%s = 0 OR s.r <= %2$s) ORDER BY p.id',
            :'extra_columns', :per_group),
@@ -123,8 +134,8 @@ UPDATE train_val.features f SET :"variant" = e.embedding
  WHERE e.id = f.id AND f.:"variant" IS NULL;
 SELECT lookalike.add_evaluation_method('train_val', :'variant',
     format('SELECT id, %I FROM train_val.features', :'variant'), 'cosine',
-    format('train_model(trainable_blocks => %s, epochs => %s, learning_rate => %s, base_learning_rate => %s), at most %s images per training group',
-           :blocks, :epochs, :lr, :base_lr, :per_group))
+    format('train_model(trainable_blocks => %s, epochs => %s, learning_rate => %s, base_learning_rate => %s) from %s, at most %s images per training group',
+           :blocks, :epochs, :lr, :base_lr, :'base', :per_group))
  WHERE NOT EXISTS (SELECT 1 FROM train_val.retrieval_methods WHERE method = :'variant');
 SELECT method, queries, round(seconds::numeric, 1) AS seconds
   FROM lookalike.refresh_evaluation('train_val', :'variant');

@@ -644,6 +644,10 @@ $$;
 ALTER TABLE lookalike.models ALTER COLUMN path DROP NOT NULL;
 COMMENT ON COLUMN lookalike.models.path IS 'absolute path of the TorchScript file, read by the server; NULL for a model stored in the database (lookalike.model_data, e.g. trained by lookalike.train_model())';
 COMMENT ON COLUMN lookalike.models.sha256 IS 'sha256 of the file (or of the stored TorchScript) at registration; checked whenever a backend loads it';
+-- How an image is resized to the model's input: 'stretch' (0.1.0's only way) or 'pad'.
+ALTER TABLE lookalike.models ADD COLUMN resize text NOT NULL DEFAULT 'stretch' CHECK (resize IN ('stretch', 'pad'));
+COMMENT ON COLUMN lookalike.models.resize IS 'how an image becomes input_size x input_size: ''stretch'' resizes it to the square, ''pad'' keeps its aspect ratio (the longer side becomes input_size) and fills the rest with white, the background of catalogue photographs';
+COMMENT ON COLUMN lookalike.models.input_size IS 'images are resized to input_size x input_size (bilinear; see resize)';
 CREATE OR REPLACE FUNCTION lookalike.unregister_model(name text) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
@@ -728,9 +732,10 @@ BEGIN
                                 seed);
     INSERT INTO lookalike.model_data (name, torchscript, base_model, training)
         VALUES (name, t.torchscript, base_model, t.training);
-    INSERT INTO lookalike.models (name, path, sha256, input_size, mean, std, dims, description)
+    INSERT INTO lookalike.models (name, path, sha256, input_size, mean, std, dims, description, resize)
         VALUES (name, NULL, t.sha256, base.input_size, base.mean, base.std, t.dims,
-                coalesce(description, 'trained from ' || base_model || ' by lookalike.train_model()'))
+                coalesce(description, 'trained from ' || base_model || ' by lookalike.train_model()'),
+                base.resize)
         RETURNING * INTO result;
     RETURN result;
 END
@@ -776,10 +781,12 @@ COMMENT ON FUNCTION lookalike._probe_model(text, integer, real[], real[]) IS
     'internal (superusers): loads a TorchScript file (a regular file of at most lookalike.max_model_bytes), returns its sha256, output dimension and canonical path';
 REVOKE ALL ON FUNCTION lookalike._probe_model(text, integer, real[], real[]) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION lookalike.register_model(
+-- register_model also gained resize (the column added above): a new signature
+DROP FUNCTION lookalike.register_model(text, text, integer, real[], real[], text);
+CREATE FUNCTION lookalike.register_model(
     name text, path text, input_size integer DEFAULT 224,
     mean real[] DEFAULT '{0.485,0.456,0.406}', std real[] DEFAULT '{0.229,0.224,0.225}',
-    description text DEFAULT NULL)
+    description text DEFAULT NULL, resize text DEFAULT 'stretch')
 RETURNS lookalike.models
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
@@ -791,21 +798,26 @@ BEGIN
         RAISE EXCEPTION 'only superusers may register models'
             USING ERRCODE = '42501', DETAIL = 'A TorchScript file is code that runs inside the server.';
     END IF;
-    IF name IS NULL OR name = '' OR path IS NULL OR input_size IS NULL OR mean IS NULL OR std IS NULL THEN
-        RAISE EXCEPTION 'name, path, input_size, mean and std must not be null or empty'
+    IF name IS NULL OR name = '' OR path IS NULL OR input_size IS NULL OR mean IS NULL OR std IS NULL
+       OR resize IS NULL THEN
+        RAISE EXCEPTION 'name, path, input_size, mean, std and resize must not be null or empty'
             USING ERRCODE = '22023';
+    END IF;
+    IF resize NOT IN ('stretch', 'pad') THEN
+        RAISE EXCEPTION 'resize must be ''stretch'' or ''pad'', not "%"', resize USING ERRCODE = '22023';
     END IF;
     IF EXISTS (SELECT 1 FROM lookalike.models m WHERE m.name = register_model.name) THEN
         RAISE EXCEPTION 'model "%" is already registered', name
             USING ERRCODE = '42710', HINT = 'Unregister it first with lookalike.unregister_model().';
     END IF;
     probe := lookalike._probe_model(path, input_size, mean, std);
-    INSERT INTO lookalike.models (name, path, sha256, input_size, mean, std, dims, description)
-        VALUES (name, probe.canonical_path, probe.sha256, input_size, mean, std, probe.dims, description)
+    INSERT INTO lookalike.models (name, path, sha256, input_size, mean, std, dims, description, resize)
+        VALUES (name, probe.canonical_path, probe.sha256, input_size, mean, std, probe.dims, description,
+                resize)
         RETURNING * INTO result;
     RETURN result;
 END
 $$;
-COMMENT ON FUNCTION lookalike.register_model(text, text, integer, real[], real[], text) IS
-    'superusers: registers a TorchScript image encoder (records its sha256, measures its output dimension)';
-REVOKE ALL ON FUNCTION lookalike.register_model(text, text, integer, real[], real[], text) FROM PUBLIC;
+COMMENT ON FUNCTION lookalike.register_model(text, text, integer, real[], real[], text, text) IS
+    'superusers: registers a TorchScript image encoder (records its sha256, measures its output dimension); resize ''stretch'' (default) or ''pad'' (keep the aspect ratio, fill with white)';
+REVOKE ALL ON FUNCTION lookalike.register_model(text, text, integer, real[], real[], text, text) FROM PUBLIC;

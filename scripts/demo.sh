@@ -17,7 +17,9 @@
 #     13-18 and a head), TRAIN_PER_GROUP (default 100: at most 100 images of each (article
 #     type, colour, usage) group, a seeded choice, 12,312 of the pool's 19,918 images, to stay
 #     within the 20-minute budget; 0 = every image): the variant chosen on held-out groups of
-#     the training pool (docs/training.md); TRAIN_THREADS (lookalike.threads while training,
+#     the training pool (docs/training.md); TRAIN_RESIZE (default pad: the learned model and its
+#     base, registered again as mobilenet_v2_pad, keep the images' aspect ratio on a white
+#     square; stretch: as the cnn method); TRAIN_THREADS (lookalike.threads while training,
 #     default 1: on the shared 2-core machine one thread trained 2-3x faster than two) and
 #     TRAIN=0 (skip the learned method) adjust it.
 # Environment: LOOKALIKE_DSN (libpq connection string of an existing server with lookalike
@@ -36,6 +38,7 @@ TRAIN_EPOCHS=${TRAIN_EPOCHS:-2}
 TRAIN_BLOCKS=${TRAIN_BLOCKS:-6}
 TRAIN_THREADS=${TRAIN_THREADS:-1}
 TRAIN_PER_GROUP=${TRAIN_PER_GROUP:-100}
+TRAIN_RESIZE=${TRAIN_RESIZE:-pad}
 TRAIN=${TRAIN:-1}
 port=${DEMO_PORT:-54329}
 out=${DEMO_OUT:-$root/build/demo}
@@ -104,16 +107,16 @@ if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,in
   [ -r "$TRAIN_DIR/styles.csv" ] && [ "$(psql_demo -tA -c "SELECT count(*) FROM lookalike.models WHERE name = 'mobilenet_v2'")" = 1 ]; then
   TRAIN_DIR=$(cd "$TRAIN_DIR" && pwd)
   [ "$TRAIN_DIR" != "$FASHION_DIR" ] || { echo "TRAIN_DIR must not be FASHION_DIR"; exit 1; }
-  params="epochs=$TRAIN_EPOCHS embedding_dims=256 trainable_blocks=$TRAIN_BLOCKS batch_size=32 lr=0.001 base_lr=0.0003 seed=1 per_group=$TRAIN_PER_GROUP threads=$TRAIN_THREADS labels=article_type,base_colour,usage model=$(sha256sum "$MODEL" | cut -c1-64)"
-  # the key: parameters, base model, the trainer's source and the training data (labels and the
-  # list of image files with sizes and times)
-  key=$( { printf '%s\n' "$params"; sha256sum src/model/training.cpp | cut -c1-64; sha256sum "$TRAIN_DIR/styles.csv" | cut -c1-64;
+  params="epochs=$TRAIN_EPOCHS embedding_dims=256 trainable_blocks=$TRAIN_BLOCKS batch_size=32 lr=0.001 base_lr=0.0003 seed=1 per_group=$TRAIN_PER_GROUP resize=$TRAIN_RESIZE threads=$TRAIN_THREADS labels=article_type,base_colour,usage model=$(sha256sum "$MODEL" | cut -c1-64)"
+  # the key: parameters, base model, the trainer's and the preprocessing's sources and the
+  # training data (labels and the list of image files with sizes and times)
+  key=$( { printf '%s\n' "$params"; sha256sum src/model/training.cpp src/model/runtime.cpp | cut -c1-64; sha256sum "$TRAIN_DIR/styles.csv" | cut -c1-64;
            (cd "$TRAIN_DIR/images" && find . -type f -printf '%p %s %T@\n' | LC_ALL=C sort); } | sha256sum | cut -c1-16)
   learned=learned_$key
   saved=$out/learned-$key.pt
   if [ -s "$saved" ]; then
     step "learned model: reusing $saved (same training data and parameters)"
-    psql_demo -c "SELECT name, dims, sha256 FROM lookalike.register_model('$learned', '$saved', description => 'trained on $TRAIN_DIR ($params), reused from an earlier run')"
+    psql_demo -c "SELECT name, dims, sha256 FROM lookalike.register_model('$learned', '$saved', description => 'trained on $TRAIN_DIR ($params), reused from an earlier run', resize => '$TRAIN_RESIZE')"
   else
     step "loading the training pool $TRAIN_DIR into fashion_train.products"
     tools/loader/lookalike-load --dsn "$dsn" --schema fashion_train "$TRAIN_DIR"
@@ -121,8 +124,14 @@ if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,in
     train_query="SELECT image, article_type, base_colour, usage FROM (SELECT id, image, article_type, base_colour, usage,
         row_number() OVER (PARTITION BY article_type, base_colour, usage ORDER BY md5(id::text)) AS r
         FROM fashion_train.products WHERE image IS NOT NULL) AS s WHERE $TRAIN_PER_GROUP = 0 OR r <= $TRAIN_PER_GROUP ORDER BY id"
+    # the base: the demo's model, registered again with TRAIN_RESIZE unless that is its own
+    base=mobilenet_v2
+    if [ "$TRAIN_RESIZE" != stretch ]; then
+      base=mobilenet_v2_$TRAIN_RESIZE
+      psql_demo -c "SELECT name, resize FROM lookalike.register_model('$base', path, input_size, mean, std, 'the demo''s model, resize $TRAIN_RESIZE', '$TRAIN_RESIZE') FROM lookalike.models WHERE name = 'mobilenet_v2'"
+    fi
     step "training the learned model on fashion_train ($params; lookalike.training_progress shows its progress)"
-    psql_demo -c "SET lookalike.threads = $TRAIN_THREADS" -c "SELECT name, dims, sha256 FROM lookalike.train_model('$learned', 'mobilenet_v2',
+    psql_demo -c "SET lookalike.threads = $TRAIN_THREADS" -c "SELECT name, dims, sha256 FROM lookalike.train_model('$learned', '$base',
         '$train_query',
         epochs => $TRAIN_EPOCHS, trainable_blocks => $TRAIN_BLOCKS, embedding_dims => 256, batch_size => 32,
         learning_rate => 0.001, base_learning_rate => 0.0003, seed => 1, description => 'trained on $TRAIN_DIR ($params)')"

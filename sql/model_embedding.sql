@@ -38,6 +38,15 @@ SELECT lookalike.unregister_model('never_registered');
 SELECT path = :'features' AS canonical
   FROM lookalike.register_model('dotted', :'shared' || '/models/./../models/mobilenet_v2-imagenet-features.pt');
 SELECT lookalike.unregister_model('dotted');
+-- resize: 'stretch' (the default) or 'pad' (keep the aspect ratio, fill with white); the
+-- fashion images are 60 x 80, so padding them gives another embedding
+SELECT lookalike.register_model('crop', :'features', resize => 'crop');
+SELECT lookalike.register_model('no_resize', :'features', resize => NULL);
+SELECT name, resize FROM lookalike.register_model('mobilenet_v2_pad', :'features', resize => 'pad');
+SELECT name, resize FROM lookalike.models WHERE name IN ('mobilenet_v2', 'mobilenet_v2_pad') ORDER BY name;
+SELECT (image_embedding(pg_read_binary_file(:'img1'), 'mobilenet_v2')
+        <=> image_embedding(pg_read_binary_file(:'img1'), 'mobilenet_v2_pad')) > 0.01 AS pad_differs;
+SELECT lookalike.unregister_model('mobilenet_v2_pad');
 SELECT count(*) AS registered FROM lookalike.models;
 -- only superusers register or unregister (a TorchScript file is code)
 CREATE ROLE lookalike_model_user;

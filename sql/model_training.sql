@@ -104,6 +104,13 @@ SELECT image_embedding(image, 'tiny') IS NOT NULL AS ok FROM public.train_items 
 SET client_min_messages = warning;
 SELECT name, dims FROM lookalike.train_model('tiny2', 'tiny', :'q', epochs => 1,
     embedding_dims => 8, trainable_blocks => 0, batch_size => 8);
+-- a model trained from a base registered with resize => 'pad' is padded as its base was
+SELECT name, resize FROM lookalike.register_model('mnv2_32_pad', :'features', input_size => 32, resize => 'pad');
+SELECT name, resize FROM lookalike.train_model('tiny_pad', 'mnv2_32_pad', :'q', epochs => 1,
+    embedding_dims => 8, trainable_blocks => 0, batch_size => 8);
+SELECT dims(image_embedding(image, 'tiny_pad')) AS dims FROM public.train_items WHERE id = 1534;
+SELECT lookalike.unregister_model('tiny_pad');
+SELECT lookalike.unregister_model('mnv2_32_pad');
 -- unregistering removes the stored TorchScript too
 SELECT lookalike.unregister_model('tiny2');
 SELECT lookalike.unregister_model('tiny');

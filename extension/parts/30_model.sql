@@ -13,20 +13,22 @@ CREATE TABLE lookalike.models (
     dims integer NOT NULL CHECK (dims BETWEEN 1 AND 16000),
     description text,
     registered_at timestamptz NOT NULL DEFAULT now(),
-    registered_by name NOT NULL DEFAULT current_user
+    registered_by name NOT NULL DEFAULT current_user,
+    resize text NOT NULL DEFAULT 'stretch' CHECK (resize IN ('stretch', 'pad'))
 );
 COMMENT ON TABLE lookalike.models IS
     'TorchScript image encoders that image_embedding() can run; write it only through lookalike.register_model() and lookalike.unregister_model()';
 COMMENT ON COLUMN lookalike.models.name IS 'the name image_embedding() and lookalike.default_model use';
 COMMENT ON COLUMN lookalike.models.path IS 'absolute path of the TorchScript file, read by the server; NULL for a model stored in the database (lookalike.model_data, e.g. trained by lookalike.train_model())';
 COMMENT ON COLUMN lookalike.models.sha256 IS 'sha256 of the file (or of the stored TorchScript) at registration; checked whenever a backend loads it';
-COMMENT ON COLUMN lookalike.models.input_size IS 'images are resized to input_size x input_size (bilinear)';
+COMMENT ON COLUMN lookalike.models.input_size IS 'images are resized to input_size x input_size (bilinear; see resize)';
 COMMENT ON COLUMN lookalike.models.mean IS 'per-channel (R, G, B) mean subtracted from pixel/255';
 COMMENT ON COLUMN lookalike.models.std IS 'per-channel (R, G, B) standard deviation dividing pixel/255 - mean';
 COMMENT ON COLUMN lookalike.models.dims IS 'output dimension, measured by a forward pass at registration';
 COMMENT ON COLUMN lookalike.models.description IS 'free text';
 COMMENT ON COLUMN lookalike.models.registered_at IS 'when the model was registered';
 COMMENT ON COLUMN lookalike.models.registered_by IS 'the superuser who registered it';
+COMMENT ON COLUMN lookalike.models.resize IS 'how an image becomes input_size x input_size: ''stretch'' resizes it to the square, ''pad'' keeps its aspect ratio (the longer side becomes input_size) and fills the rest with white, the background of catalogue photographs';
 -- pg_dump keeps the registrations (the table belongs to the extension).
 SELECT pg_catalog.pg_extension_config_dump('lookalike.models', '');
 REVOKE ALL ON lookalike.models FROM PUBLIC;
@@ -42,7 +44,7 @@ REVOKE ALL ON FUNCTION lookalike._probe_model(text, integer, real[], real[]) FRO
 CREATE FUNCTION lookalike.register_model(
     name text, path text, input_size integer DEFAULT 224,
     mean real[] DEFAULT '{0.485,0.456,0.406}', std real[] DEFAULT '{0.229,0.224,0.225}',
-    description text DEFAULT NULL)
+    description text DEFAULT NULL, resize text DEFAULT 'stretch')
 RETURNS lookalike.models
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
@@ -54,24 +56,29 @@ BEGIN
         RAISE EXCEPTION 'only superusers may register models'
             USING ERRCODE = '42501', DETAIL = 'A TorchScript file is code that runs inside the server.';
     END IF;
-    IF name IS NULL OR name = '' OR path IS NULL OR input_size IS NULL OR mean IS NULL OR std IS NULL THEN
-        RAISE EXCEPTION 'name, path, input_size, mean and std must not be null or empty'
+    IF name IS NULL OR name = '' OR path IS NULL OR input_size IS NULL OR mean IS NULL OR std IS NULL
+       OR resize IS NULL THEN
+        RAISE EXCEPTION 'name, path, input_size, mean, std and resize must not be null or empty'
             USING ERRCODE = '22023';
+    END IF;
+    IF resize NOT IN ('stretch', 'pad') THEN
+        RAISE EXCEPTION 'resize must be ''stretch'' or ''pad'', not "%"', resize USING ERRCODE = '22023';
     END IF;
     IF EXISTS (SELECT 1 FROM lookalike.models m WHERE m.name = register_model.name) THEN
         RAISE EXCEPTION 'model "%" is already registered', name
             USING ERRCODE = '42710', HINT = 'Unregister it first with lookalike.unregister_model().';
     END IF;
     probe := lookalike._probe_model(path, input_size, mean, std);
-    INSERT INTO lookalike.models (name, path, sha256, input_size, mean, std, dims, description)
-        VALUES (name, probe.canonical_path, probe.sha256, input_size, mean, std, probe.dims, description)
+    INSERT INTO lookalike.models (name, path, sha256, input_size, mean, std, dims, description, resize)
+        VALUES (name, probe.canonical_path, probe.sha256, input_size, mean, std, probe.dims, description,
+                resize)
         RETURNING * INTO result;
     RETURN result;
 END
 $$;
-COMMENT ON FUNCTION lookalike.register_model(text, text, integer, real[], real[], text) IS
-    'superusers: registers a TorchScript image encoder (records its sha256, measures its output dimension)';
-REVOKE ALL ON FUNCTION lookalike.register_model(text, text, integer, real[], real[], text) FROM PUBLIC;
+COMMENT ON FUNCTION lookalike.register_model(text, text, integer, real[], real[], text, text) IS
+    'superusers: registers a TorchScript image encoder (records its sha256, measures its output dimension); resize ''stretch'' (default) or ''pad'' (keep the aspect ratio, fill with white)';
+REVOKE ALL ON FUNCTION lookalike.register_model(text, text, integer, real[], real[], text, text) FROM PUBLIC;
 
 CREATE FUNCTION lookalike.unregister_model(name text) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp

@@ -71,9 +71,10 @@ BEGIN
                                 seed);
     INSERT INTO lookalike.model_data (name, torchscript, base_model, training)
         VALUES (name, t.torchscript, base_model, t.training);
-    INSERT INTO lookalike.models (name, path, sha256, input_size, mean, std, dims, description)
+    INSERT INTO lookalike.models (name, path, sha256, input_size, mean, std, dims, description, resize)
         VALUES (name, NULL, t.sha256, base.input_size, base.mean, base.std, t.dims,
-                coalesce(description, 'trained from ' || base_model || ' by lookalike.train_model()'))
+                coalesce(description, 'trained from ' || base_model || ' by lookalike.train_model()'),
+                base.resize)
         RETURNING * INTO result;
     RETURN result;
 END

@@ -40,8 +40,9 @@ float4 get_float4(HeapTuple row, int col) {
 bool lookup_model(const char *name, ModelRow *out) {
   spi::connect();
   HeapTuple row = spi::select_by_key(
-      "SELECT path, sha256, input_size, mean[1], mean[2], mean[3], std[1], std[2], std[3], dims "
-      "FROM lookalike.models WHERE name OPERATOR(pg_catalog.=) $1",
+      "SELECT path, sha256, input_size, mean[1], mean[2], mean[3], std[1], std[2], std[3], dims, "
+      "pg_catalog.to_jsonb(m) OPERATOR(pg_catalog.->>) 'resize' OPERATOR(pg_catalog.=) 'pad' "
+      "FROM lookalike.models m WHERE name OPERATOR(pg_catalog.=) $1",
       name, "lookalike.models");
   if (row != nullptr) {
     char *path = spi::column_text(row, 1);
@@ -56,6 +57,10 @@ bool lookup_model(const char *name, ModelRow *out) {
       out->stddev[c] = get_float4(row, 7 + c);
     }
     out->dims = DatumGetInt32(spi::column(row, 10, &isnull));
+    // resize is read through to_jsonb: a 0.1.0 catalogue (the library updated, ALTER EXTENSION
+    // UPDATE not run yet) has no such column, and every model there is stretched.
+    Datum pad = spi::column(row, 11, &isnull);
+    out->resize = !isnull && DatumGetBool(pad) ? Resize::kPad : Resize::kStretch;
   }
   spi::finish();
   return row != nullptr;
@@ -75,6 +80,7 @@ bytea *stored_model_bytes(const char *name) {
 Normalization normalization_of(const ModelRow &row) {
   Normalization n;
   n.input_size = row.input_size;
+  n.resize = row.resize;
   for (int k = 0; k < 3; ++k) {
     n.mean[k] = row.mean[k];
     n.stddev[k] = row.stddev[k];
@@ -100,7 +106,7 @@ namespace {
 bool same_registration(const ModelRow &a, const ModelRow &b) {
   return a.stored == b.stored && std::strcmp(a.path, b.path) == 0 &&
          std::strcmp(a.sha256, b.sha256) == 0 && a.input_size == b.input_size &&
-         std::memcmp(a.mean, b.mean, sizeof a.mean) == 0 &&
+         a.resize == b.resize && std::memcmp(a.mean, b.mean, sizeof a.mean) == 0 &&
          std::memcmp(a.stddev, b.stddev, sizeof a.stddev) == 0 && a.dims == b.dims;
 }
 

@@ -2,6 +2,7 @@
 
 #include <xmmintrin.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cmath>
@@ -119,7 +120,7 @@ void check_normalization(const Normalization &n) {
   }
 }
 
-Preprocessor::Preprocessor(const Normalization &n) : size_(n.input_size) {
+Preprocessor::Preprocessor(const Normalization &n) : size_(n.input_size), resize_(n.resize) {
   check_normalization(n);
   for (int c = 0; c < 3; ++c) {
     for (int v = 0; v < 256; ++v) {
@@ -137,7 +138,18 @@ void Preprocessor::operator()(const cv::Mat &bgr, float *dst) const {
   cv::Mat resized;
   // Resizing is per channel, so resizing BGR and then swapping to RGB equals the reference's
   // cvtColor(BGR2RGB) followed by resize, bit for bit.
-  cv::resize(bgr, resized, cv::Size(size_, size_), 0, 0, cv::INTER_LINEAR);
+  if (resize_ == Resize::kPad && bgr.cols != bgr.rows) {
+    // The longer side becomes size_, the shorter one keeps the ratio (at least one pixel).
+    const double scale = double(size_) / std::max(bgr.cols, bgr.rows);
+    const int w = std::clamp(int(std::lround(bgr.cols * scale)), 1, size_);
+    const int h = std::clamp(int(std::lround(bgr.rows * scale)), 1, size_);
+    resized.create(size_, size_, CV_8UC3);
+    resized.setTo(cv::Scalar(255, 255, 255));
+    cv::Mat inner = resized(cv::Rect((size_ - w) / 2, (size_ - h) / 2, w, h));
+    cv::resize(bgr, inner, cv::Size(w, h), 0, 0, cv::INTER_LINEAR);
+  } else {
+    cv::resize(bgr, resized, cv::Size(size_, size_), 0, 0, cv::INTER_LINEAR);
+  }
   const size_t plane = size_t(size_) * size_;
   float *r = dst, *g = dst + plane, *b = dst + 2 * plane;
   size_t k = 0;

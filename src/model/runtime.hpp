@@ -40,9 +40,16 @@ std::string canonical_path(const std::string &path);
 // 54000 (larger than max_bytes, refused before reading).
 std::vector<char> read_file(const std::string &path, int64_t max_bytes = kDefaultMaxModelBytes);
 
-// The per-model preprocessing: input size and the per-channel (R, G, B) mean and std.
+// How an image becomes input_size x input_size: kStretch resizes it to the square (the aspect
+// ratio is lost; torchvision's Resize((s, s))); kPad keeps the aspect ratio, scales the longer
+// side to input_size, centres it and fills the rest with white, the background of catalogue
+// photographs (lookalike.models.resize 'stretch' / 'pad').
+enum class Resize { kStretch, kPad };
+
+// The per-model preprocessing: input size, resizing, and the per-channel (R, G, B) mean and std.
 struct Normalization {
   int input_size = 224;
+  Resize resize = Resize::kStretch;
   float mean[3] = {0.485f, 0.456f, 0.406f};
   float stddev[3] = {0.229f, 0.224f, 0.225f};
 };
@@ -60,6 +67,7 @@ class Preprocessor {
 
  private:
   int size_;
+  Resize resize_;
   float lut_[3][256];  // lut_[c][v] = (float(v) / 255 - mean[c]) / stddev[c], in float32
 };
 

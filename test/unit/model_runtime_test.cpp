@@ -78,6 +78,43 @@ TEST(ModelPreprocess, MatchesReferenceArithmetic) {
   }
 }
 
+TEST(ModelPreprocess, PadKeepsTheAspectRatioOnWhite) {
+  lm::Normalization n;
+  n.input_size = 8;
+  n.resize = lm::Resize::kPad;
+  lm::Preprocessor pre(n);
+  // A 3x6 (wide) image of one colour becomes an 8x4 band centred in rows 2..5; the rows above
+  // and below are white. A tall image gets white columns instead.
+  const float mean[3] = {0.485f, 0.456f, 0.406f}, sd[3] = {0.229f, 0.224f, 0.225f};
+  const int rgb[3] = {255, 200, 10};
+  auto value = [&](int c, int v) { return (float(v) / 255.0f - mean[c]) / sd[c]; };
+  std::vector<float> out(pre.floats_per_image());
+  pre(cv::Mat(3, 6, CV_8UC3, cv::Scalar(10, 200, 255)), out.data());
+  for (int c = 0; c < 3; ++c)
+    for (int y = 0; y < 8; ++y)
+      for (int x = 0; x < 8; ++x)
+        EXPECT_EQ(out[size_t(c) * 64 + size_t(y) * 8 + size_t(x)],
+                  y >= 2 && y < 6 ? value(c, rgb[c]) : value(c, 255))
+            << c << " " << y << " " << x;
+  pre(cv::Mat(6, 3, CV_8UC3, cv::Scalar(10, 200, 255)), out.data());
+  for (int c = 0; c < 3; ++c)
+    for (int y = 0; y < 8; ++y)
+      for (int x = 0; x < 8; ++x)
+        EXPECT_EQ(out[size_t(c) * 64 + size_t(y) * 8 + size_t(x)],
+                  x >= 2 && x < 6 ? value(c, rgb[c]) : value(c, 255))
+            << c << " " << y << " " << x;
+  // A square image is resized exactly as with kStretch.
+  lm::Normalization s = n;
+  s.resize = lm::Resize::kStretch;
+  lm::Preprocessor stretch(s);
+  cv::Mat square(5, 5, CV_8UC3);
+  cv::randu(square, 0, 256);
+  std::vector<float> a(pre.floats_per_image()), b(a.size());
+  pre(square, a.data());
+  stretch(square, b.data());
+  EXPECT_EQ(a, b);
+}
+
 TEST(ModelPreprocess, RejectsBadNormalization) {
   lm::Normalization n;
   n.input_size = 4;
