@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <random>
 #include <sstream>
 
 #include <fcntl.h>
@@ -163,10 +164,34 @@ void Preprocessor::operator()(const cv::Mat &bgr, float *dst) const {
   }
 }
 
+cv::Mat random_crop(const cv::Mat &bgr, uint64_t key) {
+  std::mt19937_64 rng(key);
+  auto uniform = [&](double lo, double hi) {
+    return lo + (hi - lo) * double(rng() >> 11) * (1.0 / 9007199254740992.0);
+  };
+  const double area = uniform(0.6, 1.0);
+  const double ratio = std::exp(uniform(std::log(0.8), std::log(1.25)));
+  const int w = std::clamp(int(std::lround(bgr.cols * std::sqrt(area * ratio))), 1, bgr.cols);
+  const int h = std::clamp(int(std::lround(bgr.rows * std::sqrt(area / ratio))), 1, bgr.rows);
+  const int x = int(std::floor(uniform(0, 1) * (bgr.cols - w + 1)));
+  const int y = int(std::floor(uniform(0, 1) * (bgr.rows - h + 1)));
+  return bgr(cv::Rect(std::min(x, bgr.cols - w), std::min(y, bgr.rows - h), w, h));
+}
+
+uint64_t crop_key(uint64_t key, int64_t image, int view) {
+  // splitmix64 of the three: neighbouring images and views get unrelated crops
+  uint64_t z =
+      key * 0x9E3779B97F4A7C15ULL + uint64_t(image) * 0xBF58476D1CE4E5B9ULL + uint64_t(view);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
 void prepare_batch(const Preprocessor &pre, const EncodedImage *images, int n, int64_t max_pixels,
-                   std::vector<float> &input) {
+                   std::vector<float> &input, int extra_views, uint64_t key) {
   const size_t per = pre.floats_per_image();
-  input.resize(per * size_t(n));
+  const size_t views = size_t(1 + extra_views);
+  input.resize(per * views * size_t(n));
   std::vector<std::exception_ptr> errors(static_cast<size_t>(n));
   std::atomic<bool> any_error{false};
   float *base = input.data();
@@ -174,7 +199,10 @@ void prepare_batch(const Preprocessor &pre, const EncodedImage *images, int n, i
     for (int64_t i = begin; i < end; ++i) {
       try {
         cv::Mat bgr = image::decode_bgr(images[i].data, images[i].len, max_pixels);
-        pre(bgr, base + per * size_t(i));
+        float *dst = base + per * views * size_t(i);
+        pre(bgr, dst);
+        for (int v = 1; v <= extra_views; ++v)
+          pre(random_crop(bgr, crop_key(key, i, v)), dst + per * size_t(v));
       } catch (...) {
         errors[size_t(i)] = std::current_exception();
         any_error = true;

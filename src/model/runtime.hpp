@@ -168,10 +168,17 @@ class BatchImageError : public std::exception {
   std::exception_ptr cause_;
 };
 
+// A random crop of an image for training-time augmentation: between 60 % and 100 % of its
+// area, the aspect ratio changed by a factor within [0.8, 1.25], at a random position. The same
+// key gives the same crop (a seeded generator of its own: independent of threads and order).
+cv::Mat random_crop(const cv::Mat &bgr, uint64_t key);
+
 // Decodes (with the pixel limit) and preprocesses n images into `input` (resized to
-// n x floats_per_image), in parallel over the intra-op pool. If images fail, throws
-// BatchImageError for the first failing index.
+// n x (1 + extra_views) x floats_per_image), in parallel over the intra-op pool. Image i fills
+// items i * (1 + extra_views) + v: v = 0 the image itself, v >= 1 random_crop() of it with the
+// key crop_key(key, i, v). If images fail, throws BatchImageError for the first failing index.
 void prepare_batch(const Preprocessor &pre, const EncodedImage *images, int n, int64_t max_pixels,
-                   std::vector<float> &input);
+                   std::vector<float> &input, int extra_views = 0, uint64_t key = 0);
+uint64_t crop_key(uint64_t key, int64_t image, int view);
 
 }  // namespace lookalike::model

@@ -31,6 +31,7 @@ void check_train_options(const TrainOptions &o) {
     bad("base_learning_rate", "in [0, 1]");
   if (!(o.weight_decay >= 0 && o.weight_decay <= 1)) bad("weight_decay", "in [0, 1]");
   if (!(o.scale > 0 && o.scale <= 100)) bad("scale", "in (0, 100]");
+  if (o.augmented_views < 0 || o.augmented_views > 7) bad("augmented_views", "between 0 and 7");
 }
 
 namespace {
@@ -183,7 +184,8 @@ int64_t Trainer::cached_bytes() const {
 void Trainer::add(const float *input, int n, int size, const int32_t *labels) {
   auto &I = *impl_;
   if (n <= 0) return;
-  at::Tensor x = torch::from_blob(const_cast<float *>(input), {n, 3, size, size},
+  const int64_t items = int64_t(n) * (1 + I.opt.augmented_views);
+  at::Tensor x = torch::from_blob(const_cast<float *>(input), {items, 3, size, size},
                                   torch::TensorOptions().dtype(torch::kFloat32));
   at::Tensor y;
   {
@@ -280,13 +282,19 @@ std::vector<int64_t> shuffled_order(Trainer::Impl &I) {
   return order;
 }
 
-// The cached inputs of the images idx, as float32, each mirrored left-right with probability
-// 1/2 when the blocks are trained (the seeded generator decides). Feature maps are handed to the
-// blocks channels-last (NHWC): oneDNN's convolutions and their backward passes then need no
-// layout reorders, which made a training step about 20 % cheaper (docs/training.md, speed).
+// The cached inputs of the images idx, as float32: one of each image's 1 + augmented_views
+// views (drawn with equal probability when there are several), each mirrored left-right with
+// probability 1/2 when the blocks are trained (the seeded generator decides both). Feature maps
+// are handed to the blocks channels-last (NHWC): oneDNN's convolutions and their backward passes
+// then need no layout reorders, which made a training step about 20 % cheaper
+// (docs/training.md, speed).
 at::Tensor batch_input(Trainer::Impl &I, const std::vector<int64_t> &idx) {
   const int64_t b = int64_t(idx.size());
-  at::Tensor x = I.all.index_select(0, torch::tensor(idx, torch::kLong)).to(torch::kFloat32);
+  const int64_t views = 1 + I.opt.augmented_views;
+  std::vector<int64_t> rows(idx);
+  if (views > 1)
+    for (auto &r : rows) r = r * views + int64_t(I.rng() % uint64_t(views));
+  at::Tensor x = I.all.index_select(0, torch::tensor(rows, torch::kLong)).to(torch::kFloat32);
   if (I.opt.flip && !I.blocks.empty()) {
     std::vector<int64_t> f(static_cast<size_t>(b));
     for (auto &v : f) v = int64_t(I.rng() & 1);

@@ -33,6 +33,10 @@ struct TrainOptions {
   double weight_decay = 1e-4;
   double scale = 16.0;  // softmax scale of the cosine classifiers
   bool flip = true;     // each step flips half of the cached feature maps left-right
+  // Randomly cropped views of each image cached besides the image itself (runtime.hpp's
+  // random_crop); each step uses one of the 1 + augmented_views views of an image, drawn with
+  // equal probability. 0: only the image (and no draw).
+  int augmented_views = 0;
   uint64_t seed = 1;
 };
 
@@ -56,11 +60,13 @@ class Trainer {
   Trainer(const Trainer &) = delete;
   Trainer &operator=(const Trainer &) = delete;
 
-  // Runs the frozen part over n preprocessed images (n x 3 x size x size floats, NCHW) and keeps
-  // its output with the labels (n x heads class indices, -1 = unknown, ignored by that head).
+  // Runs the frozen part over n preprocessed images, each as 1 + augmented_views items
+  // (n x (1 + augmented_views) x 3 x size x size floats, NCHW, image by image as prepare_batch
+  // writes them) and keeps its output with the labels (n x heads class indices, -1 = unknown,
+  // ignored by that head).
   // Inference mode and flush-to-zero for the pass; the FPU state is restored afterwards.
   void add(const float *input, int n, int size, const int32_t *labels);
-  int64_t images() const;
+  int64_t images() const;  // images, not views
   // Bytes held by the cached outputs and labels.
   int64_t cached_bytes() const;
   int heads() const;

@@ -163,7 +163,7 @@ TrainCall read_call(FunctionCallInfo fcinfo) {
   if (!super)
     throw Error(sqlstate::kInsufficientPrivilege, "only superusers may train models",
                 "A trained model is TorchScript that runs inside the server.");
-  for (int i = 0; i < 10; ++i)
+  for (int i = 0; i < 11; ++i)
     if (PG_ARGISNULL(i))
       throw Error(sqlstate::kInvalidParameterValue, "arguments must not be null");
   TrainCall c;
@@ -177,6 +177,7 @@ TrainCall read_call(FunctionCallInfo fcinfo) {
   c.opt.learning_rate = PG_GETARG_FLOAT8(7);
   c.opt.base_learning_rate = PG_GETARG_FLOAT8(8);
   c.opt.seed = uint64_t(int64_t(PG_GETARG_INT32(9)));
+  c.opt.augmented_views = PG_GETARG_INT32(10);
   check_train_options(c.opt);
   return c;
 }
@@ -291,11 +292,11 @@ FetchedImages read_fetched(int n, int heads, MemoryContext batch_cxt, Reading &r
 
 // Decodes and preprocesses a fetched batch into input; an undecodable image names its row.
 void prepare_fetched(const FetchedImages &f, const Preprocessor &pre, int64_t max_pixels,
-                     std::vector<float> &input) {
+                     int extra_views, uint64_t key, std::vector<float> &input) {
   std::vector<EncodedImage> images;
   for (const auto &o : f.owned) images.push_back({o.data(), o.size()});
   try {
-    prepare_batch(pre, images.data(), int(images.size()), max_pixels, input);
+    prepare_batch(pre, images.data(), int(images.size()), max_pixels, input, extra_views, key);
   } catch (const BatchImageError &e) {
     try {
       std::rethrow_exception(e.cause());
@@ -311,7 +312,8 @@ void prepare_fetched(const FetchedImages &f, const Preprocessor &pre, int64_t ma
 // Reads the whole training query, caching the frozen part's output of every image in trainer;
 // closes the cursor and the SPI connection.
 Reading cache_query(TrainingQuery &q, const Preprocessor &pre, int64_t max_pixels, Trainer &trainer,
-                    ProgressFile &progress, int epochs) {
+                    ProgressFile &progress, const TrainOptions &opt) {
+  const int epochs = opt.epochs;
   Reading r;
   r.classes.resize(size_t(q.heads()));
   std::vector<float> input;
@@ -330,7 +332,9 @@ Reading cache_query(TrainingQuery &q, const Preprocessor &pre, int64_t max_pixel
     FetchedImages f = read_fetched(n, q.heads(), batch_cxt, r);
     if (!f.owned.empty()) {
       interrupts();
-      prepare_fetched(f, pre, max_pixels, input);
+      // the crops of image i of the query depend on the seed and i only
+      prepare_fetched(f, pre, max_pixels, opt.augmented_views,
+                      crop_key(opt.seed, trainer.images(), 0), input);
       interrupts();
       trainer.add(input.data(), int(f.owned.size()), pre.size(), f.labels.data());
     }
@@ -398,7 +402,8 @@ std::string training_json(const TrainCall &c, const BaseModel &base, const Readi
   j << "],\"epochs\":" << opt.epochs << ",\"embedding_dims\":" << opt.embedding_dims
     << ",\"trainable_blocks\":" << opt.trainable_blocks << ",\"batch_size\":" << opt.batch_size
     << ",\"learning_rate\":" << opt.learning_rate
-    << ",\"base_learning_rate\":" << opt.base_learning_rate << ",\"seed\":" << opt.seed
+    << ",\"base_learning_rate\":" << opt.base_learning_rate
+    << ",\"augmented_views\":" << opt.augmented_views << ",\"seed\":" << opt.seed
     << ",\"threads\":" << threads << ",\"cached_bytes\":" << trainer.cached_bytes()
     << ",\"cache_seconds\":" << r.seconds << ",\"cache_cpu_seconds\":" << r.cpu_seconds
     << ",\"seconds\":" << seconds << ",\"history\":[" << history << "]}";
@@ -427,7 +432,7 @@ Datum result_row(FunctionCallInfo fcinfo, const std::string &bytes, const std::s
 
 // lookalike._train_model(name text, base_model text, training_query text, epochs int,
 //     embedding_dims int, trainable_blocks int, batch_size int, learning_rate float8,
-//     base_learning_rate float8, seed int,
+//     base_learning_rate float8, seed int, augmented_views int,
 //     OUT torchscript bytea, OUT sha256 text, OUT dims int, OUT training jsonb)
 LOOKALIKE_FUNCTION(lookalike_train_model) {
   const TrainCall call = read_call(fcinfo);
@@ -446,7 +451,7 @@ LOOKALIKE_FUNCTION(lookalike_train_model) {
   base.bytes.clear();
   base.bytes.shrink_to_fit();
   Preprocessor pre(base.norm);
-  const Reading reading = cache_query(query, pre, max_pixels, trainer, progress, call.opt.epochs);
+  const Reading reading = cache_query(query, pre, max_pixels, trainer, progress, call.opt);
   if (trainer.images() == 0)
     throw Error(sqlstate::kInvalidParameterValue, "the training query returned no images",
                 std::to_string(reading.rows) + " rows, " + std::to_string(reading.null_images) +

@@ -211,6 +211,55 @@ TEST(ModelForward, BadImagesNameTheirIndex) {
   EXPECT_EQ(sqlstate_of([&] { lm::prepare_batch(pre, imgs, 1, 100, input); }), "batch:0:54000");
 }
 
+TEST(ModelPreprocess, RandomCropsAreSeededAndWithinBounds) {
+  cv::Mat img(80, 60, CV_8UC3, cv::Scalar(1, 2, 3));
+  double area = 0;
+  for (uint64_t k = 0; k < 200; ++k) {
+    cv::Mat c = lm::random_crop(img, lm::crop_key(7, int64_t(k), 1));
+    cv::Size size;
+    cv::Point at;
+    c.locateROI(size, at);
+    EXPECT_GE(at.x, 0);
+    EXPECT_GE(at.y, 0);
+    EXPECT_LE(at.x + c.cols, 60);
+    EXPECT_LE(at.y + c.rows, 80);
+    const double a = double(c.cols) * c.rows / (60.0 * 80.0);
+    EXPECT_GE(a, 0.6 * 0.8 - 0.05);  // a ratio change may clip one side at the border
+    EXPECT_LE(a, 1.0);
+    area += a;
+  }
+  EXPECT_GT(area / 200, 0.6);
+  EXPECT_LT(area / 200, 0.95);
+  // the same key, the same crop; another key, (almost always) another crop
+  cv::Mat a = lm::random_crop(img, 42), b = lm::random_crop(img, 42), c = lm::random_crop(img, 43);
+  EXPECT_EQ(a.data, b.data);
+  EXPECT_EQ(a.size(), b.size());
+  EXPECT_TRUE(a.data != c.data || a.size() != c.size());
+}
+
+TEST(ModelPreprocess, ExtraViewsFollowEachImage) {
+  lm::configure_threads(2);
+  lm::Normalization n;
+  n.input_size = 32;
+  lm::Preprocessor pre(n);
+  std::vector<uint8_t> a = file_bytes(kImages + "1530.jpg"), b = file_bytes(kImages + "1550.jpg");
+  lm::EncodedImage imgs[2] = {{a.data(), a.size()}, {b.data(), b.size()}};
+  std::vector<float> plain, views, again;
+  lm::prepare_batch(pre, imgs, 2, 50'000'000, plain);
+  lm::prepare_batch(pre, imgs, 2, 50'000'000, views, 2, 5);
+  lm::prepare_batch(pre, imgs, 2, 50'000'000, again, 2, 5);
+  const size_t per = pre.floats_per_image();
+  ASSERT_EQ(views.size(), 6 * per);
+  EXPECT_EQ(views, again);  // deterministic for a key
+  // view 0 of each image is the image itself; views 1 and 2 are crops of it
+  EXPECT_TRUE(std::equal(plain.begin(), plain.begin() + long(per), views.begin()));
+  EXPECT_TRUE(std::equal(plain.begin() + long(per), plain.end(), views.begin() + long(3 * per)));
+  for (size_t v : {1, 2, 4, 5})
+    EXPECT_FALSE(std::equal(views.begin() + long(v * per), views.begin() + long((v + 1) * per),
+                            views.begin() + long((v / 3) * 3 * per)))
+        << v;
+}
+
 TEST(ModelForward, LogitsModelRecognisesABackpack) {
   // The logits variant checks the whole chain: a backpack photo ranks ImageNet class 414
   // (backpack) among its top 5.
