@@ -143,9 +143,12 @@ def run(a):
         feats = torch.jit.load(MODEL).features
         return [getattr(feats, "17"), getattr(feats, "18")]
 
+    def gpool(x):  # global average pooling, or generalised-mean pooling with --gem p
+        return x.clamp(min=1e-6).pow(a.gem).mean((2, 3)).pow(1 / a.gem) if a.gem else x.mean((2, 3))
+
     with torch.inference_mode():
         b17, b18 = last_blocks()
-        pooled = torch.cat([b18(b17(maps[s:s + 256].float())).mean((2, 3))
+        pooled = torch.cat([gpool(b18(b17(maps[s:s + 256].float())))
                             for s in range(0, len(maps), 256)]) if a.blocks == 0 else None
 
     class Head(torch.nn.Module):
@@ -199,7 +202,7 @@ def run(a):
                 x = torch.where(flip, x.flip(3), x)
             for b in blocks:
                 x = b(x)
-            return x.mean((2, 3))
+            return gpool(x)
 
         for epoch in range(a.epochs):
             order, total = train[rng.permutation(len(train))], 0.0
@@ -210,7 +213,9 @@ def run(a):
                 for g, l0 in zip(opt.param_groups, lr0):
                     g["lr"] = l0 * f
                 _, logits = head(features(idx, True), thumbs[idx])
-                loss = sum(F.cross_entropy(x, Y[idx, h]) for h, x in enumerate(logits))
+                if a.margin:  # CosFace: the target class's logit lowered by scale * margin
+                    logits = [x - a.scale * a.margin * F.one_hot(Y[idx, h], x.shape[1]) for h, x in enumerate(logits)]
+                loss = sum(F.cross_entropy(x, Y[idx, h], label_smoothing=a.smooth) for h, x in enumerate(logits))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -246,6 +251,9 @@ if __name__ == "__main__":
     ap.add_argument("--blocks", type=int, default=0, choices=[0, 2], help="train blocks 17-18 too")
     ap.add_argument("--dims", type=int, default=256)
     ap.add_argument("--scale", type=float, default=16)
+    ap.add_argument("--gem", type=float, default=0.0, help="generalised-mean pooling with this power")
+    ap.add_argument("--smooth", type=float, default=0.0, help="label smoothing of the cross-entropy")
+    ap.add_argument("--margin", type=float, default=0.0, help="CosFace margin of the target class")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--base-lr", type=float, default=3e-4)
     ap.add_argument("--thumb", type=int, default=0, help="1: add a learned colour-histogram branch")
