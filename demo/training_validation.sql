@@ -52,11 +52,21 @@
 \else
 \set views 0
 \endif
+\if :{?dims}
+\else
+\set dims 256
+\endif
+\if :{?margin}
+\else
+\set margin 0
+\endif
 SELECT CASE WHEN :'lr'::float8 <> 0.001 THEN '_lr' || :'lr' ELSE '' END
     || CASE WHEN :'base_lr'::float8 <> 0.0003 THEN '_blr' || :'base_lr' ELSE '' END
     || CASE WHEN :'extra' <> '' THEN '_x_' || replace(:'extra', ',', '_') ELSE '' END
     || CASE WHEN :'resize' <> 'stretch' THEN '_' || :'resize' ELSE '' END
-    || CASE WHEN :views <> 0 THEN '_v' || :views ELSE '' END AS rates,
+    || CASE WHEN :views <> 0 THEN '_v' || :views ELSE '' END
+    || CASE WHEN :dims <> 256 THEN '_d' || :dims ELSE '' END
+    || CASE WHEN :'margin'::float8 <> 0 THEN '_m' || :'margin' ELSE '' END AS rates,
        CASE WHEN :'resize' = 'stretch' THEN 'mobilenet_v2' ELSE 'mobilenet_v2_' || :'resize' END AS base,
        (SELECT coalesce(string_agg(', p.' || quote_ident(trim(c)), ''), '')
           FROM unnest(string_to_array(nullif(:'extra', ''), ',')) AS c) AS extra_columns \gset
@@ -123,8 +133,9 @@ SELECT name, dims FROM lookalike.train_model('val_' || :'variant', :'base',
     format('SELECT p.image, p.article_type, p.base_colour, p.usage%s FROM fashion_train.products p
               JOIN train_val.split s USING (id) WHERE NOT s.held_out AND (%s = 0 OR s.r <= %2$s) ORDER BY p.id',
            :'extra_columns', :per_group),
-    epochs => :epochs, trainable_blocks => :blocks, embedding_dims => 256, batch_size => 32,
-    learning_rate => :lr, base_learning_rate => :base_lr, seed => 1, augmented_views => :views);
+    epochs => :epochs, trainable_blocks => :blocks, embedding_dims => :dims, batch_size => 32,
+    learning_rate => :lr, base_learning_rate => :base_lr, seed => 1, augmented_views => :views,
+    margin => :margin);
 \timing off
 \endif
 SELECT 'val_' || :'variant' AS model,
@@ -139,8 +150,8 @@ UPDATE train_val.features f SET :"variant" = e.embedding
  WHERE e.id = f.id AND f.:"variant" IS NULL;
 SELECT lookalike.add_evaluation_method('train_val', :'variant',
     format('SELECT id, %I FROM train_val.features', :'variant'), 'cosine',
-    format('train_model(trainable_blocks => %s, epochs => %s, learning_rate => %s, base_learning_rate => %s, augmented_views => %s) from %s, at most %s images per training group',
-           :blocks, :epochs, :lr, :base_lr, :views, :'base', :per_group))
+    format('train_model(trainable_blocks => %s, epochs => %s, embedding_dims => %s, learning_rate => %s, base_learning_rate => %s, augmented_views => %s, margin => %s) from %s, at most %s images per training group',
+           :blocks, :epochs, :dims, :lr, :base_lr, :views, :margin, :'base', :per_group))
  WHERE NOT EXISTS (SELECT 1 FROM train_val.retrieval_methods WHERE method = :'variant');
 SELECT method, queries, round(seconds::numeric, 1) AS seconds
   FROM lookalike.refresh_evaluation('train_val', :'variant');

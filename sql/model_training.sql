@@ -34,6 +34,8 @@ SELECT lookalike.train_model('t', 'mnv2_32', :'q', trainable_blocks => 19);
 SELECT lookalike.train_model('t', 'mnv2_32', :'q', augmented_views => 8);
 SELECT lookalike.train_model('t', 'mnv2_32', :'q', augmented_views => -1);
 SELECT lookalike.train_model('t', 'mnv2_32', :'q', augmented_views => NULL);
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', margin => 1);
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', margin => -0.1);
 -- the logits model's output is not its pooled features: only a head can be trained on it
 SELECT lookalike.train_model('t', 'mnv2_logits_32', :'q', trainable_blocks => 2);
 -- the query: not (bytea, labels...), no rows, only NULL images, a single class, NULL-only
@@ -61,7 +63,7 @@ CREATE SCHEMA train_shadow;
 CREATE FUNCTION train_shadow.always(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
 CREATE OPERATOR train_shadow.= (LEFTARG = text, RIGHTARG = text, FUNCTION = train_shadow.always);
 SET search_path = train_shadow, pg_catalog, public;
-SELECT lookalike._train_model('t', 'no_such_model', :'q', 1, 16, 2, 8, 0.01, 0.001, 1, 0);  -- 42704
+SELECT lookalike._train_model('t', 'no_such_model', :'q', 1, 16, 2, 8, 0.01, 0.001, 1, 0, 0);  -- 42704
 RESET search_path;
 DROP SCHEMA train_shadow CASCADE;
 SELECT count(*) AS models, (SELECT count(*) FROM lookalike.model_data) AS stored
@@ -71,7 +73,7 @@ CREATE ROLE lookalike_train_user;
 GRANT SELECT ON train_items TO lookalike_train_user;
 SET ROLE lookalike_train_user;
 SELECT lookalike.train_model('t', 'mnv2_32', :'q');
-SELECT lookalike._train_model('t', 'mnv2_32', :'q', 1, 16, 2, 8, 0.01, 0.001, 1, 0);
+SELECT lookalike._train_model('t', 'mnv2_32', :'q', 1, 16, 2, 8, 0.01, 0.001, 1, 0, 0);
 SELECT count(*) AS running FROM lookalike.training_progress;
 RESET ROLE;
 DROP OWNED BY lookalike_train_user;
@@ -110,9 +112,9 @@ SELECT name, dims FROM lookalike.train_model('tiny2', 'tiny', :'q', epochs => 1,
 -- a model trained from a base registered with resize => 'pad' is padded as its base was
 SELECT name, resize FROM lookalike.register_model('mnv2_32_pad', :'features', input_size => 32, resize => 'pad');
 SELECT name, resize FROM lookalike.train_model('tiny_pad', 'mnv2_32_pad', :'q', epochs => 1,
-    embedding_dims => 8, trainable_blocks => 0, batch_size => 8, augmented_views => 2);
+    embedding_dims => 8, trainable_blocks => 0, batch_size => 8, augmented_views => 2, margin => 0.2);
 -- two randomly cropped views of each image were cached besides the image
-SELECT training->'augmented_views' AS views, training->'images' AS images,
+SELECT training->'augmented_views' AS views, training->'margin' AS margin, training->'images' AS images,
        (training->>'cached_bytes')::bigint - 8 * (training->>'images')::bigint
          = 3 * (training->>'images')::bigint * 1280 * 2 AS three_1280d_float16_views_cached
   FROM lookalike.model_data WHERE name = 'tiny_pad';

@@ -32,6 +32,7 @@ void check_train_options(const TrainOptions &o) {
   if (!(o.weight_decay >= 0 && o.weight_decay <= 1)) bad("weight_decay", "in [0, 1]");
   if (!(o.scale > 0 && o.scale <= 100)) bad("scale", "in (0, 100]");
   if (o.augmented_views < 0 || o.augmented_views > 7) bad("augmented_views", "between 0 and 7");
+  if (!(o.margin >= 0 && o.margin < 1)) bad("margin", "in [0, 1)");
 }
 
 namespace {
@@ -318,7 +319,8 @@ std::vector<at::Tensor> batch_labels(const Trainer::Impl &I, const std::vector<i
 }
 
 // The loss of one batch (with autograd on): the sum over label columns of the cross-entropy of
-// the scaled cosine between the normalised embedding and the normalised class proxies.
+// the scaled cosine between the normalised embedding and the normalised class proxies, the true
+// class's cosine lowered by the margin (none for a NULL label: ignored anyway).
 at::Tensor batch_loss(Trainer::Impl &I, const at::Tensor &x, const std::vector<at::Tensor> &ys) {
   namespace F = torch::nn::functional;
   at::Tensor e = F::normalize(I.embed(x), F::NormalizeFuncOptions().dim(1));
@@ -326,7 +328,13 @@ at::Tensor batch_loss(Trainer::Impl &I, const at::Tensor &x, const std::vector<a
   for (size_t h = 0; h < ys.size(); ++h) {
     if ((ys[h] >= 0).sum().item<int64_t>() == 0) continue;
     at::Tensor p = F::normalize(I.proxies[h], F::NormalizeFuncOptions().dim(1));
-    at::Tensor logits = I.opt.scale * torch::mm(e, p.t());
+    at::Tensor cos = torch::mm(e, p.t());
+    if (I.opt.margin > 0) {
+      at::Tensor known = (ys[h] >= 0).unsqueeze(1).to(cos.scalar_type());
+      cos = cos - torch::zeros_like(cos).scatter_(1, ys[h].clamp_min(0).unsqueeze(1), known) *
+                      I.opt.margin;
+    }
+    at::Tensor logits = I.opt.scale * cos;
     loss = loss + F::cross_entropy(logits, ys[h], F::CrossEntropyFuncOptions().ignore_index(-1));
   }
   return loss;

@@ -32,7 +32,10 @@ struct TrainOptions {
   double base_learning_rate = 3e-4;  // the trained blocks
   double weight_decay = 1e-4;
   double scale = 16.0;  // softmax scale of the cosine classifiers
-  bool flip = true;     // each step flips half of the cached feature maps left-right
+  // Additive cosine margin (CosFace): the true class's cosine is lowered by `margin` in the loss,
+  // so an image must be closer to its own class's proxy than to any other by at least that.
+  double margin = 0.0;
+  bool flip = true;  // each step flips half of the cached feature maps left-right
   // Randomly cropped views of each image cached besides the image itself (runtime.hpp's
   // random_crop); each step uses one of the 1 + augmented_views views of an image, drawn with
   // equal probability. 0: only the image (and no draw).

@@ -163,7 +163,7 @@ TrainCall read_call(FunctionCallInfo fcinfo) {
   if (!super)
     throw Error(sqlstate::kInsufficientPrivilege, "only superusers may train models",
                 "A trained model is TorchScript that runs inside the server.");
-  for (int i = 0; i < 11; ++i)
+  for (int i = 0; i < 12; ++i)
     if (PG_ARGISNULL(i))
       throw Error(sqlstate::kInvalidParameterValue, "arguments must not be null");
   TrainCall c;
@@ -178,6 +178,7 @@ TrainCall read_call(FunctionCallInfo fcinfo) {
   c.opt.base_learning_rate = PG_GETARG_FLOAT8(8);
   c.opt.seed = uint64_t(int64_t(PG_GETARG_INT32(9)));
   c.opt.augmented_views = PG_GETARG_INT32(10);
+  c.opt.margin = PG_GETARG_FLOAT8(11);
   check_train_options(c.opt);
   return c;
 }
@@ -403,10 +404,11 @@ std::string training_json(const TrainCall &c, const BaseModel &base, const Readi
     << ",\"trainable_blocks\":" << opt.trainable_blocks << ",\"batch_size\":" << opt.batch_size
     << ",\"learning_rate\":" << opt.learning_rate
     << ",\"base_learning_rate\":" << opt.base_learning_rate
-    << ",\"augmented_views\":" << opt.augmented_views << ",\"seed\":" << opt.seed
-    << ",\"threads\":" << threads << ",\"cached_bytes\":" << trainer.cached_bytes()
-    << ",\"cache_seconds\":" << r.seconds << ",\"cache_cpu_seconds\":" << r.cpu_seconds
-    << ",\"seconds\":" << seconds << ",\"history\":[" << history << "]}";
+    << ",\"augmented_views\":" << opt.augmented_views << ",\"margin\":" << opt.margin
+    << ",\"seed\":" << opt.seed << ",\"threads\":" << threads
+    << ",\"cached_bytes\":" << trainer.cached_bytes() << ",\"cache_seconds\":" << r.seconds
+    << ",\"cache_cpu_seconds\":" << r.cpu_seconds << ",\"seconds\":" << seconds << ",\"history\":["
+    << history << "]}";
   return j.str();
 }
 
@@ -432,7 +434,7 @@ Datum result_row(FunctionCallInfo fcinfo, const std::string &bytes, const std::s
 
 // lookalike._train_model(name text, base_model text, training_query text, epochs int,
 //     embedding_dims int, trainable_blocks int, batch_size int, learning_rate float8,
-//     base_learning_rate float8, seed int, augmented_views int,
+//     base_learning_rate float8, seed int, augmented_views int, margin float8,
 //     OUT torchscript bytea, OUT sha256 text, OUT dims int, OUT training jsonb)
 LOOKALIKE_FUNCTION(lookalike_train_model) {
   const TrainCall call = read_call(fcinfo);

@@ -76,6 +76,12 @@ TEST(ModelTraining, OptionsAreChecked) {
   o = lm::TrainOptions();
   o.batch_size = 1;
   EXPECT_EQ(sqlstate_of([&] { lm::check_train_options(o); }), "22023");
+  o = lm::TrainOptions();
+  o.augmented_views = 8;
+  EXPECT_EQ(sqlstate_of([&] { lm::check_train_options(o); }), "22023");
+  o = lm::TrainOptions();
+  o.margin = 1;
+  EXPECT_EQ(sqlstate_of([&] { lm::check_train_options(o); }), "22023");
 }
 
 TEST(ModelTraining, BadBaseAndLabels) {
@@ -173,6 +179,28 @@ TEST(ModelTraining, DeterministicForASeed) {
   EXPECT_EQ(loss[0], loss[1]);
   EXPECT_EQ(lm::sha256_hex(models[0].data(), models[0].size()),
             lm::sha256_hex(models[1].data(), models[1].size()));
+}
+
+// The margin lowers the true class's cosine inside the loss only: with the same seed and data
+// the first epoch's loss is higher, and a NULL label (-1) still counts for nothing.
+TEST(ModelTraining, MarginRaisesTheLoss) {
+  std::string base = base_bytes();
+  lm::TrainOptions o = small_options();
+  o.epochs = 1;
+  std::vector<float> x;
+  std::vector<int32_t> y;
+  synthetic(16, 3, x, y);
+  y[3] = -1;
+  std::vector<double> loss;
+  for (double margin : {0.0, 0.3}) {
+    o.margin = margin;
+    lm::Trainer t(base, o, 1);
+    t.set_classes({2});
+    t.add(x.data(), 16, kSize, y.data());
+    loss.push_back(t.train_epoch([](int64_t, int64_t) {}).loss);
+  }
+  EXPECT_TRUE(std::isfinite(loss[1]));
+  EXPECT_GT(loss[1], loss[0] + 0.1);
 }
 
 TEST(ModelTraining, CancelFromTheCallback) {
