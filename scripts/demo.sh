@@ -19,7 +19,8 @@
 #     within the 20-minute budget; 0 = every image): the variant chosen on held-out groups of
 #     the training pool (docs/training.md); TRAIN_RESIZE (default pad: the learned model and its
 #     base, registered again as mobilenet_v2_pad, keep the images' aspect ratio on a white
-#     square; stretch: as the cnn method); TRAIN_THREADS (lookalike.threads while training,
+#     square; stretch: as the cnn method); TRAIN_MARGIN (train_model's margin, default 0);
+#     TRAIN_THREADS (lookalike.threads while training,
 #     default 1: on the shared 2-core machine one thread trained 2-3x faster than two) and
 #     TRAIN=0 (skip the learned method) adjust it.
 # Environment: LOOKALIKE_DSN (libpq connection string of an existing server with lookalike
@@ -39,6 +40,7 @@ TRAIN_BLOCKS=${TRAIN_BLOCKS:-6}
 TRAIN_THREADS=${TRAIN_THREADS:-1}
 TRAIN_PER_GROUP=${TRAIN_PER_GROUP:-100}
 TRAIN_RESIZE=${TRAIN_RESIZE:-pad}
+TRAIN_MARGIN=${TRAIN_MARGIN:-0}
 TRAIN=${TRAIN:-1}
 port=${DEMO_PORT:-54329}
 out=${DEMO_OUT:-$root/build/demo}
@@ -107,7 +109,7 @@ if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,in
   [ -r "$TRAIN_DIR/styles.csv" ] && [ "$(psql_demo -tA -c "SELECT count(*) FROM lookalike.models WHERE name = 'mobilenet_v2'")" = 1 ]; then
   TRAIN_DIR=$(cd "$TRAIN_DIR" && pwd)
   [ "$TRAIN_DIR" != "$FASHION_DIR" ] || { echo "TRAIN_DIR must not be FASHION_DIR"; exit 1; }
-  params="epochs=$TRAIN_EPOCHS embedding_dims=256 trainable_blocks=$TRAIN_BLOCKS batch_size=32 lr=0.001 base_lr=0.0003 seed=1 per_group=$TRAIN_PER_GROUP resize=$TRAIN_RESIZE threads=$TRAIN_THREADS labels=article_type,base_colour,usage model=$(sha256sum "$MODEL" | cut -c1-64)"
+  params="epochs=$TRAIN_EPOCHS embedding_dims=256 trainable_blocks=$TRAIN_BLOCKS batch_size=32 lr=0.001 base_lr=0.0003 seed=1 per_group=$TRAIN_PER_GROUP resize=$TRAIN_RESIZE margin=$TRAIN_MARGIN threads=$TRAIN_THREADS labels=article_type,base_colour,usage model=$(sha256sum "$MODEL" | cut -c1-64)"
   # the key: parameters, base model, the trainer's and the preprocessing's sources and the
   # training data (labels and the list of image files with sizes and times)
   key=$( { printf '%s\n' "$params"; sha256sum src/model/training.cpp src/model/runtime.cpp | cut -c1-64; sha256sum "$TRAIN_DIR/styles.csv" | cut -c1-64;
@@ -134,7 +136,8 @@ if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,in
     psql_demo -c "SET lookalike.threads = $TRAIN_THREADS" -c "SELECT name, dims, sha256 FROM lookalike.train_model('$learned', '$base',
         '$train_query',
         epochs => $TRAIN_EPOCHS, trainable_blocks => $TRAIN_BLOCKS, embedding_dims => 256, batch_size => 32,
-        learning_rate => 0.001, base_learning_rate => 0.0003, seed => 1, description => 'trained on $TRAIN_DIR ($params)')"
+        learning_rate => 0.001, base_learning_rate => 0.0003, seed => 1, margin => $TRAIN_MARGIN,
+        description => 'trained on $TRAIN_DIR ($params)')"
     psql_demo -tA -c "SELECT encode(torchscript, 'base64') FROM lookalike.model_data WHERE name = '$learned'" | base64 -d >"$saved.tmp"
     mv "$saved.tmp" "$saved"
     psql_demo -tA -c "SELECT training FROM lookalike.model_data WHERE name = '$learned'" >"$out/learned-$key.json"
