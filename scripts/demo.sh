@@ -130,7 +130,9 @@ if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,in
     base=mobilenet_v2
     if [ "$TRAIN_RESIZE" != stretch ]; then
       base=mobilenet_v2_$TRAIN_RESIZE
-      psql_demo -c "SELECT name, resize FROM lookalike.register_model('$base', path, input_size, mean, std, 'the demo''s model, resize $TRAIN_RESIZE', '$TRAIN_RESIZE') FROM lookalike.models WHERE name = 'mobilenet_v2'"
+      psql_demo -c "SELECT r.name, r.resize FROM lookalike.models m,
+          lookalike.register_model('$base', m.path, m.input_size, m.mean, m.std, 'the demo''s model, resize $TRAIN_RESIZE', '$TRAIN_RESIZE') r
+        WHERE m.name = 'mobilenet_v2'"
     fi
     step "training the learned model on fashion_train ($params; lookalike.training_progress shows its progress)"
     psql_demo -c "SET lookalike.threads = $TRAIN_THREADS" -c "SELECT name, dims, sha256 FROM lookalike.train_model('$learned', '$base',
