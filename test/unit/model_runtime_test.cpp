@@ -89,20 +89,17 @@ TEST(ModelPreprocess, PadKeepsTheAspectRatioOnWhite) {
   const int rgb[3] = {255, 200, 10};
   auto value = [&](int c, int v) { return (float(v) / 255.0f - mean[c]) / sd[c]; };
   std::vector<float> out(pre.floats_per_image());
-  pre(cv::Mat(3, 6, CV_8UC3, cv::Scalar(10, 200, 255)), out.data());
-  for (int c = 0; c < 3; ++c)
-    for (int y = 0; y < 8; ++y)
-      for (int x = 0; x < 8; ++x)
-        EXPECT_EQ(out[size_t(c) * 64 + size_t(y) * 8 + size_t(x)],
-                  y >= 2 && y < 6 ? value(c, rgb[c]) : value(c, 255))
-            << c << " " << y << " " << x;
-  pre(cv::Mat(6, 3, CV_8UC3, cv::Scalar(10, 200, 255)), out.data());
-  for (int c = 0; c < 3; ++c)
-    for (int y = 0; y < 8; ++y)
-      for (int x = 0; x < 8; ++x)
-        EXPECT_EQ(out[size_t(c) * 64 + size_t(y) * 8 + size_t(x)],
-                  x >= 2 && x < 6 ? value(c, rgb[c]) : value(c, 255))
-            << c << " " << y << " " << x;
+  for (bool wide : {true, false}) {
+    pre(cv::Mat(wide ? 3 : 6, wide ? 6 : 3, CV_8UC3, cv::Scalar(10, 200, 255)), out.data());
+    for (int c = 0; c < 3; ++c)
+      for (int y = 0; y < 8; ++y)
+        for (int x = 0; x < 8; ++x) {
+          const int across = wide ? y : x;  // the coordinate along which the image is padded
+          EXPECT_EQ(out[size_t(c) * 64 + size_t(y) * 8 + size_t(x)],
+                    across >= 2 && across < 6 ? value(c, rgb[c]) : value(c, 255))
+              << wide << " " << c << " " << y << " " << x;
+        }
+  }
   // A square image is resized exactly as with kStretch.
   lm::Normalization s = n;
   s.resize = lm::Resize::kStretch;

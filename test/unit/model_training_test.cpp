@@ -63,6 +63,18 @@ lm::TrainOptions small_options() {
   return o;
 }
 
+// One epoch of a two-class trainer over the images x (labels y); the epoch's loss, and the
+// saved model in *model if given.
+double one_epoch(const std::string &base, const lm::TrainOptions &o, const std::vector<float> &x,
+                 const std::vector<int32_t> &y, std::string *model = nullptr) {
+  lm::Trainer t(base, o, 1);
+  t.set_classes({2});
+  t.add(x.data(), int(y.size()), kSize, y.data());
+  const double loss = t.train_epoch([](int64_t, int64_t) {}).loss;
+  if (model) *model = t.save();
+  return loss;
+}
+
 }  // namespace
 
 TEST(ModelTraining, OptionsAreChecked) {
@@ -168,14 +180,8 @@ TEST(ModelTraining, DeterministicForASeed) {
   std::vector<int32_t> y;
   synthetic(16, 3, x, y);
   std::vector<double> loss;
-  std::vector<std::string> models;
-  for (int run = 0; run < 2; ++run) {
-    lm::Trainer t(base, o, 1);
-    t.set_classes({2});
-    t.add(x.data(), 16, kSize, y.data());
-    loss.push_back(t.train_epoch([](int64_t, int64_t) {}).loss);
-    models.push_back(t.save());
-  }
+  std::vector<std::string> models(2);
+  for (int run = 0; run < 2; ++run) loss.push_back(one_epoch(base, o, x, y, &models[size_t(run)]));
   EXPECT_EQ(loss[0], loss[1]);
   EXPECT_EQ(lm::sha256_hex(models[0].data(), models[0].size()),
             lm::sha256_hex(models[1].data(), models[1].size()));
@@ -194,10 +200,7 @@ TEST(ModelTraining, MarginRaisesTheLoss) {
   std::vector<double> loss;
   for (double margin : {0.0, 0.3}) {
     o.margin = margin;
-    lm::Trainer t(base, o, 1);
-    t.set_classes({2});
-    t.add(x.data(), 16, kSize, y.data());
-    loss.push_back(t.train_epoch([](int64_t, int64_t) {}).loss);
+    loss.push_back(one_epoch(base, o, x, y));
   }
   EXPECT_TRUE(std::isfinite(loss[1]));
   EXPECT_GT(loss[1], loss[0] + 0.1);
