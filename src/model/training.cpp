@@ -320,7 +320,7 @@ std::vector<at::Tensor> batch_labels(const Trainer::Impl &I, const std::vector<i
 
 // The loss of one batch (with autograd on): the sum over label columns of the cross-entropy of
 // the scaled cosine between the normalised embedding and the normalised class proxies, the true
-// class's cosine lowered by the margin (none for a NULL label: ignored anyway).
+// class's cosine lowered by the margin.
 at::Tensor batch_loss(Trainer::Impl &I, const at::Tensor &x, const std::vector<at::Tensor> &ys) {
   namespace F = torch::nn::functional;
   at::Tensor e = F::normalize(I.embed(x), F::NormalizeFuncOptions().dim(1));
@@ -329,11 +329,9 @@ at::Tensor batch_loss(Trainer::Impl &I, const at::Tensor &x, const std::vector<a
     if ((ys[h] >= 0).sum().item<int64_t>() == 0) continue;
     at::Tensor p = F::normalize(I.proxies[h], F::NormalizeFuncOptions().dim(1));
     at::Tensor cos = torch::mm(e, p.t());
-    if (I.opt.margin > 0) {
-      at::Tensor known = (ys[h] >= 0).unsqueeze(1).to(cos.scalar_type());
-      cos = cos - torch::zeros_like(cos).scatter_(1, ys[h].clamp_min(0).unsqueeze(1), known) *
-                      I.opt.margin;
-    }
+    // A NULL label's row is lowered at class 0: cross_entropy ignores that row anyway.
+    if (I.opt.margin > 0)
+      cos = cos - torch::zeros_like(cos).scatter_(1, ys[h].clamp_min(0).unsqueeze(1), I.opt.margin);
     at::Tensor logits = I.opt.scale * cos;
     loss = loss + F::cross_entropy(logits, ys[h], F::CrossEntropyFuncOptions().ignore_index(-1));
   }
