@@ -150,6 +150,8 @@ def run(a):
         b17, b18 = last_blocks()
         pooled = torch.cat([gpool(b18(b17(maps[s:s + 256].float())))
                             for s in range(0, len(maps), 256)]) if a.blocks == 0 else None
+        if pooled is not None and a.multi:  # block 16's pooled output beside the last block's
+            pooled = torch.cat([pooled, a.multi * maps.float().mean((2, 3))], 1)
 
     class Head(torch.nn.Module):
         def __init__(self):
@@ -159,6 +161,8 @@ def run(a):
                 self.bins = torch.nn.Sequential(torch.nn.Conv2d(3, 32, 1), torch.nn.ReLU(),
                                                 torch.nn.Conv2d(32, 32, 1))
             n = 1 if a.mode == "shared" else len(labels)
+            if a.multi:
+                extra += 160
             self.proj = torch.nn.ModuleList([torch.nn.Linear(1280 + extra, sub) for _ in range(n)])
             self.proxies = torch.nn.ParameterList(
                 [torch.nn.Parameter(torch.randn(c, sub) * 0.01) for c in classes])
@@ -166,6 +170,8 @@ def run(a):
         def forward(self, f, t):
             if a.thumb:
                 f = torch.cat([f, 10 * F.softmax(self.bins(t), 1).mean((2, 3))], 1)
+            if a.dropout:
+                f = F.dropout(f, a.dropout, self.training)
             es = [F.normalize(p(f), dim=1) for p in self.proj]
             es = es * len(labels) if a.mode == "shared" else es
             logits = [a.scale * e @ F.normalize(p, dim=1).t() for e, p in zip(es, self.proxies)]
@@ -190,7 +196,7 @@ def run(a):
         groups = [{"params": head.parameters(), "lr": a.lr}]
         if blocks:
             groups.append({"params": [p for b in blocks for p in b.parameters()], "lr": a.base_lr})
-        opt = torch.optim.AdamW(groups, weight_decay=1e-4)
+        opt = torch.optim.AdamW(groups, weight_decay=a.wd)
         steps, step, lr0 = a.epochs * ((len(train) + 31) // 32), 0, [g["lr"] for g in groups]
 
         def features(idx, augment):
@@ -222,6 +228,7 @@ def run(a):
                 step += 1
                 total += loss.item() * len(idx)
             print(f"split {seed} epoch {epoch + 1} loss {total / len(order):.3f}", file=sys.stderr, flush=True)
+        head.eval()
         with torch.no_grad():
             every = np.concatenate([val, dis])
             f = torch.cat([head(features(torch.from_numpy(every[s:s + 256]), False), thumbs[every[s:s + 256]])[0]
@@ -252,6 +259,10 @@ if __name__ == "__main__":
     ap.add_argument("--dims", type=int, default=256)
     ap.add_argument("--scale", type=float, default=16)
     ap.add_argument("--gem", type=float, default=0.0, help="generalised-mean pooling with this power")
+    ap.add_argument("--multi", type=float, default=0.0,
+                    help="head only: also block 16's average-pooled output, times this factor")
+    ap.add_argument("--dropout", type=float, default=0.0, help="dropout on the pooled features")
+    ap.add_argument("--wd", type=float, default=1e-4, help="AdamW weight decay (train_model's 1e-4)")
     ap.add_argument("--smooth", type=float, default=0.0, help="label smoothing of the cross-entropy")
     ap.add_argument("--margin", type=float, default=0.0, help="CosFace margin of the target class")
     ap.add_argument("--lr", type=float, default=1e-3)

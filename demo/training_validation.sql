@@ -19,7 +19,9 @@
 -- (embedding_dims), margin: train_model's options, added to the variant's name when not the
 -- default. split (default 1): another split of the pool (other held-out groups and training
 -- images, salted by the number) in schema train_val_s<split>, models val_s<split>_<variant>;
--- differences of about 0.01 need several splits (docs/training.md).
+-- differences of about 0.01 need several splits (docs/training.md). seed (default 1):
+-- train_model's seed, added to the variant's name as _s<seed> when not 1. pooled (default 1):
+-- pooled_blocks, added as _p<pooled>.
 \set ON_ERROR_STOP on
 \if :{?blocks}
 \else
@@ -69,13 +71,23 @@
 \else
 \set split 1
 \endif
+\if :{?seed}
+\else
+\set seed 1
+\endif
+\if :{?pooled}
+\else
+\set pooled 1
+\endif
 SELECT CASE WHEN :'lr'::float8 <> 0.001 THEN '_lr' || :'lr' ELSE '' END
     || CASE WHEN :'base_lr'::float8 <> 0.0003 THEN '_blr' || :'base_lr' ELSE '' END
     || CASE WHEN :'extra' <> '' THEN '_x_' || replace(:'extra', ',', '_') ELSE '' END
     || CASE WHEN :'resize' <> 'stretch' THEN '_' || :'resize' ELSE '' END
     || CASE WHEN :views <> 0 THEN '_v' || :views ELSE '' END
     || CASE WHEN :dims <> 256 THEN '_d' || :dims ELSE '' END
-    || CASE WHEN :'margin'::float8 <> 0 THEN '_m' || :'margin' ELSE '' END AS rates,
+    || CASE WHEN :'margin'::float8 <> 0 THEN '_m' || :'margin' ELSE '' END
+    || CASE WHEN :pooled <> 1 THEN '_p' || :pooled ELSE '' END
+    || CASE WHEN :seed <> 1 THEN '_s' || :seed ELSE '' END AS rates,
        CASE WHEN :'resize' = 'stretch' THEN 'mobilenet_v2' ELSE 'mobilenet_v2_' || :'resize' END AS base,
        (SELECT coalesce(string_agg(', p.' || quote_ident(trim(c)), ''), '')
           FROM unnest(string_to_array(nullif(:'extra', ''), ',')) AS c) AS extra_columns,
@@ -146,8 +158,8 @@ SELECT name, dims FROM lookalike.train_model(:'prefix' || :'variant', :'base',
               JOIN ' || :'schema' || '.split s USING (id) WHERE NOT s.held_out AND (%s = 0 OR s.r <= %2$s) ORDER BY p.id',
            :'extra_columns', :per_group),
     epochs => :epochs, trainable_blocks => :blocks, embedding_dims => :dims, batch_size => 32,
-    learning_rate => :lr, base_learning_rate => :base_lr, seed => 1, augmented_views => :views,
-    margin => :margin);
+    learning_rate => :lr, base_learning_rate => :base_lr, seed => :seed, augmented_views => :views,
+    margin => :margin, pooled_blocks => :pooled);
 \timing off
 \endif
 SELECT :'prefix' || :'variant' AS model,
@@ -162,8 +174,8 @@ UPDATE :"schema".features f SET :"variant" = e.embedding
  WHERE e.id = f.id AND f.:"variant" IS NULL;
 SELECT lookalike.add_evaluation_method(:'schema', :'variant',
     format('SELECT id, %I FROM ' || :'schema' || '.features', :'variant'), 'cosine',
-    format('train_model(trainable_blocks => %s, epochs => %s, embedding_dims => %s, learning_rate => %s, base_learning_rate => %s, augmented_views => %s, margin => %s) from %s, at most %s images per training group',
-           :blocks, :epochs, :dims, :lr, :base_lr, :views, :margin, :'base', :per_group))
+    format('train_model(trainable_blocks => %s, epochs => %s, embedding_dims => %s, learning_rate => %s, base_learning_rate => %s, augmented_views => %s, margin => %s, pooled_blocks => %s) from %s, at most %s images per training group',
+           :blocks, :epochs, :dims, :lr, :base_lr, :views, :margin, :pooled, :'base', :per_group))
  WHERE NOT EXISTS (SELECT 1 FROM :"schema".retrieval_methods WHERE method = :'variant');
 SELECT method, queries, round(seconds::numeric, 1) AS seconds
   FROM lookalike.refresh_evaluation(:'schema', :'variant');

@@ -36,6 +36,8 @@ SELECT lookalike.train_model('t', 'mnv2_32', :'q', augmented_views => -1);
 SELECT lookalike.train_model('t', 'mnv2_32', :'q', augmented_views => NULL);
 SELECT lookalike.train_model('t', 'mnv2_32', :'q', margin => 1);
 SELECT lookalike.train_model('t', 'mnv2_32', :'q', margin => -0.1);
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', pooled_blocks => 0);
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', trainable_blocks => 2, pooled_blocks => 4);
 -- the logits model's output is not its pooled features: only a head can be trained on it
 SELECT lookalike.train_model('t', 'mnv2_logits_32', :'q', trainable_blocks => 2);
 -- the query: not (bytea, labels...), no rows, only NULL images, a single class, NULL-only
@@ -63,7 +65,7 @@ CREATE SCHEMA train_shadow;
 CREATE FUNCTION train_shadow.always(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
 CREATE OPERATOR train_shadow.= (LEFTARG = text, RIGHTARG = text, FUNCTION = train_shadow.always);
 SET search_path = train_shadow, pg_catalog, public;
-SELECT lookalike._train_model('t', 'no_such_model', :'q', 1, 16, 2, 8, 0.01, 0.001, 1, 0, 0);  -- 42704
+SELECT lookalike._train_model('t', 'no_such_model', :'q', 1, 16, 2, 8, 0.01, 0.001, 1, 0, 0, 1);  -- 42704
 RESET search_path;
 DROP SCHEMA train_shadow CASCADE;
 SELECT count(*) AS models, (SELECT count(*) FROM lookalike.model_data) AS stored
@@ -73,7 +75,7 @@ CREATE ROLE lookalike_train_user;
 GRANT SELECT ON train_items TO lookalike_train_user;
 SET ROLE lookalike_train_user;
 SELECT lookalike.train_model('t', 'mnv2_32', :'q');
-SELECT lookalike._train_model('t', 'mnv2_32', :'q', 1, 16, 2, 8, 0.01, 0.001, 1, 0, 0);
+SELECT lookalike._train_model('t', 'mnv2_32', :'q', 1, 16, 2, 8, 0.01, 0.001, 1, 0, 0, 1);
 SELECT count(*) AS running FROM lookalike.training_progress;
 RESET ROLE;
 DROP OWNED BY lookalike_train_user;
@@ -120,6 +122,13 @@ SELECT training->'augmented_views' AS views, training->'margin' AS margin, train
   FROM lookalike.model_data WHERE name = 'tiny_pad';
 SELECT dims(image_embedding(image, 'tiny_pad')) AS dims FROM public.train_items WHERE id = 1534;
 SELECT lookalike.unregister_model('tiny_pad');
+-- the embedding projected from the pooled outputs of the last three blocks (16, 17, 18:
+-- 160 + 320 + 1280 channels)
+SELECT name, dims FROM lookalike.train_model('tiny_pooled', 'mnv2_32', :'q', epochs => 1,
+    embedding_dims => 8, trainable_blocks => 2, batch_size => 8, pooled_blocks => 3);
+SELECT training->'pooled_blocks' AS pooled_blocks FROM lookalike.model_data WHERE name = 'tiny_pooled';
+SELECT dims(image_embedding(image, 'tiny_pooled')) AS dims FROM public.train_items WHERE id = 1534;
+SELECT lookalike.unregister_model('tiny_pooled');
 SELECT lookalike.unregister_model('mnv2_32_pad');
 -- unregistering removes the stored TorchScript too
 SELECT lookalike.unregister_model('tiny2');

@@ -33,6 +33,9 @@ void check_train_options(const TrainOptions &o) {
   if (!(o.scale > 0 && o.scale <= 100)) bad("scale", "in (0, 100]");
   if (o.augmented_views < 0 || o.augmented_views > 7) bad("augmented_views", "between 0 and 7");
   if (!(o.margin >= 0 && o.margin < 1)) bad("margin", "in [0, 1)");
+  if (o.pooled_blocks < 1 || o.pooled_blocks > o.trainable_blocks + 1)
+    bad("pooled_blocks",
+        "between 1 and trainable_blocks + 1 (" + std::to_string(o.trainable_blocks + 1) + ")");
 }
 
 namespace {
@@ -69,7 +72,9 @@ struct Trainer::Impl {
   std::vector<int> classes;
   torch::jit::Module base;                 // trained in place (its last blocks)
   torch::jit::Module prefix;               // the frozen blocks, optimised for inference
+  std::vector<torch::jit::Module> frozen;  // the frozen blocks as they are (for save())
   std::vector<torch::jit::Module> blocks;  // the trained blocks, in order
+  at::Tensor first_input;                  // the first image added (save()'s check)
   bool checked = false;
   std::vector<at::Tensor> cache;  // float16 chunks of frozen outputs
   std::vector<int32_t> labels;    // images x heads
@@ -84,11 +89,22 @@ struct Trainer::Impl {
   int epoch = 0;
   at::Tensor all;  // the cache as one tensor (built at the first epoch)
 
-  at::Tensor embed(at::Tensor x) {
-    for (auto &b : blocks) x = b.forward({x}).toTensor();
-    if (!blocks.empty()) x = x.mean({2, 3});
-    return torch::addmm(bias, x, weight.t());
+  // The projection's input for cached outputs x: x itself without trained blocks, else the
+  // average-pooled outputs of the last pooled_blocks blocks (the cached input counting as the
+  // last frozen block's), concatenated.
+  at::Tensor pooled(at::Tensor x) {
+    if (blocks.empty()) return x;
+    const size_t first_pooled = blocks.size() + 1 - size_t(opt.pooled_blocks);
+    std::vector<at::Tensor> parts;
+    if (first_pooled == 0) parts.push_back(x.mean({2, 3}));
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      x = blocks[i].forward({x}).toTensor();
+      if (i + 1 >= first_pooled) parts.push_back(x.mean({2, 3}));
+    }
+    return parts.size() == 1 ? parts[0] : torch::cat(parts, 1);
   }
+
+  at::Tensor embed(at::Tensor x) { return torch::addmm(bias, pooled(std::move(x)), weight.t()); }
 };
 
 Trainer::Trainer(const std::string &bytes, const TrainOptions &options, int heads)
@@ -140,6 +156,7 @@ Trainer::Trainer(const std::string &bytes, const TrainOptions &options, int head
                       std::to_string(seq.size()) + " blocks");
     size_t first = seq.size() - size_t(options.trainable_blocks);
     for (size_t i = 0; i < first; ++i) {
+      I.frozen.push_back(seq[i]);
       frozen.register_module("b" + std::to_string(i), seq[i]);
       src += "    x = self.b" + std::to_string(i) + ".forward(x)\n";
     }
@@ -218,6 +235,7 @@ void Trainer::add(const float *input, int n, int size, const int32_t *labels) {
     throw Error(ss::kExternalRoutineException, "the base model's output is not [N, D]");
   if (!I.checked) {
     I.item_shape.assign(y.sizes().begin() + 1, y.sizes().end());
+    I.first_input = x.slice(0, 0, 1).clone();
     I.checked = true;
   }
   I.cache.push_back(y.to(torch::kHalf).contiguous());
@@ -235,13 +253,7 @@ void init_optimizer(Trainer::Impl &I) {
   I.cache.clear();
   I.cache.push_back(I.all);
   torch::manual_seed(I.opt.seed);
-  int64_t in_dims;
-  {
-    at::Tensor probe = I.all.slice(0, 0, 1).to(torch::kFloat32);
-    for (auto &b : I.blocks) probe = b.forward({probe}).toTensor();
-    if (!I.blocks.empty()) probe = probe.mean({2, 3});
-    in_dims = probe.size(1);
-  }
+  const int64_t in_dims = I.pooled(I.all.slice(0, 0, 1).to(torch::kFloat32)).size(1);
   const double bound = 1.0 / std::sqrt(double(in_dims));
   I.weight = (torch::rand({I.opt.embedding_dims, in_dims}) * 2 - 1) * bound;
   I.bias = torch::zeros({I.opt.embedding_dims});
@@ -399,17 +411,49 @@ std::string Trainer::save() const {
   for (auto &b : I.blocks)
     for (auto p : b.parameters()) p.set_requires_grad(false);
   torch::jit::Module out = new_module("LearnedEncoder");
-  out.register_module("base", I.base);
+  std::string src = "def forward(self, x):\n";
+  if (I.opt.pooled_blocks == 1) {
+    // The base module (its trained blocks in place), then the projection.
+    out.register_module("base", I.base);
+    src += "    f = self.base.forward(x)\n";
+  } else {
+    // Every block in order, the outputs of the last pooled_blocks average-pooled and
+    // concatenated, as Impl::pooled does on the cached outputs.
+    const size_t n = I.frozen.size() + I.blocks.size();
+    const size_t first_pooled = n - size_t(I.opt.pooled_blocks);
+    std::string parts;
+    for (size_t i = 0; i < n; ++i) {
+      const std::string b = "b" + std::to_string(i);
+      out.register_module(b, i < I.frozen.size() ? I.frozen[i] : I.blocks[i - I.frozen.size()]);
+      src += "    x = self." + b + ".forward(x)\n";
+      if (i >= first_pooled) {
+        src += "    p" + std::to_string(i) + " = torch.mean(x, [2, 3])\n";
+        parts += (parts.empty() ? "p" : ", p") + std::to_string(i);
+      }
+    }
+    src += "    f = torch.cat([" + parts + "], 1)\n";
+  }
   out.register_parameter("proj_weight", I.weight.detach().clone(), false);
   out.register_parameter("proj_bias", I.bias.detach().clone(), false);
-  out.define(
-      "def forward(self, x):\n"
-      "    return torch.addmm(self.proj_bias, self.base.forward(x), self.proj_weight.t())\n");
+  src += "    return torch.addmm(self.proj_bias, f, self.proj_weight.t())\n";
+  out.define(src);
   out.eval();
+  // The saved module must compute what was trained: the first image through it against the
+  // frozen part and the trainer's own embedding.
+  bool same;
+  {
+    FlushToZero ftz;
+    at::Tensor y = I.prefix.forward({I.first_input}).toTensor();
+    if (y.is_mkldnn()) y = y.to_dense();
+    at::Tensor mine = I.embed(y), saved = out.forward({I.first_input}).toTensor();
+    same = mine.sizes().equals(saved.sizes()) && (mine - saved).abs().max().item<double>() <=
+                                                     1e-3 * (1 + mine.abs().max().item<double>());
+  }
   std::ostringstream s;
-  out.save(s);
+  if (same) out.save(s);
   for (auto &b : I.blocks)
     for (auto p : b.parameters()) p.set_requires_grad(true);
+  if (!same) throw Error(ss::kInternalError, "the saved model does not reproduce the trained one");
   return s.str();
 }
 

@@ -11,7 +11,8 @@
 //   - every epoch trains the last `trainable_blocks` blocks, a linear projection to
 //     `embedding_dims` and, per label column, a cosine classifier (one learned proxy per class,
 //     softmax of scale * cos(embedding, proxy)) with AdamW, warm-up then cosine decay;
-//   - the result is the base module (trained blocks in place) followed by the projection:
+//   - the result is the base module (trained blocks in place) followed by the projection, or,
+//     with pooled_blocks > 1, its blocks in a module that pools the last ones' outputs:
 //     TorchScript that image_embedding() runs like any other model.
 #pragma once
 
@@ -40,6 +41,11 @@ struct TrainOptions {
   // random_crop); each step uses one of the 1 + augmented_views views of an image, drawn with
   // equal probability. 0: only the image (and no draw).
   int augmented_views = 0;
+  // The embedding is projected from the average-pooled outputs of the last `pooled_blocks`
+  // blocks, concatenated (1: the last block's only, the base model's own pooled output). With
+  // trained blocks it may be at most trainable_blocks + 1 (the last frozen block's output is the
+  // cached input); with none it must be 1.
+  int pooled_blocks = 1;
   uint64_t seed = 1;
 };
 

@@ -94,6 +94,17 @@ TEST(ModelTraining, OptionsAreChecked) {
   o = lm::TrainOptions();
   o.margin = 1;
   EXPECT_EQ(sqlstate_of([&] { lm::check_train_options(o); }), "22023");
+  o = lm::TrainOptions();
+  o.pooled_blocks = 0;
+  EXPECT_EQ(sqlstate_of([&] { lm::check_train_options(o); }), "22023");
+  o.trainable_blocks = 2;
+  o.pooled_blocks = 3;  // blocks 16 (the cached input), 17 and 18
+  EXPECT_EQ(sqlstate_of([&] { lm::check_train_options(o); }), "none");
+  o.pooled_blocks = 4;
+  EXPECT_EQ(sqlstate_of([&] { lm::check_train_options(o); }), "22023");
+  o.trainable_blocks = 0;
+  o.pooled_blocks = 2;
+  EXPECT_EQ(sqlstate_of([&] { lm::check_train_options(o); }), "22023");
 }
 
 TEST(ModelTraining, BadBaseAndLabels) {
@@ -204,6 +215,31 @@ TEST(ModelTraining, MarginRaisesTheLoss) {
   }
   EXPECT_TRUE(std::isfinite(loss[1]));
   EXPECT_GT(loss[1], loss[0] + 0.1);
+}
+
+// With pooled_blocks = 3 the projection reads the pooled outputs of blocks 16, 17 and 18
+// (160 + 320 + 1280 channels). save() checks that the saved module reproduces the trainer's
+// embedding of the first image (XX000 otherwise); the saved model runs like any other, and its
+// embeddings differ from those of the same training with the last block's output only.
+TEST(ModelTraining, PooledBlocksAreSavedAsTrained) {
+  std::string base = base_bytes();
+  lm::TrainOptions o = small_options();
+  o.epochs = 1;
+  std::vector<float> x;
+  std::vector<int32_t> y;
+  synthetic(16, 3, x, y);
+  std::vector<std::vector<float>> out(2);
+  for (int pooled : {1, 3}) {
+    o.pooled_blocks = pooled;
+    std::string saved;
+    EXPECT_TRUE(std::isfinite(one_epoch(base, o, x, y, &saved)));
+    std::unique_ptr<lm::Model> m =
+        lm::Model::load_bytes("trained", std::vector<char>(saved.begin(), saved.end()), "");
+    ASSERT_EQ(m->forward(x.data(), 4, kSize, out[size_t(pooled / 2)]), 16);
+  }
+  double diff = 0;
+  for (size_t k = 0; k < out[0].size(); ++k) diff += std::fabs(out[0][k] - out[1][k]);
+  EXPECT_GT(diff, 1e-3);
 }
 
 TEST(ModelTraining, CancelFromTheCallback) {
