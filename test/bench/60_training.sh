@@ -3,6 +3,8 @@
 # over the cached frozen outputs: the per-epoch seconds recorded in lookalike.model_data.training)
 # with trainable_blocks => BLOCKS (default 6, the demo's method: MobileNetV2 blocks 13-18 on
 # cached 96x14x14 float16 maps of block 12 at 224 px; BLOCKS=2: blocks 17-18 on 160x7x7 maps)
+# and pooled_blocks => POOLED (default 3, the demo's: the projection reads the pooled outputs of
+# blocks 16, 17 and 18; POOLED=1: the last block's only)
 # against a PyTorch eager loop of the same computation in the same run: Debian's torch, the last
 # BLOCKS blocks of the same TorchScript `features` sequence trained on the output of its other
 # blocks (run once, not timed), the same 256-d projection and cosine-proxy loss over the same
@@ -26,7 +28,8 @@
 #
 # Standalone: PGHOST/PGPORT/PGUSER/PGDATABASE of a server with lookalike installed, a superuser;
 # SHARED (default ../shared). TRAIN_IMAGES (default 640) images of the training pool
-# ($SHARED/data/fashion-train), EPOCHS (default 2), BLOCKS (default 6), THREADS (default 1).
+# ($SHARED/data/fashion-train), EPOCHS (default 2), BLOCKS (default 6), POOLED (default 3),
+# THREADS (default 1).
 set -euo pipefail
 root=${LOOKALIKE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 SHARED=${SHARED:-$root/../shared}
@@ -35,6 +38,7 @@ threads=${THREADS:-1}
 n=${TRAIN_IMAGES:-640}
 epochs=${EPOCHS:-2}
 blocks=${BLOCKS:-6}
+pooled=${POOLED:-3}
 model=$SHARED/models/mobilenet_v2-imagenet-features.pt
 data=$SHARED/data/fashion-train
 psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
@@ -56,11 +60,11 @@ CREATE TABLE bench_train AS
 SQL
 
 # ---- lookalike: train, read the per-epoch seconds ------------------------------------------------
-psql_q -v threads="$threads" -v epochs="$epochs" -v blocks="$blocks" >&2 <<'SQL'
+psql_q -v threads="$threads" -v epochs="$epochs" -v blocks="$blocks" -v pooled="$pooled" >&2 <<'SQL'
 SET lookalike.threads = :threads;
 SELECT name, dims FROM lookalike.train_model('bench_learned', 'bench_base',
   'SELECT image, article_type, base_colour, usage FROM public.bench_train ORDER BY id', epochs => :epochs,
-  trainable_blocks => :blocks);
+  trainable_blocks => :blocks, pooled_blocks => :pooled);
 SQL
 read -r ours ours_cpu <<<"$(psql_q -At -c "SELECT round((training->>'images')::numeric * jsonb_array_length(training->'history')
   / (SELECT sum((e->>'seconds')::numeric) FROM jsonb_array_elements(training->'history') e), 2) || ' ' ||
@@ -75,10 +79,10 @@ rows_tsv=$(mktemp)
 trap 'rm -f "$rows_tsv"' EXIT
 psql_q -c "COPY (SELECT id, article_type, base_colour, usage FROM bench_train ORDER BY id) TO STDOUT" >"$rows_tsv"
 reference() {  # $1 = 1: feature maps channels-last, as lookalike hands them to the blocks
-/usr/bin/python3 - "$model" "$data" "$threads" "$epochs" "$rows_tsv" "$1" "$blocks" <<'PY'
+/usr/bin/python3 - "$model" "$data" "$threads" "$epochs" "$rows_tsv" "$1" "$blocks" "$pooled" <<'PY'
 import sys, time, numpy as np, cv2, torch, torch.nn.functional as F
 model, data, threads, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-channels_last, trainable = sys.argv[6] == "1", int(sys.argv[7])
+channels_last, trainable, pooled = sys.argv[6] == "1", int(sys.argv[7]), int(sys.argv[8])
 seed, dims, bs, lr, base_lr, wd, scale = 1, 256, 32, 1e-3, 3e-4, 1e-4, 16.0  # train_model's defaults
 torch.set_flush_denormal(True)
 torch.set_num_threads(threads)
@@ -88,6 +92,13 @@ m = torch.jit.load(model).eval()
 features = list(m.features.children())  # the numbered blocks "0".."18", as train_model splits them
 assert 0 < trainable < len(features), "BLOCKS must be 1..%d" % (len(features) - 1)
 frozen, trained = features[:len(features) - trainable], features[len(features) - trainable:]
+assert 1 <= pooled <= trainable + 1, "POOLED must be 1..BLOCKS + 1"
+def pooled_output(x):  # the mean of the last `pooled` outputs (the cached input counts), concatenated
+    parts = [x.mean((2, 3))] if pooled == trainable + 1 else []
+    for i, b in enumerate(trained):
+        x = b(x)
+        if i + 1 >= trainable + 1 - pooled: parts.append(x.mean((2, 3)))
+    return torch.cat(parts, 1) if len(parts) > 1 else parts[0]
 mean = np.array([0.485, 0.456, 0.406], np.float32); std = np.array([0.229, 0.224, 0.225], np.float32)
 cache = []
 def image(r):
@@ -141,9 +152,7 @@ for b in trained:
     for p in b.parameters(): p.requires_grad_(True)
 torch.manual_seed(seed)  # the head's initial values: the same draws as train_model's
 with torch.no_grad():
-    probe = cache[:1].float()
-    for b in trained: probe = b(probe)
-    in_dims = probe.shape[1]
+    in_dims = pooled_output(cache[:1].float()).shape[1]
 w = ((torch.rand(dims, in_dims) * 2 - 1) * (1 / in_dims ** 0.5)).requires_grad_(True)
 bias = torch.zeros(dims, requires_grad=True)
 proxies = [(torch.randn(int(l.max()) + 1, dims) * 0.01).requires_grad_(True) for l in labels]
@@ -159,8 +168,7 @@ for e in range(epochs):
         x = cache[idx].float()
         x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
         if channels_last: x = x.contiguous(memory_format=torch.channels_last)
-        for b in trained: x = b(x)
-        emb = F.normalize(torch.addmm(bias, x.mean((2, 3)), w.t()), dim=1)
+        emb = F.normalize(torch.addmm(bias, pooled_output(x), w.t()), dim=1)
         loss = sum(F.cross_entropy(scale * emb @ F.normalize(p, dim=1).t(), l[idx], ignore_index=-1)
                    for p, l in zip(proxies, labels) if (l[idx] >= 0).any())
         for g, base in zip(opt.param_groups, (lr, base_lr)): g["lr"] = base * schedule(step)
@@ -217,7 +225,7 @@ load=$(cut -d' ' -f1-3 /proc/loadavg)
 json() {
   python3 -c "import json,sys; v,r,vc,rc=map(float,sys.argv[2:6]); print(json.dumps({'name': sys.argv[1], 'value': v, 'unit': 'images/s', 'reference': sys.argv[6], 'reference_value': r, 'ratio': round(v / r, 2), 'value_per_cpu_second': vc, 'reference_per_cpu_second': rc, 'cpu_ratio': round(vc / rc, 2), **json.loads(sys.argv[7])}))" "$@"
 }
-train_info="{\"images\": $n, \"epochs\": $epochs, \"trained_blocks\": $blocks, \"threads\": $threads, \"loadavg\": \"$load\", \"losses\": \"$ours_losses\", \"reference_losses\": \"$ref_losses\"}"
+train_info="{\"images\": $n, \"epochs\": $epochs, \"trained_blocks\": $blocks, \"pooled_blocks\": $pooled, \"threads\": $threads, \"loadavg\": \"$load\", \"losses\": \"$ours_losses\", \"reference_losses\": \"$ref_losses\"}"
 info="{\"images\": $n, \"threads\": $threads, \"loadavg\": \"$load\"}"
 json "training_mobilenet_v2_last${blocks}_blocks" "$ours" "$ref" "$ours_cpu" "$ref_cpu" \
   "PyTorch eager loop, same blocks/head/loss/AdamW/batch 32/threads, flush-to-zero" "$train_info"

@@ -183,13 +183,20 @@ TEST(ModelTraining, LossFallsAndTheModelSeparatesTheClasses) {
             "XX001");
 }
 
-TEST(ModelTraining, DeterministicForASeed) {
-  std::string base = base_bytes();
-  lm::TrainOptions o = small_options();
-  o.epochs = 1;
+// One-epoch runs of small_options() on 16 synthetic images: what the tests below vary.
+class ModelTrainingOneEpoch : public ::testing::Test {
+ protected:
+  ModelTrainingOneEpoch() : base(base_bytes()), o(small_options()) {
+    o.epochs = 1;
+    synthetic(16, 3, x, y);
+  }
+  std::string base;
+  lm::TrainOptions o;
   std::vector<float> x;
   std::vector<int32_t> y;
-  synthetic(16, 3, x, y);
+};
+
+TEST_F(ModelTrainingOneEpoch, DeterministicForASeed) {
   std::vector<double> loss;
   std::vector<std::string> models(2);
   for (int run = 0; run < 2; ++run) loss.push_back(one_epoch(base, o, x, y, &models[size_t(run)]));
@@ -200,13 +207,7 @@ TEST(ModelTraining, DeterministicForASeed) {
 
 // The margin lowers the true class's cosine inside the loss only: with the same seed and data
 // the first epoch's loss is higher, and a NULL label (-1) still counts for nothing.
-TEST(ModelTraining, MarginRaisesTheLoss) {
-  std::string base = base_bytes();
-  lm::TrainOptions o = small_options();
-  o.epochs = 1;
-  std::vector<float> x;
-  std::vector<int32_t> y;
-  synthetic(16, 3, x, y);
+TEST_F(ModelTrainingOneEpoch, MarginRaisesTheLoss) {
   y[3] = -1;
   std::vector<double> loss;
   for (double margin : {0.0, 0.3}) {
@@ -221,13 +222,7 @@ TEST(ModelTraining, MarginRaisesTheLoss) {
 // (160 + 320 + 1280 channels). save() checks that the saved module reproduces the trainer's
 // embedding of the first image (XX000 otherwise); the saved model runs like any other, and its
 // embeddings differ from those of the same training with the last block's output only.
-TEST(ModelTraining, PooledBlocksAreSavedAsTrained) {
-  std::string base = base_bytes();
-  lm::TrainOptions o = small_options();
-  o.epochs = 1;
-  std::vector<float> x;
-  std::vector<int32_t> y;
-  synthetic(16, 3, x, y);
+TEST_F(ModelTrainingOneEpoch, PooledBlocksAreSavedAsTrained) {
   std::vector<std::vector<float>> out(2);
   for (int pooled : {1, 3}) {
     o.pooled_blocks = pooled;
