@@ -3,6 +3,7 @@
 #include "model/training.hpp"
 
 #include <cmath>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -78,33 +79,36 @@ double one_epoch(const std::string &base, const lm::TrainOptions &o, const std::
 }  // namespace
 
 TEST(ModelTraining, OptionsAreChecked) {
-  lm::TrainOptions o;
-  EXPECT_EQ(sqlstate_of([&] { lm::check_train_options(o); }), "none");
-  o.epochs = 0;
-  EXPECT_EQ(sqlstate_of([&] { lm::check_train_options(o); }), "22023");
-  o = lm::TrainOptions();
-  o.learning_rate = -1;
-  EXPECT_EQ(sqlstate_of([&] { lm::check_train_options(o); }), "22023");
-  o = lm::TrainOptions();
-  o.batch_size = 1;
-  EXPECT_EQ(sqlstate_of([&] { lm::check_train_options(o); }), "22023");
-  o = lm::TrainOptions();
-  o.augmented_views = 8;
-  EXPECT_EQ(sqlstate_of([&] { lm::check_train_options(o); }), "22023");
-  o = lm::TrainOptions();
-  o.margin = 1;
-  EXPECT_EQ(sqlstate_of([&] { lm::check_train_options(o); }), "22023");
-  o = lm::TrainOptions();
-  o.pooled_blocks = 0;
-  EXPECT_EQ(sqlstate_of([&] { lm::check_train_options(o); }), "22023");
-  o.trainable_blocks = 2;
-  o.pooled_blocks = 3;  // blocks 16 (the cached input), 17 and 18
-  EXPECT_EQ(sqlstate_of([&] { lm::check_train_options(o); }), "none");
-  o.pooled_blocks = 4;
-  EXPECT_EQ(sqlstate_of([&] { lm::check_train_options(o); }), "22023");
-  o.trainable_blocks = 0;
-  o.pooled_blocks = 2;
-  EXPECT_EQ(sqlstate_of([&] { lm::check_train_options(o); }), "22023");
+  // The SQLSTATE of check_train_options on the defaults changed by `set`.
+  auto checked = [](const std::function<void(lm::TrainOptions &)> &set) {
+    lm::TrainOptions o;
+    set(o);
+    return sqlstate_of([&] { lm::check_train_options(o); });
+  };
+  EXPECT_EQ(checked([](lm::TrainOptions &) {}), "none");
+  EXPECT_EQ(checked([](lm::TrainOptions &o) { o.epochs = 0; }), "22023");
+  EXPECT_EQ(checked([](lm::TrainOptions &o) { o.learning_rate = -1; }), "22023");
+  EXPECT_EQ(checked([](lm::TrainOptions &o) { o.batch_size = 1; }), "22023");
+  EXPECT_EQ(checked([](lm::TrainOptions &o) { o.augmented_views = 8; }), "22023");
+  EXPECT_EQ(checked([](lm::TrainOptions &o) { o.margin = 1; }), "22023");
+  EXPECT_EQ(checked([](lm::TrainOptions &o) { o.pooled_blocks = 0; }), "22023");
+  // pooled_blocks is bounded by trainable_blocks + 1: blocks 16 (the cached input), 17 and 18
+  // with two trained blocks; only the output itself with none.
+  EXPECT_EQ(checked([](lm::TrainOptions &o) {
+              o.trainable_blocks = 2;
+              o.pooled_blocks = 3;
+            }),
+            "none");
+  EXPECT_EQ(checked([](lm::TrainOptions &o) {
+              o.trainable_blocks = 2;
+              o.pooled_blocks = 4;
+            }),
+            "22023");
+  EXPECT_EQ(checked([](lm::TrainOptions &o) {
+              o.trainable_blocks = 0;
+              o.pooled_blocks = 2;
+            }),
+            "22023");
 }
 
 TEST(ModelTraining, BadBaseAndLabels) {
