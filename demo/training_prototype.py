@@ -148,10 +148,23 @@ def run(a):
 
     with torch.inference_mode():
         b17, b18 = last_blocks()
-        pooled = torch.cat([gpool(b18(b17(maps[s:s + 256].float())))
-                            for s in range(0, len(maps), 256)]) if a.blocks == 0 else None
-        if pooled is not None and a.multi:  # block 16's pooled output beside the last block's
-            pooled = torch.cat([pooled, a.multi * maps.float().mean((2, 3))], 1)
+        pooled = None
+        if a.blocks == 0:
+            parts = {16: [], 17: [], 18: []}
+            for s in range(0, len(maps), 256):
+                x16 = maps[s:s + 256].float()
+                x17 = b17(x16)
+                for n, x in ((16, x16), (17, x17), (18, b18(x17))):
+                    parts[n].append(gpool(x))
+            parts = {n: torch.cat(v) for n, v in parts.items()}
+            extra = [int(n) for n in a.parts.split(",") if n] or ([16] if a.multi else [])
+            if a.equalise:  # each part scaled so that its mean per-dimension spread is the last block's
+                ref = parts[18].std(0).mean()
+                scale = {n: float(ref / parts[n].std(0).mean()) for n in extra}
+                print(f"part scales {scale}", file=sys.stderr)
+            else:
+                scale = {n: a.multi or 1.0 for n in extra}
+            pooled = torch.cat([parts[18]] + [scale[n] * parts[n] for n in extra], 1)
 
     class Head(torch.nn.Module):
         def __init__(self):
@@ -161,8 +174,7 @@ def run(a):
                 self.bins = torch.nn.Sequential(torch.nn.Conv2d(3, 32, 1), torch.nn.ReLU(),
                                                 torch.nn.Conv2d(32, 32, 1))
             n = 1 if a.mode == "shared" else len(labels)
-            if a.multi:
-                extra += 160
+            extra += pooled.shape[1] - 1280 if pooled is not None else 0
             self.proj = torch.nn.ModuleList([torch.nn.Linear(1280 + extra, sub) for _ in range(n)])
             self.proxies = torch.nn.ParameterList(
                 [torch.nn.Parameter(torch.randn(c, sub) * 0.01) for c in classes])
@@ -212,16 +224,34 @@ def run(a):
 
         for epoch in range(a.epochs):
             order, total = train[rng.permutation(len(train))], 0.0
+            if a.pk:  # the shuffled images regrouped into runs of at most pk images of one style group
+                by = {}
+                for i in order:
+                    by.setdefault(pool.groups[i], []).append(i)
+                chunks = [v[c:c + a.pk] for v in by.values() for c in range(0, len(v), a.pk)]
+                chunks = [chunks[j] for j in rng.permutation(len(chunks))]
+                order = np.array([i for c in chunks for i in c])
             for s in range(0, len(order), 32):
                 idx = torch.from_numpy(order[s:s + 32])
                 warm = 0.1 * steps
                 f = (step + 1) / warm if step < warm else 0.5 * (1 + np.cos(np.pi * (step - warm) / (steps - warm)))
                 for g, l0 in zip(opt.param_groups, lr0):
                     g["lr"] = l0 * f
-                _, logits = head(features(idx, True), thumbs[idx])
+                e, logits = head(features(idx, True), thumbs[idx])
                 if a.margin:  # CosFace: the target class's logit lowered by scale * margin
                     logits = [x - a.scale * a.margin * F.one_hot(Y[idx, h], x.shape[1]) for h, x in enumerate(logits)]
                 loss = sum(F.cross_entropy(x, Y[idx, h], label_smoothing=a.smooth) for h, x in enumerate(logits))
+                if a.supcon:  # supervised contrastive loss over the style group within the batch
+                    sim = e @ e.t() / a.temperature
+                    eye = torch.eye(len(idx), dtype=torch.bool)
+                    sim = sim.masked_fill(eye, -1e9)
+                    g = torch.from_numpy(pool.groups[idx.numpy()])
+                    pos = (g[:, None] == g[None, :]) & ~eye
+                    logp = sim - sim.logsumexp(1, keepdim=True)
+                    has = pos.any(1)
+                    if has.any():
+                        sc = -(logp * pos).sum(1)[has] / pos.sum(1)[has]
+                        loss = loss + a.supcon * sc.mean()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -265,6 +295,11 @@ if __name__ == "__main__":
     ap.add_argument("--wd", type=float, default=1e-4, help="AdamW weight decay (train_model's 1e-4)")
     ap.add_argument("--smooth", type=float, default=0.0, help="label smoothing of the cross-entropy")
     ap.add_argument("--margin", type=float, default=0.0, help="CosFace margin of the target class")
+    ap.add_argument("--parts", default="", help="blocks (16,17) whose pooled outputs join the last block's")
+    ap.add_argument("--equalise", type=int, default=0, help="1: scale each part to the last block's spread")
+    ap.add_argument("--supcon", type=float, default=0.0, help="weight of a supervised contrastive loss over groups")
+    ap.add_argument("--temperature", type=float, default=0.1)
+    ap.add_argument("--pk", type=int, default=0, help="batches made of runs of this many images of one group")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--base-lr", type=float, default=3e-4)
     ap.add_argument("--thumb", type=int, default=0, help="1: add a learned colour-histogram branch")

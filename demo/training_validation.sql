@@ -21,7 +21,8 @@
 -- images, salted by the number) in schema train_val_s<split>, models val_s<split>_<variant>;
 -- differences of about 0.01 need several splits (docs/training.md). seed (default 1):
 -- train_model's seed, added to the variant's name as _s<seed> when not 1. pooled (default 1):
--- pooled_blocks, added as _p<pooled>.
+-- pooled_blocks, added as _p<pooled>. tag: a word added to the name (_<tag>), to keep apart
+-- variants that differ by the code they were trained with.
 \set ON_ERROR_STOP on
 \if :{?blocks}
 \else
@@ -75,6 +76,10 @@
 \else
 \set seed 1
 \endif
+\if :{?tag}
+\else
+\set tag ''
+\endif
 \if :{?pooled}
 \else
 \set pooled 1
@@ -87,7 +92,8 @@ SELECT CASE WHEN :'lr'::float8 <> 0.001 THEN '_lr' || :'lr' ELSE '' END
     || CASE WHEN :dims <> 256 THEN '_d' || :dims ELSE '' END
     || CASE WHEN :'margin'::float8 <> 0 THEN '_m' || :'margin' ELSE '' END
     || CASE WHEN :pooled <> 1 THEN '_p' || :pooled ELSE '' END
-    || CASE WHEN :seed <> 1 THEN '_s' || :seed ELSE '' END AS rates,
+    || CASE WHEN :seed <> 1 THEN '_s' || :seed ELSE '' END
+    || CASE WHEN :'tag' <> '' THEN '_' || :'tag' ELSE '' END AS rates,
        CASE WHEN :'resize' = 'stretch' THEN 'mobilenet_v2' ELSE 'mobilenet_v2_' || :'resize' END AS base,
        (SELECT coalesce(string_agg(', p.' || quote_ident(trim(c)), ''), '')
           FROM unnest(string_to_array(nullif(:'extra', ''), ',')) AS c) AS extra_columns,
