@@ -21,7 +21,10 @@
 -- images, salted by the number) in schema train_val_s<split>, models val_s<split>_<variant>;
 -- differences of about 0.01 need several splits (docs/training.md). seed (default 1):
 -- train_model's seed, added to the variant's name as _s<seed> when not 1. pooled (default 1):
--- pooled_blocks, added as _p<pooled>. tag: a word added to the name (_<tag>), to keep apart
+-- pooled_blocks, added as _p<pooled>. held (default 60): how many of the pool's 188 groups of
+-- 4 or more images are held out; another number makes another split (schema
+-- train_val..._h<held>, models val_..._h<held>_<variant>), whose gallery holds more neighbouring
+-- groups and whose training fewer. tag: a word added to the name (_<tag>), to keep apart
 -- variants that differ by the code they were trained with.
 \set ON_ERROR_STOP on
 \if :{?blocks}
@@ -76,6 +79,10 @@
 \else
 \set seed 1
 \endif
+\if :{?held}
+\else
+\set held 60
+\endif
 \if :{?tag}
 \else
 \set tag ''
@@ -97,18 +104,21 @@ SELECT CASE WHEN :'lr'::float8 <> 0.001 THEN '_lr' || :'lr' ELSE '' END
        CASE WHEN :'resize' = 'stretch' THEN 'mobilenet_v2' ELSE 'mobilenet_v2_' || :'resize' END AS base,
        (SELECT coalesce(string_agg(', p.' || quote_ident(trim(c)), ''), '')
           FROM unnest(string_to_array(nullif(:'extra', ''), ',')) AS c) AS extra_columns,
-       CASE WHEN :split = 1 THEN 'train_val' ELSE 'train_val_s' || :split END AS schema,
+       CASE WHEN :split = 1 THEN 'train_val' ELSE 'train_val_s' || :split END
+    || CASE WHEN :held <> 60 THEN '_h' || :held ELSE '' END AS schema,
        CASE WHEN :split = 1 THEN '' ELSE :split::text END AS salt,
-       CASE WHEN :split = 1 THEN 'val_' ELSE 'val_s' || :split || '_' END AS prefix \gset
+       CASE WHEN :split = 1 THEN 'val_' ELSE 'val_s' || :split || '_' END
+    || CASE WHEN :held <> 60 THEN 'h' || :held || '_' ELSE '' END AS prefix \gset
 \set variant b :blocks _e :epochs _g :per_group :rates
 SET client_min_messages = warning;
 SET lookalike.threads = :threads;
 CREATE SCHEMA IF NOT EXISTS :"schema";
 
--- The split, fixed (md5 of a salted group key): 60 of the pool's groups of 4 or more images are
--- held out, each subsampled to 4..12 images (the evaluated catalogue's groups have 4..20, 8.9 on
--- average); 10 % of the 1..3-image groups are held out whole as distractors. Training uses only
--- the other groups, at most :per_group images each (the demo's sampling: md5 of the id).
+-- The split, fixed (md5 of a salted group key): 60 (:held) of the pool's groups of 4 or more
+-- images are held out, each subsampled to 4..12 images (the evaluated catalogue's groups have
+-- 4..20, 8.9 on average); 10 % of the 1..3-image groups are held out whole as distractors.
+-- Training uses only the other groups, at most :per_group images each (the demo's sampling: md5
+-- of the id).
 CREATE TABLE IF NOT EXISTS :"schema".split AS
 WITH p AS (
     SELECT id, format('%s | %s | %s', article_type, base_colour, usage) AS group_key
@@ -117,7 +127,7 @@ g AS (SELECT group_key, count(*) AS n FROM p GROUP BY group_key),
 pick AS (
     SELECT group_key, n,
            CASE WHEN n >= 4
-                THEN row_number() OVER (PARTITION BY n >= 4 ORDER BY md5('lookalike-val' || :'salt' || '|' || group_key)) <= 60
+                THEN row_number() OVER (PARTITION BY n >= 4 ORDER BY md5('lookalike-val' || :'salt' || '|' || group_key)) <= :held
                 ELSE get_byte(decode(md5('lookalike-val' || :'salt' || '|' || group_key), 'hex'), 0) % 10 = 0 END AS held_out,
            4 + get_byte(decode(md5('lookalike-size' || :'salt' || '|' || group_key), 'hex'), 0) % 9 AS val_size
       FROM g)
