@@ -242,7 +242,8 @@ def run(a):
                     logits = [x - a.scale * a.margin * F.one_hot(Y[idx, h], x.shape[1]) for h, x in enumerate(logits)]
                 loss = sum(F.cross_entropy(x, Y[idx, h], label_smoothing=a.smooth) for h, x in enumerate(logits))
                 if a.supcon:  # supervised contrastive loss over the style group within the batch
-                    sim = e @ e.t() / a.temperature
+                    en = F.normalize(e, dim=1)  # (the factor and prob modes' embeddings are not unit length)
+                    sim = en @ en.t() / a.temperature
                     eye = torch.eye(len(idx), dtype=torch.bool)
                     sim = sim.masked_fill(eye, -1e9)
                     g = torch.from_numpy(pool.groups[idx.numpy()])
