@@ -27,7 +27,8 @@
 # (wall-clock 0.90 / 0.62 and 2.55 / 2.43: the load, not the code). BLOCKS=2, load 1.40 -> 2.15:
 # lookalike 156.9 (160.0), eager 137.4 (138.1), 1.14 / 1.16; tuned 158.4 (160.8), 0.99 / 0.99.
 # 2026-12-01, 10 blocks (the default since), load 0.1 -> 1.0: lookalike 34.2 (34.2), eager 26.9
-# (26.9), 1.27 / 1.27; tuned 38.7 (38.7), 0.88 / 0.88.
+# (26.9), 1.27 / 1.27; tuned 38.7 (38.7), 0.88 / 0.88; a second run at the same load: 41.2, eager
+# 24.4, 1.69; tuned 32.1, 1.28 (both sides move 20-30 % between runs on this shared host).
 #
 # Standalone: PGHOST/PGPORT/PGUSER/PGDATABASE of a server with lookalike installed, a superuser;
 # SHARED (default ../shared). TRAIN_IMAGES (default 640) images of the training pool
