@@ -109,8 +109,8 @@ def image(r):
     img = cv2.cvtColor(cv2.imread(f"{data}/images/{r[0]}.jpg", cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     x = ((cv2.resize(img, (224, 224), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255 - mean) / std)
     return torch.from_numpy(x.transpose(2, 0, 1).copy())
-# the frozen blocks optimised for inference as train_model optimises them (traced, frozen,
-# torch.jit.optimize_for_inference), so that both caches round alike to float16
+# the frozen blocks traced to TorchScript and optimised with torch.jit.optimize_for_inference,
+# as train_model optimises its frozen part, so that both caches round alike to float16
 prefix = torch.jit.optimize_for_inference(
     torch.jit.trace(torch.nn.Sequential(*frozen).eval(), image(rows[0]).unsqueeze(0)))
 with torch.inference_mode():  # not timed, like lookalike's caching phase
