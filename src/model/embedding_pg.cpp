@@ -99,6 +99,14 @@ std::vector<char> stored_model_vector(const std::string &name) {
   return bytes;
 }
 
+CheckedModelBytes registered_model_bytes(const std::string &name, const ModelRow &row) {
+  if (row.stored)
+    return checked_stored_bytes("stored model \"" + name + "\"", stored_model_vector(name),
+                                row.sha256);
+  return checked_file_bytes(row.path, row.sha256,
+                            pg::guarded([] { return model::max_model_bytes_setting(); }));
+}
+
 namespace {
 
 // ---- C-style helpers (call PostgreSQL directly; run inside pg::guarded) ---------------------
@@ -166,12 +174,7 @@ CachedModel &get_model(const std::string &name) {
   entry.row = row;
   entry.pre = std::make_unique<Preprocessor>(normalization_of(row));
   configure_threads(threads_now());
-  if (row.stored) {
-    entry.model =
-        Model::load_bytes("stored model \"" + name + "\"", stored_model_vector(name), row.sha256);
-  } else {
-    entry.model = Model::load(row.path, row.sha256, max_model_bytes_now());
-  }
+  entry.model = Model::load_checked(registered_model_bytes(name, row));
   return c.emplace(name, std::move(entry)).first->second;
 }
 

@@ -37,4 +37,9 @@ Normalization normalization_of(const ModelRow &row);
 // XX001 when lookalike.model_data has no row for it.
 std::vector<char> stored_model_vector(const std::string &name);
 
+// The TorchScript bytes of the registered model `name` (row: its registration), from its file
+// (at most lookalike.max_model_bytes) or from lookalike.model_data, checked against the
+// recorded sha256 (XX001 if they changed). Read by image_embedding() and train_model() alike.
+CheckedModelBytes registered_model_bytes(const std::string &name, const ModelRow &row);
+
 }  // namespace lookalike::model

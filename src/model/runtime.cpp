@@ -105,6 +105,34 @@ std::vector<char> read_file(const std::string &path, int64_t max_bytes) {
   return buf;
 }
 
+namespace {
+CheckedModelBytes check_bytes(std::string name, const std::string &where, std::vector<char> bytes,
+                              const std::string &expected_sha256, const char *what,
+                              const char *hint) {
+  std::string digest = sha256_hex(bytes.data(), bytes.size());
+  if (!expected_sha256.empty() && digest != expected_sha256)
+    throw Error(ss::kDataCorrupted, std::string(what) + " has changed since it was registered",
+                "The sha256 of " + where + " is " + digest + "; the registration recorded " +
+                    expected_sha256 + ".",
+                hint);
+  return CheckedModelBytes{std::move(name), std::move(bytes), std::move(digest)};
+}
+}  // namespace
+
+CheckedModelBytes checked_file_bytes(const std::string &path, const std::string &expected_sha256,
+                                     int64_t max_bytes) {
+  return check_bytes(path, "\"" + path + "\"", read_file(path, max_bytes), expected_sha256,
+                     "model file",
+                     "Register the model again (lookalike.unregister_model, "
+                     "lookalike.register_model) if the new file is intended.");
+}
+
+CheckedModelBytes checked_stored_bytes(const std::string &where, std::vector<char> bytes,
+                                       const std::string &expected_sha256) {
+  return check_bytes(where, where, std::move(bytes), expected_sha256, "stored model",
+                     "Train or register the model again.");
+}
+
 // ---- preprocessing ---------------------------------------------------------------------------
 
 void check_normalization(const Normalization &n) {
@@ -338,33 +366,20 @@ const std::string &Model::optimize_error() const { return impl_->optimize_error;
 
 std::unique_ptr<Model> Model::load(const std::string &path, const std::string &expected_sha256,
                                    int64_t max_bytes) {
-  std::vector<char> bytes = read_file(path, max_bytes);
-  std::string digest = sha256_hex(bytes.data(), bytes.size());
-  if (!expected_sha256.empty() && digest != expected_sha256)
-    throw Error(ss::kDataCorrupted, "model file has changed since it was registered",
-                "The sha256 of \"" + path + "\" is " + digest + "; the registration recorded " +
-                    expected_sha256 + ".",
-                "Register the model again (lookalike.unregister_model, lookalike.register_model) "
-                "if the new file is intended.");
-  return from_checked_bytes(path, std::move(bytes), digest);
+  return load_checked(checked_file_bytes(path, expected_sha256, max_bytes));
 }
 
 std::unique_ptr<Model> Model::load_bytes(const std::string &path, std::vector<char> bytes,
                                          const std::string &expected_sha256) {
-  std::string digest = sha256_hex(bytes.data(), bytes.size());
-  if (!expected_sha256.empty() && digest != expected_sha256)
-    throw Error(ss::kDataCorrupted, "stored model has changed since it was registered",
-                "The sha256 of " + path + " is " + digest + "; the registration recorded " +
-                    expected_sha256 + ".",
-                "Train or register the model again.");
-  return from_checked_bytes(path, std::move(bytes), digest);
+  return load_checked(checked_stored_bytes(path, std::move(bytes), expected_sha256));
 }
 
-std::unique_ptr<Model> Model::from_checked_bytes(const std::string &path, std::vector<char> bytes,
-                                                 const std::string &digest) {
+std::unique_ptr<Model> Model::load_checked(CheckedModelBytes checked) {
+  const std::string &path = checked.name;
+  std::vector<char> &bytes = checked.bytes;
   std::unique_ptr<Model> m(new Model());
   m->impl_->path = path;
-  m->impl_->sha256 = digest;
+  m->impl_->sha256 = checked.sha256;
   torch::jit::Module module;
   try {
     std::istringstream in(std::string(bytes.data(), bytes.size()));

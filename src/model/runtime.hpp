@@ -40,6 +40,23 @@ std::string canonical_path(const std::string &path);
 // 54000 (larger than max_bytes, refused before reading).
 std::vector<char> read_file(const std::string &path, int64_t max_bytes = kDefaultMaxModelBytes);
 
+// A model's TorchScript bytes whose sha256 has been computed (once) and checked against its
+// registration. `name` (the file's path, or "stored model \"x\"") names them in messages and is
+// the loaded Model's path().
+struct CheckedModelBytes {
+  std::string name;
+  std::vector<char> bytes;
+  std::string sha256;
+};
+// Reads a model file (read_file, at most max_bytes) and checks its sha256 against
+// expected_sha256 (empty: not checked). Errors as read_file; XX001 "model file has changed".
+CheckedModelBytes checked_file_bytes(const std::string &path, const std::string &expected_sha256,
+                                     int64_t max_bytes = kDefaultMaxModelBytes);
+// The same for bytes held in memory (a model stored in the database, named `where`): XX001
+// "stored model has changed".
+CheckedModelBytes checked_stored_bytes(const std::string &where, std::vector<char> bytes,
+                                       const std::string &expected_sha256);
+
 // How an image becomes input_size x input_size: kStretch resizes it to the square (the aspect
 // ratio is lost; torchvision's Resize((s, s))); kPad keeps the aspect ratio, scales the longer
 // side to input_size, centres it and fills the rest with white, the background of catalogue
@@ -122,6 +139,9 @@ class Model {
   // only names it in messages. XX001 if the bytes' sha256 differs from expected_sha256.
   static std::unique_ptr<Model> load_bytes(const std::string &path, std::vector<char> bytes,
                                            const std::string &expected_sha256);
+  // Loads bytes already read and checked (checked_file_bytes, checked_stored_bytes), hashing
+  // nothing again.
+  static std::unique_ptr<Model> load_checked(CheckedModelBytes checked);
   ~Model();
   Model(const Model &) = delete;
   Model &operator=(const Model &) = delete;
@@ -141,10 +161,6 @@ class Model {
 
  private:
   Model();
-  // Loads TorchScript bytes whose sha256 (digest) load() or load_bytes() has just computed and
-  // checked, so that the bytes are hashed once.
-  static std::unique_ptr<Model> from_checked_bytes(const std::string &path, std::vector<char> bytes,
-                                                   const std::string &digest);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -57,25 +57,11 @@ BaseModel read_base(const std::string &name) {
   BaseModel b;
   b.found = pg::guarded([&] { return lookup_model(name.c_str(), &row); });
   if (!b.found) return b;
-  b.sha256 = row.sha256;
+  if (!row.stored) b.path = row.path;
   b.norm = normalization_of(row);
-  std::string where;
-  if (row.stored) {
-    std::vector<char> stored = stored_model_vector(name);
-    b.bytes.assign(stored.begin(), stored.end());
-    where = "stored model \"" + name + "\"";
-  } else {
-    b.path = row.path;
-    std::vector<char> file =
-        read_file(b.path, pg::guarded([] { return model::max_model_bytes_setting(); }));
-    b.bytes.assign(file.begin(), file.end());
-    where = "\"" + b.path + "\"";
-  }
-  std::string digest = sha256_hex(b.bytes.data(), b.bytes.size());
-  if (digest != b.sha256)
-    throw Error(sqlstate::kDataCorrupted, "base model has changed since it was registered",
-                "The sha256 of " + where + " is " + digest + "; the registration recorded " +
-                    b.sha256 + ".");
+  CheckedModelBytes checked = registered_model_bytes(name, row);
+  b.sha256 = std::move(checked.sha256);
+  b.bytes.assign(checked.bytes.begin(), checked.bytes.end());
   return b;
 }
 
