@@ -13,16 +13,16 @@
 #     $SHARED/data/fashion-train, loaded into fashion_train.products) -- never on FASHION_DIR --
 #     unless a model trained on the same data with the same parameters is kept in
 #     DEMO_OUT/learned-<key>.pt from an earlier run (then it is registered from that file);
-#     TRAIN_EPOCHS (default 2), TRAIN_BLOCKS (trainable_blocks, default 10: MobileNetV2's blocks
-#     9-18 and a head), TRAIN_PER_GROUP (default 100: at most 100 images of each (article
+#     TRAIN_EPOCHS (default 3), TRAIN_BLOCKS (trainable_blocks, default 15: MobileNetV2's blocks
+#     4-18 and a head), TRAIN_PER_GROUP (default 100: at most 100 images of each (article
 #     type, colour, usage) group, a seeded choice, 12,312 of the pool's 19,918 images, to stay
 #     within the 20-minute budget; 0 = every image): the variant chosen on held-out groups of
 #     the training pool (docs/training.md); TRAIN_RESIZE (default pad: the learned model and its
 #     base, registered again as mobilenet_v2_pad, keep the images' aspect ratio on a white
 #     square; stretch: as the cnn method); TRAIN_MARGIN (train_model's margin, default 0);
 #     TRAIN_POOLED (train_model's pooled_blocks, default 3: the pooled outputs of blocks 16-18);
-#     TRAIN_THREADS (lookalike.threads while training,
-#     default 1: on the shared 2-core machine one thread trained 2-3x faster than two) and
+#     TRAIN_THREADS (lookalike.threads while training, default 2: the demo trains with nothing
+#     else running; on a machine whose other core is busy, 1 trains 2-3x faster than 2) and
 #     TRAIN=0 (skip the learned method) adjust it.
 # Environment: LOOKALIKE_DSN (libpq connection string of an existing server with lookalike
 # installed), FASHION_DIR, MODEL, SHARED, DEMO_PORT, DEMO_OUT (default build/demo: logs, report,
@@ -36,9 +36,9 @@ FASHION_DIR=${FASHION_DIR:-$SHARED/data/fashion}
 FASHION_DIR=$(cd "$FASHION_DIR" && pwd)
 MODEL=${MODEL:-$SHARED/models/mobilenet_v2-imagenet-features.pt}
 TRAIN_DIR=${TRAIN_DIR:-$SHARED/data/fashion-train}
-TRAIN_EPOCHS=${TRAIN_EPOCHS:-2}
-TRAIN_BLOCKS=${TRAIN_BLOCKS:-10}
-TRAIN_THREADS=${TRAIN_THREADS:-1}
+TRAIN_EPOCHS=${TRAIN_EPOCHS:-3}
+TRAIN_BLOCKS=${TRAIN_BLOCKS:-15}
+TRAIN_THREADS=${TRAIN_THREADS:-2}
 TRAIN_PER_GROUP=${TRAIN_PER_GROUP:-100}
 TRAIN_RESIZE=${TRAIN_RESIZE:-pad}
 TRAIN_MARGIN=${TRAIN_MARGIN:-0}
