@@ -84,7 +84,7 @@ struct Trainer::Impl {
   std::vector<at::Tensor> cache;
   std::vector<int64_t> chunk_start;
   int64_t rows = 0;
-  std::vector<int32_t> labels;    // images x heads
+  std::vector<int32_t> labels;  // images x heads
   int64_t n = 0;
   std::vector<int64_t> item_shape;  // shape of one cached output
   at::Tensor weight, bias;          // projection
@@ -314,8 +314,8 @@ at::Tensor batch_input(Trainer::Impl &I, const std::vector<int64_t> &idx) {
   std::vector<at::Tensor> picked;
   picked.reserve(rows.size());
   for (int64_t r : rows) {
-    const size_t c = size_t(std::upper_bound(I.chunk_start.begin(), I.chunk_start.end(), r) -
-                            I.chunk_start.begin()) - 1;
+    const auto next = std::upper_bound(I.chunk_start.begin(), I.chunk_start.end(), r);
+    const size_t c = size_t(next - I.chunk_start.begin()) - 1;
     picked.push_back(I.cache[c].select(0, r - I.chunk_start[c]));
   }
   at::Tensor x = torch::stack(picked).to(torch::kFloat32);
