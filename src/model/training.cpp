@@ -77,13 +77,12 @@ struct Trainer::Impl {
   at::Tensor first_input;                  // the first image added (save()'s check)
   bool checked = false;
   // float16 chunks of frozen outputs, one per add(); chunk_start[i] is the first row of chunk i
-  // (rows: images x (1 + augmented_views)). Batches gather their rows from the chunks, which are
-  // never concatenated: one copy of the cache is all the memory it takes (concatenating them at
-  // the first epoch had put a second copy beside it for a moment: 4.06 against 3.45 GB peak with
-  // the demo's 1.8 GB cache).
+  // (a row per view: image i's views are rows i * (1 + augmented_views) onwards). Batches gather
+  // their rows from the chunks, which are never concatenated: one copy of the cache is all the
+  // memory it takes (concatenating them at the first epoch had put a second copy beside it for a
+  // moment: 4.06 against 3.45 GB peak with the demo's 1.8 GB cache).
   std::vector<at::Tensor> cache;
   std::vector<int64_t> chunk_start;
-  int64_t rows = 0;
   std::vector<int32_t> labels;  // images x heads
   int64_t n = 0;
   std::vector<int64_t> item_shape;  // shape of one cached output
@@ -244,8 +243,7 @@ void Trainer::add(const float *input, int n, int size, const int32_t *labels) {
     I.first_input = x.slice(0, 0, 1).clone();
     I.checked = true;
   }
-  I.chunk_start.push_back(I.rows);
-  I.rows += y.size(0);
+  I.chunk_start.push_back(I.n * (1 + I.opt.augmented_views));
   I.cache.push_back(y.to(torch::kHalf).contiguous());
   I.labels.insert(I.labels.end(), labels, labels + size_t(n) * size_t(I.heads));
   I.n += n;

@@ -46,7 +46,6 @@ constexpr int kMaxLabelColumns = 16;
 
 struct BaseModel {
   bool found = false;
-  std::string path;  // empty: stored in the database
   std::string sha256;
   Normalization norm;
   std::string bytes;
@@ -57,7 +56,6 @@ BaseModel read_base(const std::string &name) {
   BaseModel b;
   b.found = pg::guarded([&] { return lookup_model(name.c_str(), &row); });
   if (!b.found) return b;
-  if (!row.stored) b.path = row.path;
   b.norm = normalization_of(row);
   CheckedModelBytes checked = registered_model_bytes(name, row);
   b.sha256 = std::move(checked.sha256);
@@ -464,8 +462,8 @@ LOOKALIKE_FUNCTION(lookalike_train_model) {
   // The result must load and run like any registered model.
   int dims;
   {
-    std::unique_ptr<Model> check =
-        Model::load_bytes("the trained model", std::vector<char>(bytes.begin(), bytes.end()), sha);
+    std::unique_ptr<Model> check = Model::load_checked(
+        CheckedModelBytes{"the trained model", std::vector<char>(bytes.begin(), bytes.end()), sha});
     dims = check->probe_dims(base.norm);
   }
   const double seconds =
