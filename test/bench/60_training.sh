@@ -3,8 +3,9 @@
 # over the cached frozen outputs: the per-epoch seconds recorded in lookalike.model_data.training)
 # with trainable_blocks => BLOCKS (default 10, the demo's method until 2026-12-01's second
 # session; the demo now trains 15 blocks, which this bench's loss check does not pass yet,
-# docs/training.md: MobileNetV2 blocks 9-18 on cached 64x14x14 float16 maps of block 8 at 224 px; BLOCKS=6: blocks 13-18 on block 12's
-# 96x14x14 maps; BLOCKS=2: blocks 17-18 on 160x7x7 maps)
+# docs/training.md): MobileNetV2 blocks 9-18 on cached 64x14x14 float16 maps of block 8 at
+# 224 px; BLOCKS=6: blocks 13-18 on block 12's 96x14x14 maps; BLOCKS=2: blocks 17-18 on
+# 160x7x7 maps)
 # and pooled_blocks => POOLED (default 3, the demo's: the projection reads the pooled outputs of
 # blocks 16, 17 and 18; POOLED=1: the last block's only)
 # against a PyTorch eager loop of the same computation in the same run: Debian's torch, the last
