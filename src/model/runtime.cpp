@@ -23,11 +23,13 @@
 #include <opencv2/core/utility.hpp>
 #include <opencv2/imgproc.hpp>
 #include <torch/csrc/jit/api/module.h>
+#include <caffe2/serialize/read_adapter_interface.h>
 #include <torch/csrc/jit/serialization/import.h>
 #include <torch/script.h>
 
 #include "common/errors.hpp"
 #include "image/decode.hpp"
+#include "model/torchscript_load.hpp"
 
 namespace lookalike::model {
 namespace ss = lookalike::sqlstate;
@@ -347,7 +349,28 @@ std::string shape_text(const at::Tensor &t) {
   return s.str();
 }
 
+// The bytes of a TorchScript archive, read in place by torch::jit::load's zip reader.
+class BytesReadAdapter : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  BytesReadAdapter(const char *data, size_t size) : data_(data), size_(size) {}
+  size_t size() const override { return size_; }
+  size_t read(uint64_t pos, void *buf, size_t n, const char * /*what*/) const override {
+    if (pos >= size_) return 0;
+    n = std::min<uint64_t>(n, size_ - pos);
+    std::memcpy(buf, data_ + pos, n);
+    return n;
+  }
+
+ private:
+  const char *data_;
+  size_t size_;
+};
+
 }  // namespace
+
+torch::jit::Module load_torchscript(const char *data, size_t size) {
+  return torch::jit::load(std::make_shared<BytesReadAdapter>(data, size), c10::Device(c10::kCPU));
+}
 
 // ---- the model -------------------------------------------------------------------------------
 
@@ -382,10 +405,9 @@ std::unique_ptr<Model> Model::load_checked(CheckedModelBytes checked) {
   m->impl_->sha256 = checked.sha256;
   torch::jit::Module module;
   try {
-    std::istringstream in(std::string(bytes.data(), bytes.size()));
+    module = load_torchscript(bytes.data(), bytes.size());
     bytes.clear();
     bytes.shrink_to_fit();
-    module = torch::jit::load(in, c10::Device(c10::kCPU));
   } catch (const std::exception &e) {
     std::string what = e.what();
     if (what.size() > 300) what = what.substr(0, 300) + "...";

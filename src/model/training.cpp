@@ -13,6 +13,7 @@
 
 #include "common/errors.hpp"
 #include "model/runtime.hpp"
+#include "model/torchscript_load.hpp"
 
 namespace lookalike::model {
 namespace ss = lookalike::sqlstate;
@@ -112,7 +113,7 @@ struct Trainer::Impl {
   at::Tensor embed(at::Tensor x) { return torch::addmm(bias, pooled(std::move(x)), weight.t()); }
 };
 
-Trainer::Trainer(const std::string &bytes, const TrainOptions &options, int heads)
+Trainer::Trainer(std::string_view bytes, const TrainOptions &options, int heads)
     : impl_(std::make_unique<Impl>()) {
   check_train_options(options);
   auto &I = *impl_;
@@ -122,8 +123,7 @@ Trainer::Trainer(const std::string &bytes, const TrainOptions &options, int head
   I.heads = heads;
   I.rng.seed(options.seed);
   try {
-    std::istringstream in(bytes);
-    I.base = torch::jit::load(in, c10::Device(c10::kCPU));
+    I.base = load_torchscript(bytes.data(), bytes.size());
   } catch (const std::exception &e) {
     throw Error(ss::kInvalidParameterValue, "could not load the base model as TorchScript",
                 first_line(e));

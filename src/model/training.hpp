@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lookalike::model {
@@ -64,7 +65,7 @@ class Trainer {
   // base: the TorchScript bytes of the base encoder; heads: the number of label columns
   // (>= 1). Errors: 22023 not TorchScript, or trainable_blocks not less than the number of
   // blocks; 0A000 trainable_blocks > 0 on a module without a `features` sequence.
-  Trainer(const std::string &base, const TrainOptions &options, int heads);
+  Trainer(std::string_view base, const TrainOptions &options, int heads);
   ~Trainer();
   Trainer(const Trainer &) = delete;
   Trainer &operator=(const Trainer &) = delete;

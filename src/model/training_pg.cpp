@@ -48,7 +48,7 @@ struct BaseModel {
   bool found = false;
   std::string sha256;
   Normalization norm;
-  std::string bytes;
+  std::vector<char> bytes;
 };
 
 BaseModel read_base(const std::string &name) {
@@ -59,7 +59,7 @@ BaseModel read_base(const std::string &name) {
   b.norm = normalization_of(row);
   CheckedModelBytes checked = registered_model_bytes(name, row);
   b.sha256 = std::move(checked.sha256);
-  b.bytes.assign(checked.bytes.begin(), checked.bytes.end());
+  b.bytes = std::move(checked.bytes);
   return b;
 }
 
@@ -434,7 +434,7 @@ LOOKALIKE_FUNCTION(lookalike_train_model) {
   const auto t0 = std::chrono::steady_clock::now();
 
   TrainingQuery query = open_training_query(call.query);
-  Trainer trainer(base.bytes, call.opt, query.heads());
+  Trainer trainer(std::string_view(base.bytes.data(), base.bytes.size()), call.opt, query.heads());
   base.bytes.clear();
   base.bytes.shrink_to_fit();
   Preprocessor pre(base.norm);

@@ -131,6 +131,19 @@ TEST(ModelLoad, Errors) {
   EXPECT_EQ(sqlstate_of([] { lm::Model::load(kFeatures, std::string(64, '0')); }), "XX001");
 }
 
+// Stored bytes are read in place (no copy): an archive cut short, or cut to nothing, is refused
+// as not TorchScript (22023), never read past its end; the whole archive loads.
+TEST(ModelLoad, StoredBytesCutShortAreRefused) {
+  const std::vector<char> whole = lm::read_file(kFeatures);
+  for (size_t keep : {size_t(0), size_t(22), whole.size() / 2, whole.size() - 1}) {
+    std::vector<char> cut(whole.begin(), whole.begin() + keep);
+    const std::string sha = lm::sha256_hex(cut.data(), cut.size());
+    EXPECT_EQ(sqlstate_of([&] { lm::Model::load_bytes("cut", cut, sha); }), "22023") << keep;
+  }
+  const std::string sha = lm::sha256_hex(whole.data(), whole.size());
+  EXPECT_EQ(lm::Model::load_bytes("whole", whole, sha)->sha256(), sha);
+}
+
 // /dev/zero was read until allocation failed, a FIFO blocked the backend.
 TEST(ModelLoad, RefusesNonRegularAndOversizedFiles) {
   EXPECT_EQ(sqlstate_of([] { lm::read_file("/dev/zero"); }), "58030");
