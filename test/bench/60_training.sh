@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark: lookalike.train_model() training throughput (images/s of forward + backward + step
 # over the cached frozen outputs: the per-epoch seconds recorded in lookalike.model_data.training)
-# with trainable_blocks => BLOCKS (default 10, the demo's method until 2026-12-01's second
-# session; the demo now trains 15 blocks, which this bench's loss check does not pass yet,
-# docs/training.md): MobileNetV2 blocks 9-18 on cached 64x14x14 float16 maps of block 8 at
-# 224 px; BLOCKS=6: blocks 13-18 on block 12's 96x14x14 maps; BLOCKS=2: blocks 17-18 on
+# with trainable_blocks => BLOCKS (default 15, the demo's method: MobileNetV2 blocks 4-18 on
+# cached 24x56x56 float16 maps of block 3 at 224 px; BLOCKS=10: blocks 9-18 on block 8's
+# 64x14x14 maps; BLOCKS=6: blocks 13-18 on block 12's 96x14x14 maps; BLOCKS=2: blocks 17-18 on
 # 160x7x7 maps)
 # and pooled_blocks => POOLED (default 3, the demo's: the projection reads the pooled outputs of
 # blocks 16, 17 and 18; POOLED=1: the last block's only)
@@ -15,9 +14,10 @@
 # the same image order and flips (train_model's mt19937_64 reproduced), the same initial head
 # (torch.manual_seed), the same thread count, torch.set_flush_denormal(True); and against the
 # same loop with lookalike's two step-mechanics optimisations (channels-last maps, malloc
-# thresholds). It is the same work: the bench fails unless every epoch's mean loss of both Python
-# loops is within 0.1 % of lookalike's. Then the caching rate of train_model (decode + the
-# 19 - BLOCKS frozen blocks per image) and the embedding rate of the trained model, both against
+# thresholds). It is the same work: the bench fails unless each epoch's mean loss of both Python
+# loops is within 0.15 % of lookalike's in the first epoch and 1 % in later ones (below). Then
+# the caching rate of train_model (decode + the 19 - BLOCKS frozen blocks per image) and the
+# embedding rate of the trained model, both against
 # image_embeddings() with the base model over the same images in a warm backend. JSON lines;
 # ratio > 1: lookalike is faster; cpu_ratio: the same per second of CPU time of each process
 # (steadier than wall-clock time on a loaded machine).
@@ -34,7 +34,7 @@
 #
 # Standalone: PGHOST/PGPORT/PGUSER/PGDATABASE of a server with lookalike installed, a superuser;
 # SHARED (default ../shared). TRAIN_IMAGES (default 640) images of the training pool
-# ($SHARED/data/fashion-train), EPOCHS (default 2), BLOCKS (default 10), POOLED (default 3),
+# ($SHARED/data/fashion-train), EPOCHS (default 2), BLOCKS (default 15), POOLED (default 3),
 # THREADS (default 1).
 set -euo pipefail
 root=${LOOKALIKE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -43,7 +43,7 @@ SHARED=$(cd "$SHARED" && pwd)
 threads=${THREADS:-1}
 n=${TRAIN_IMAGES:-640}
 epochs=${EPOCHS:-2}
-blocks=${BLOCKS:-10}
+blocks=${BLOCKS:-15}
 pooled=${POOLED:-3}
 model=$SHARED/models/mobilenet_v2-imagenet-features.pt
 data=$SHARED/data/fashion-train
@@ -195,7 +195,14 @@ read -r ref_tuned ref_tuned_cpu ref_tuned_losses <<<"$(MALLOC_MMAP_THRESHOLD_=26
 
 # ---- the same work: each epoch's mean loss agrees between lookalike and both Python loops ------
 # (same cached maps up to float16 rounding of the frozen part's two implementations, same order,
-# flips, initial head, learning rates; float32 sums in another order: 1e-3 is several decimals)
+# flips, initial head, learning rates; float32 sums in another order): the first epoch within
+# 0.15 %, later epochs within 1 %. Rounding alone moves later epochs more, the more blocks are
+# trained: with fifteen blocks (640 images, 2 epochs, 2026-12-01) the eager loop's own losses
+# moved 0.02-0.07 % in epoch 1 and 0.08-0.38 % in epoch 2 when one float16 step up or down was
+# put into 1 % of its cached values (three seeds); lookalike differed from it by 0.08 % and
+# 0.27 %. A 10 % larger learning rate for the blocks moved epoch 1 by 0.26 % and epoch 2 by
+# 1.8 %, leaving out the flips 2.6 % and 8.6 %; with ten blocks lookalike and the eager loop
+# agree to 0.05 %.
 ours_losses=$(psql_q -At -c "SELECT string_agg(round((e->>'loss')::numeric, 6)::text, ',' ORDER BY (e->>'epoch')::int)
   FROM lookalike.model_data, jsonb_array_elements(training->'history') e WHERE name = 'bench_learned'")
 python3 -c "
@@ -203,7 +210,8 @@ import sys
 ours = [float(v) for v in sys.argv[1].split(',')]
 for name, ref in (('eager', sys.argv[2]), ('tuned', sys.argv[3])):
     ref = [float(v) for v in ref.split(',')]
-    if len(ref) != len(ours) or any(abs(a - b) > 1e-3 * max(1, abs(a)) for a, b in zip(ours, ref)):
+    if len(ref) != len(ours) or any(abs(a - b) > (1.5e-3 if e == 0 else 1e-2) * max(1, abs(a))
+                                    for e, (a, b) in enumerate(zip(ours, ref))):
         sys.exit('60_training: the losses differ: lookalike %s, Python (%s) %s' % (ours, name, ref))
 " "$ours_losses" "$ref_losses" "$ref_tuned_losses"
 
