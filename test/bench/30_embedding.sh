@@ -15,8 +15,11 @@
 #   REF_IMAGES=n    images the plain reference embeds (default 320 = 10 of its batches; it runs
 #                   at a few images/s with Debian's torch, so all 6,217 would take long; its
 #                   rate per image does not depend on the count)
-#   REF_OPT_IMAGES=n  images for the second reference, the same Python pipeline with the model
-#                   passed through torch.jit.optimize_for_inference (default 640)
+#   REF_OPT_IMAGES=n  images for the second and third references: the same Python pipeline with
+#                   the model passed through torch.jit.optimize_for_inference (default 640), and
+#                   that again with glibc's malloc thresholds raised as lookalike's TensorHeap
+#                   raises them (the reference at its best: on the 2-core VMs page faults made it
+#                   8 times slower without them, docs/model.md)
 set -euo pipefail
 root=${LOOKALIKE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 SHARED=${SHARED:-$root/../shared}
@@ -98,6 +101,7 @@ PY
 }
 ref_plain=$(ref "$ref_images" plain)
 ref_opt=$(ref "$ref_opt_images" optimized)
+ref_tuned=$(MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=536870912 ref "$ref_opt_images" optimized)
 
 json() {  # name value reference reference_value extra
   python3 -c "import json,sys; v,r=float(sys.argv[2]),float(sys.argv[4]); print(json.dumps({'name': sys.argv[1], 'value': v, 'unit': 'images/s', 'reference': sys.argv[3], 'reference_value': r, 'ratio': round(v / r, 2), **json.loads(sys.argv[5])}))" "$@"
@@ -107,6 +111,9 @@ json embedding_mobilenet_v2_table "$ours" \
   "{\"images\": $n, \"reference_images\": $ref_images, \"threads\": $threads}"
 json embedding_mobilenet_v2_table_vs_optimized_python "$ours" \
   "cnn() with torch.jit.optimize_for_inference(freeze(model)), flush-to-zero, same threads" "$ref_opt" \
+  "{\"images\": $n, \"reference_images\": $ref_opt_images, \"threads\": $threads}"
+json embedding_mobilenet_v2_table_vs_tuned_python "$ours" \
+  "cnn() optimized as above, with lookalike's malloc thresholds (MALLOC_MMAP_THRESHOLD_ 256 MB, MALLOC_TRIM_THRESHOLD_ 512 MB), same threads" "$ref_tuned" \
   "{\"images\": $n, \"reference_images\": $ref_opt_images, \"threads\": $threads}"
 json embedding_embed_table_batched "$batched" \
   "image_embeddings() in one statement, same run (target: ratio >= 0.95)" "$ours" \
