@@ -18,9 +18,10 @@
 #   REF_OPT_IMAGES=n  images for the second and third references: the same Python pipeline with
 #                   the model passed through torch.jit.optimize_for_inference (default 640), and
 #                   that again with glibc's malloc thresholds raised as lookalike's TensorHeap
-#                   raises them (the reference at its best: on the 2-core VMs page faults made it
-#                   8 times slower without them, docs/model.md)
+#                   raises them (the reference at its best: on the 2-core VMs page faults made the
+#                   pipeline 5 times slower without them, docs/model.md)
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 root=${LOOKALIKE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 SHARED=${SHARED:-$root/../shared}
 SHARED=$(cd "$SHARED" && pwd)
@@ -101,7 +102,7 @@ PY
 }
 ref_plain=$(ref "$ref_images" plain)
 ref_opt=$(ref "$ref_opt_images" optimized)
-ref_tuned=$(MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=536870912 ref "$ref_opt_images" optimized)
+ref_tuned=$(tensorheap_malloc ref "$ref_opt_images" optimized)
 
 json() {  # name value reference reference_value extra
   python3 -c "import json,sys; v,r=float(sys.argv[2]),float(sys.argv[4]); print(json.dumps({'name': sys.argv[1], 'value': v, 'unit': 'images/s', 'reference': sys.argv[3], 'reference_value': r, 'ratio': round(v / r, 2), **json.loads(sys.argv[5])}))" "$@"

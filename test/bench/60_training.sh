@@ -37,6 +37,7 @@
 # ($SHARED/data/fashion-train), EPOCHS (default 2), BLOCKS (default 15), POOLED (default 3),
 # THREADS (default 1).
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 root=${LOOKALIKE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 SHARED=${SHARED:-$root/../shared}
 SHARED=$(cd "$SHARED" && pwd)
@@ -191,7 +192,7 @@ PY
 read -r ref ref_cpu ref_losses <<<"$(reference 0)"
 # The same loop with lookalike's two step-mechanics optimisations: channels-last feature maps and
 # glibc's malloc thresholds raised as lookalike.TensorHeap does (freed activations stay mapped).
-read -r ref_tuned ref_tuned_cpu ref_tuned_losses <<<"$(MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=536870912 reference 1)"
+read -r ref_tuned ref_tuned_cpu ref_tuned_losses <<<"$(tensorheap_malloc reference 1)"
 
 # ---- the same work: each epoch's mean loss agrees between lookalike and both Python loops ------
 # (same cached maps up to float16 rounding of the frozen part's two implementations, same order,

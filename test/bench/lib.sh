@@ -13,3 +13,11 @@ best_of_interleaved() {
     ref=$(awk -v a="$ref" -v b="$r" 'BEGIN { print (a == "" || b < a) ? b : a }')
   done
 }
+
+# tensorheap_malloc CMD...: runs CMD with glibc's malloc thresholds raised as lookalike's
+# TensorHeap raises them during a call (src/model/runtime.hpp: mmap 256 MB, trim 512 MB), so that
+# a Python reference keeps its freed activation buffers mapped as lookalike does: the reference at
+# its best (page faults are expensive on the 2-core VMs, docs/model.md).
+tensorheap_malloc() {
+  MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=536870912 "$@"
+}
