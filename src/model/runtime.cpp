@@ -13,6 +13,7 @@
 #include <random>
 #include <sstream>
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <sys/stat.h>
@@ -247,6 +248,21 @@ void prepare_batch(const Preprocessor &pre, const EncodedImage *images, int n, i
 
 // ---- threads and the FPU state ---------------------------------------------------------------
 
+// LibTorch's matrix products go to the system's libblas.so.3. Where that is OpenBLAS
+// (libopenblas0-pthread, which scripts/setup-debian.sh installs: sgemm about 13 times faster
+// than Debian's reference BLAS), OpenBLAS keeps a pool of its own, one thread per CPU, whose
+// workers spin between calls: at 2 threads a batch of 4 images cost twice the CPU time of 1
+// (docs/model.md, "BLAS"). OpenBLAS therefore runs in the calling thread only, inside LibTorch's
+// pool, where flush-to-zero is set too. Only a library already loaded is looked up
+// (RTLD_NOLOAD); with the reference BLAS there is nothing to cap.
+void cap_openblas_threads() {
+  void *lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
+  if (!lib) return;
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(dlsym(lib, "openblas_set_num_threads"))) set(1);
+  dlclose(lib);  // drops the reference RTLD_NOLOAD took; the library stays loaded
+}
+
 void configure_threads(int threads) {
   static int current = -1;
   // Never more threads than CPUs online: lookalike.threads allows up to 256, and threads beyond
@@ -264,6 +280,7 @@ void configure_threads(int threads) {
     // OpenCV (TBB here) would start its own pool for resize; we parallelise over images in
     // the intra-op pool instead, so OpenCV runs sequentially.
     cv::setNumThreads(0);
+    cap_openblas_threads();
   }
   if (threads != current) {
     at::set_num_threads(threads);

@@ -14,10 +14,12 @@ best_of_interleaved() {
   done
 }
 
-# tensorheap_malloc CMD...: runs CMD with glibc's malloc thresholds raised as lookalike's
+# as_lookalike_runs CMD...: runs CMD with glibc's malloc thresholds raised as lookalike's
 # TensorHeap raises them during a call (src/model/runtime.hpp: mmap 256 MB, trim 512 MB), so that
-# a Python reference keeps its freed activation buffers mapped as lookalike does: the reference at
-# its best (page faults are expensive on the 2-core VMs, docs/model.md).
-tensorheap_malloc() {
-  MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=536870912 "$@"
+# a Python reference keeps its freed activation buffers mapped as lookalike does (page faults are
+# expensive on the 2-core VMs, docs/model.md), and OpenBLAS, where it is the system's BLAS, held
+# to the calling thread as lookalike holds it (its workers spin between calls, docs/model.md,
+# "BLAS"): the reference at its best.
+as_lookalike_runs() {
+  MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=536870912 OPENBLAS_NUM_THREADS=1 "$@"
 }

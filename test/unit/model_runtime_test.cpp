@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include <dlfcn.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -299,6 +300,22 @@ TEST(ModelThreads, NeverMoreThanTheCpus) {
   EXPECT_EQ(at::get_num_threads(), 1);
   lm::configure_threads(1);
   EXPECT_EQ(at::get_num_threads(), 1);
+}
+
+// Where the system's BLAS is OpenBLAS (scripts/setup-debian.sh installs libopenblas0-pthread),
+// its own pool is held to the calling thread whatever lookalike.threads says: its workers spin
+// between calls. OpenBLAS starts with one thread per CPU, so on a machine with two or more CPUs
+// this fails without the cap.
+TEST(ModelThreads, OpenBlasRunsInTheCallingThread) {
+  void *lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
+  if (!lib) GTEST_SKIP() << "the system's BLAS is not OpenBLAS";
+  auto get = reinterpret_cast<int (*)()>(dlsym(lib, "openblas_get_num_threads"));
+  ASSERT_NE(get, nullptr);
+  lm::configure_threads(2);
+  EXPECT_EQ(get(), 1);
+  lm::configure_threads(1);
+  EXPECT_EQ(get(), 1);
+  dlclose(lib);
 }
 
 namespace {
