@@ -249,17 +249,21 @@ void prepare_batch(const Preprocessor &pre, const EncodedImage *images, int n, i
 // ---- threads and the FPU state ---------------------------------------------------------------
 
 // LibTorch's matrix products go to the system's libblas.so.3. Where that is OpenBLAS
-// (libopenblas0-pthread, which scripts/setup-debian.sh installs: sgemm about 13 times faster
-// than Debian's reference BLAS), OpenBLAS keeps a pool of its own, one thread per CPU, whose
-// workers spin between calls: at 2 threads a batch of 4 images cost twice the CPU time of 1
-// (docs/model.md, "BLAS"). OpenBLAS therefore runs in the calling thread only, inside LibTorch's
-// pool, where flush-to-zero is set too. Only a library already loaded is looked up
-// (RTLD_NOLOAD); with the reference BLAS there is nothing to cap.
-void cap_openblas_threads() {
+// (scripts/setup-debian.sh installs libopenblas0-openmp: sgemm about 13 times faster than
+// Debian's reference BLAS), its thread count is set with LibTorch's (docs/model.md, "BLAS"):
+// - the OpenMP build (openblas_get_parallel() == 2) runs in LibTorch's own OpenMP pool, started
+//   on first use, so it gets `threads`, as LibTorch does;
+// - the pthread build (== 1, libopenblas0-pthread) has a pool of its own, started when the
+//   library loads, whose workers spin between calls (at 2 threads a batch of 4 images cost twice
+//   the CPU time of 1); it runs in the calling thread only, inside LibTorch's pool, where
+//   flush-to-zero is set as well.
+// Only a library already loaded is looked up (RTLD_NOLOAD); the reference BLAS has no threads.
+void size_openblas_threads(int threads) {
   void *lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
   if (!lib) return;
-  using SetThreads = void (*)(int);
-  if (auto set = reinterpret_cast<SetThreads>(dlsym(lib, "openblas_set_num_threads"))) set(1);
+  auto set = reinterpret_cast<void (*)(int)>(dlsym(lib, "openblas_set_num_threads"));
+  auto parallel = reinterpret_cast<int (*)()>(dlsym(lib, "openblas_get_parallel"));
+  if (set) set(parallel && parallel() == 2 ? threads : 1);
   dlclose(lib);  // drops the reference RTLD_NOLOAD took; the library stays loaded
 }
 
@@ -280,10 +284,10 @@ void configure_threads(int threads) {
     // OpenCV (TBB here) would start its own pool for resize; we parallelise over images in
     // the intra-op pool instead, so OpenCV runs sequentially.
     cv::setNumThreads(0);
-    cap_openblas_threads();
   }
   if (threads != current) {
     at::set_num_threads(threads);
+    size_openblas_threads(threads);
     current = threads;
   }
 }

@@ -91,11 +91,13 @@ class Preprocessor {
 // Sizes the thread pools of this process: LibTorch's intra-op pool (OpenMP) gets `threads`, at
 // most the number of CPUs online;
 // the inter-op pool is fixed at 1 (it can be set only once per process), OpenCV runs
-// sequentially inside our own pool; OpenBLAS, when it is the system's BLAS, runs in the
-// calling thread (cap_openblas_threads). Cheap when nothing changes; creates no thread by itself.
+// sequentially inside our own pool; OpenBLAS, when it is the system's BLAS, gets `threads` too
+// if it is the OpenMP build (the same pool), one thread if the pthread build
+// (size_openblas_threads). Cheap when nothing changes; creates no thread by itself.
 void configure_threads(int threads);
-// Sets OpenBLAS, if this process has loaded it, to run in the calling thread only.
-void cap_openblas_threads();
+// Sizes OpenBLAS, if this process has loaded it: `threads` for its OpenMP build, 1 for its
+// pthread build (whose own workers spin between calls).
+void size_openblas_threads(int threads);
 
 // Flush-to-zero and denormals-are-zero in this thread and in the intra-op pool's threads while
 // alive; each thread's previous MXCSR is restored by the destructor.

@@ -18,7 +18,7 @@
 #   REF_OPT_IMAGES=n  images for the second and third references: the same Python pipeline with
 #                   the model passed through torch.jit.optimize_for_inference (default 640), and
 #                   that again with glibc's malloc thresholds raised as lookalike's TensorHeap
-#                   raises them and OpenBLAS held to one thread as lookalike holds it (the
+#                   raises them, OpenBLAS sized as lookalike sizes it (the
 #                   reference at its best: on the 2-core VMs page faults made the pipeline 5
 #                   times slower without the thresholds, docs/model.md)
 set -euo pipefail
@@ -115,7 +115,7 @@ json embedding_mobilenet_v2_table_vs_optimized_python "$ours" \
   "cnn() with torch.jit.optimize_for_inference(freeze(model)), flush-to-zero, same threads" "$ref_opt" \
   "{\"images\": $n, \"reference_images\": $ref_opt_images, \"threads\": $threads}"
 json embedding_mobilenet_v2_table_vs_tuned_python "$ours" \
-  "cnn() optimized as above, with lookalike's malloc thresholds (MALLOC_MMAP_THRESHOLD_ 256 MB, MALLOC_TRIM_THRESHOLD_ 512 MB) and OpenBLAS held to one thread, same threads" "$ref_tuned" \
+  "cnn() optimized as above, with lookalike's malloc thresholds (MALLOC_MMAP_THRESHOLD_ 256 MB, MALLOC_TRIM_THRESHOLD_ 512 MB), same threads (OpenBLAS sized as lookalike sizes it)" "$ref_tuned" \
   "{\"images\": $n, \"reference_images\": $ref_opt_images, \"threads\": $threads}"
 json embedding_embed_table_batched "$batched" \
   "image_embeddings() in one statement, same run (target: ratio >= 0.95)" "$ours" \

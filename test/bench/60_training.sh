@@ -192,7 +192,7 @@ PY
 read -r ref ref_cpu ref_losses <<<"$(reference 0)"
 # The same loop with lookalike's two step-mechanics optimisations: channels-last feature maps and
 # glibc's malloc thresholds raised as lookalike.TensorHeap does (freed activations stay mapped),
-# and OpenBLAS held to the calling thread as lookalike holds it.
+# and OpenBLAS sized as lookalike sizes it.
 read -r ref_tuned ref_tuned_cpu ref_tuned_losses <<<"$(as_lookalike_runs reference 1)"
 
 # ---- the same work: each epoch's mean loss agrees between lookalike and both Python loops ------
@@ -249,7 +249,7 @@ info="{\"images\": $n, \"threads\": $threads, \"loadavg\": \"$load\"}"
 json "training_mobilenet_v2_last${blocks}_blocks" "$ours" "$ref" "$ours_cpu" "$ref_cpu" \
   "PyTorch eager loop, same blocks/head/loss/AdamW/batch 32/threads, flush-to-zero" "$train_info"
 json "training_mobilenet_v2_last${blocks}_blocks_vs_tuned_python" "$ours" "$ref_tuned" "$ours_cpu" "$ref_tuned_cpu" \
-  "the same PyTorch loop with channels-last maps, lookalike's malloc thresholds and OpenBLAS at one thread" "$train_info"
+  "the same PyTorch loop with channels-last maps, lookalike's malloc thresholds, OpenBLAS sized as lookalike sizes it" "$train_info"
 json training_caching_vs_image_embeddings "$cache_rate" "$base_rate" "$cache_cpu" "$base_cpu" \
   "image_embeddings() with the base model, same images, warm backend (caching: $((19 - blocks)) of 19 blocks)" "$info"
 json embedding_learned_vs_base "$learned_rate" "$base_rate" "$learned_cpu" "$base_cpu" \

@@ -14,12 +14,17 @@ best_of_interleaved() {
   done
 }
 
-# as_lookalike_runs CMD...: runs CMD with glibc's malloc thresholds raised as lookalike's
-# TensorHeap raises them during a call (src/model/runtime.hpp: mmap 256 MB, trim 512 MB), so that
-# a Python reference keeps its freed activation buffers mapped as lookalike does (page faults are
-# expensive on the 2-core VMs, docs/model.md), and OpenBLAS, where it is the system's BLAS, held
-# to the calling thread as lookalike holds it (its workers spin between calls, docs/model.md,
-# "BLAS"): the reference at its best.
+# as_lookalike_runs CMD...: runs CMD (a command or a shell function) with glibc's malloc
+# thresholds raised as lookalike's TensorHeap raises them during a call (src/model/runtime.hpp:
+# mmap 256 MB, trim 512 MB), so that a Python reference keeps its freed activation buffers mapped
+# as lookalike does (page faults are expensive on the 2-core VMs, docs/model.md): the reference at
+# its best. OpenBLAS's OpenMP build (what scripts/setup-debian.sh installs) follows
+# torch.set_num_threads in Python as it follows lookalike.threads; its pthread build, if that is
+# the system's BLAS, is held to one thread as lookalike holds it (docs/model.md, "BLAS").
 as_lookalike_runs() {
-  MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=536870912 OPENBLAS_NUM_THREADS=1 "$@"
+  if [[ $(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null) == *openblas-pthread* ]]; then
+    MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=536870912 OPENBLAS_NUM_THREADS=1 "$@"
+  else
+    MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=536870912 "$@"
+  fi
 }
