@@ -18,9 +18,9 @@
 #   REF_OPT_IMAGES=n  images for the second and third references: the same Python pipeline with
 #                   the model passed through torch.jit.optimize_for_inference (default 640), and
 #                   that again with glibc's malloc thresholds raised as lookalike's TensorHeap
-#                   raises them, OpenBLAS sized as lookalike sizes it (the
-#                   reference at its best: on the 2-core VMs page faults made the pipeline 5
-#                   times slower without the thresholds, docs/model.md)
+#                   raises them, OpenBLAS sized as lookalike sizes it (the reference at its
+#                   best: on the 2-core VMs page faults made the pipeline 5 times slower
+#                   without the thresholds, docs/model.md)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 root=${LOOKALIKE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
