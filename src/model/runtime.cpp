@@ -258,6 +258,7 @@ void prepare_batch(const Preprocessor &pre, const EncodedImage *images, int n, i
 //   the CPU time of 1); it runs in the calling thread only, inside LibTorch's pool, where
 //   flush-to-zero is set as well.
 // Only a library already loaded is looked up (RTLD_NOLOAD); the reference BLAS has no threads.
+namespace {
 void size_openblas_threads(int threads) {
   void *lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
   if (!lib) return;
@@ -266,6 +267,7 @@ void size_openblas_threads(int threads) {
   if (set) set(parallel && parallel() == 2 ? threads : 1);
   dlclose(lib);  // drops the reference RTLD_NOLOAD took; the library stays loaded
 }
+}  // namespace
 
 void configure_threads(int threads) {
   static int current = -1;

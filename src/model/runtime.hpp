@@ -95,9 +95,6 @@ class Preprocessor {
 // if it is the OpenMP build (the same pool), one thread if the pthread build
 // (size_openblas_threads). Cheap when nothing changes; creates no thread by itself.
 void configure_threads(int threads);
-// Sizes OpenBLAS, if this process has loaded it: `threads` for its OpenMP build, 1 for its
-// pthread build (whose own workers spin between calls).
-void size_openblas_threads(int threads);
 
 // Flush-to-zero and denormals-are-zero in this thread and in the intra-op pool's threads while
 // alive; each thread's previous MXCSR is restored by the destructor.

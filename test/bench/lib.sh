@@ -21,10 +21,10 @@ best_of_interleaved() {
 # its best. OpenBLAS's OpenMP build (what scripts/setup-debian.sh installs) follows
 # torch.set_num_threads in Python as it follows lookalike.threads; its pthread build, if that is
 # the system's BLAS, is held to one thread as lookalike holds it (docs/model.md, "BLAS").
-as_lookalike_runs() {
+# The body is a subshell, so the export stays inside.
+as_lookalike_runs() (
   if [[ $(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null) == *openblas-pthread* ]]; then
-    MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=536870912 OPENBLAS_NUM_THREADS=1 "$@"
-  else
-    MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=536870912 "$@"
+    export OPENBLAS_NUM_THREADS=1
   fi
-}
+  MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=536870912 "$@"
+)
