@@ -34,6 +34,8 @@ void check_train_options(const TrainOptions &o) {
   if (!(o.scale > 0 && o.scale <= 100)) bad("scale", "in (0, 100]");
   if (o.augmented_views < 0 || o.augmented_views > 7) bad("augmented_views", "between 0 and 7");
   if (!(o.margin >= 0 && o.margin < 1)) bad("margin", "in [0, 1)");
+  if (o.proxies_per_class < 1 || o.proxies_per_class > 16)
+    bad("proxies_per_class", "between 1 and 16");
   if (o.pooled_blocks < 1 || o.pooled_blocks > o.trainable_blocks + 1)
     bad("pooled_blocks",
         "between 1 and trainable_blocks + 1 (" + std::to_string(o.trainable_blocks + 1) + ")");
@@ -264,7 +266,9 @@ void init_optimizer(Trainer::Impl &I) {
   std::vector<at::Tensor> head{I.weight, I.bias};
   for (size_t h = 0; h < I.classes.size(); ++h) {
     I.proxies.push_back(
-        (torch::randn({I.classes[h], I.opt.embedding_dims}) * 0.01).set_requires_grad(true));
+        (torch::randn({int64_t(I.classes[h]) * I.opt.proxies_per_class, I.opt.embedding_dims}) *
+         0.01)
+            .set_requires_grad(true));
     head.push_back(I.proxies.back());
   }
   std::vector<torch::optim::OptimizerParamGroup> groups;
@@ -339,9 +343,14 @@ std::vector<at::Tensor> batch_labels(const Trainer::Impl &I, const std::vector<i
   return ys;
 }
 
+// The temperature of the soft maximum over a class's proxies (proxies_per_class > 1): SoftTriple's
+// 0.1 (Qian et al., ICCV 2019), not tuned.
+constexpr double kSubCentreTemperature = 0.1;
+
 // The loss of one batch (with autograd on): the sum over label columns of the cross-entropy of
-// the scaled cosine between the normalised embedding and the normalised class proxies, the true
-// class's cosine lowered by the margin.
+// the scaled cosine between the normalised embedding and the normalised class proxies (with
+// several proxies per class, the soft maximum of their cosines), the true class's cosine lowered
+// by the margin.
 at::Tensor batch_loss(Trainer::Impl &I, const at::Tensor &x, const std::vector<at::Tensor> &ys) {
   namespace F = torch::nn::functional;
   at::Tensor e = F::normalize(I.embed(x), F::NormalizeFuncOptions().dim(1));
@@ -350,6 +359,11 @@ at::Tensor batch_loss(Trainer::Impl &I, const at::Tensor &x, const std::vector<a
     if ((ys[h] >= 0).sum().item<int64_t>() == 0) continue;
     at::Tensor p = F::normalize(I.proxies[h], F::NormalizeFuncOptions().dim(1));
     at::Tensor cos = torch::mm(e, p.t());
+    if (I.opt.proxies_per_class > 1) {
+      // class c's proxies are rows c * k .. c * k + k - 1: their cosines' soft maximum
+      cos = cos.view({cos.size(0), -1, I.opt.proxies_per_class});
+      cos = (torch::softmax(cos / kSubCentreTemperature, 2) * cos).sum(2);
+    }
     // A NULL label's row is lowered at class 0: cross_entropy ignores that row anyway.
     if (I.opt.margin > 0)
       cos = cos - torch::zeros_like(cos).scatter_(1, ys[h].clamp_min(0).unsqueeze(1), I.opt.margin);

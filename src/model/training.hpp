@@ -10,7 +10,8 @@
 //     (optimised for inference) and their output is kept in memory (float16);
 //   - every epoch trains the last `trainable_blocks` blocks, a linear projection to
 //     `embedding_dims` and, per label column, a cosine classifier (one learned proxy per class,
-//     softmax of scale * cos(embedding, proxy)) with AdamW, warm-up then cosine decay;
+//     softmax of scale * cos(embedding, proxy); with proxies_per_class > 1 a class's cosine is the
+//     soft maximum over several proxies) with AdamW, warm-up then cosine decay;
 //   - the result is the base module (trained blocks in place) followed by the projection, or,
 //     with pooled_blocks > 1, its blocks in a module that pools the last ones' outputs:
 //     TorchScript that image_embedding() runs like any other model.
@@ -47,6 +48,11 @@ struct TrainOptions {
   // trained blocks it may be at most trainable_blocks + 1 (the last frozen block's output is the
   // cached input); with none it must be 1.
   int pooled_blocks = 1;
+  // Proxies per class in every label column's classifier (sub-centres): a class's cosine is the
+  // soft maximum over its proxies' cosines (weights softmax(cos / 0.1), as in SoftTriple), so
+  // a class whose products look several ways (usage "Casual", colour "Multi") need not pull them
+  // all to one point. 1: one proxy per class.
+  int proxies_per_class = 1;
   uint64_t seed = 1;
 };
 

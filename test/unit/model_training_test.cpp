@@ -92,6 +92,9 @@ TEST(ModelTraining, OptionsAreChecked) {
   EXPECT_EQ(checked([](lm::TrainOptions &o) { o.augmented_views = 8; }), "22023");
   EXPECT_EQ(checked([](lm::TrainOptions &o) { o.margin = 1; }), "22023");
   EXPECT_EQ(checked([](lm::TrainOptions &o) { o.pooled_blocks = 0; }), "22023");
+  EXPECT_EQ(checked([](lm::TrainOptions &o) { o.proxies_per_class = 0; }), "22023");
+  EXPECT_EQ(checked([](lm::TrainOptions &o) { o.proxies_per_class = 17; }), "22023");
+  EXPECT_EQ(checked([](lm::TrainOptions &o) { o.proxies_per_class = 16; }), "none");
   // pooled_blocks is bounded by trainable_blocks + 1: blocks 16 (the cached input), 17 and 18
   // with two trained blocks; only the output itself with none.
   EXPECT_EQ(checked([](lm::TrainOptions &o) {
@@ -239,6 +242,28 @@ TEST_F(ModelTrainingOneEpoch, PooledBlocksAreSavedAsTrained) {
   double diff = 0;
   for (size_t k = 0; k < out[0].size(); ++k) diff += std::fabs(out[0][k] - out[1][k]);
   EXPECT_GT(diff, 1e-3);
+}
+
+// With three proxies per class a class's cosine is the soft maximum over its proxies: the same
+// seed and data give another loss and another model (the option is not ignored), a NULL label
+// still counts for nothing, and the saved model (which holds no proxies) embeds as before.
+TEST_F(ModelTrainingOneEpoch, SeveralProxiesPerClass) {
+  y[5] = -1;
+  std::vector<double> loss;
+  std::vector<std::string> saved(2);
+  for (int k : {1, 3}) {
+    o.proxies_per_class = k;
+    loss.push_back(one_epoch(base, o, x, y, &saved[loss.size()]));
+  }
+  EXPECT_TRUE(std::isfinite(loss[1]));
+  EXPECT_GT(std::fabs(loss[1] - loss[0]), 1e-4);
+  EXPECT_NE(lm::sha256_hex(saved[0].data(), saved[0].size()),
+            lm::sha256_hex(saved[1].data(), saved[1].size()));
+  std::unique_ptr<lm::Model> m =
+      lm::Model::load_bytes("trained", std::vector<char>(saved[1].begin(), saved[1].end()), "");
+  std::vector<float> out;
+  ASSERT_EQ(m->forward(x.data(), 4, kSize, out), o.embedding_dims);
+  for (float v : out) ASSERT_TRUE(std::isfinite(v));
 }
 
 TEST(ModelTraining, CancelFromTheCallback) {
