@@ -187,13 +187,12 @@ my $bulk = IPC::Run::start(
 	  "INSERT INTO items SELECT 5000000 + i, i % 40, near(i % 40) FROM generate_series(1, 1000000) i
 	    WHERE CASE WHEN i = $ABORTED THEN pg_sleep(600) IS NOT NULL ELSE true END" ],
 	'>', \$bout, '2>', \$berr);
-$node->poll_query_until('postgres',
-	q{SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE 'INSERT INTO items SELECT 5000000%' AND wait_event = 'PgSleep'})
+my $bulk_backend = q{FROM pg_stat_activity WHERE query LIKE 'INSERT INTO items SELECT 5000000%'};
+$node->poll_query_until('postgres', "SELECT count(*) > 0 $bulk_backend AND wait_event = 'PgSleep'")
   or die 'the bulk insert did not reach its pause';
-note('the bulk insert wrote ' . ($ABORTED - 1) . ' rows in ' . $node->safe_psql('postgres',
-	q{SELECT round(extract(epoch FROM now() - query_start)::numeric, 1) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO items SELECT 5000000%'}) . ' s before its pause');
-my $pid = $node->safe_psql('postgres',
-	q{SELECT pid FROM pg_stat_activity WHERE query LIKE 'INSERT INTO items SELECT 5000000%'});
+my ($pid, $paused_after) = split /\|/, $node->safe_psql('postgres',
+	"SELECT pid, round(extract(epoch FROM now() - query_start)::numeric, 1) $bulk_backend");
+note('the bulk insert wrote ' . ($ABORTED - 1) . " rows in $paused_after s before its pause");
 ok($pid =~ /^\d+$/, 'found the backend of the bulk insert');
 kill 'KILL', $pid;
 $bulk->finish;
