@@ -22,7 +22,7 @@
 -- differences of about 0.01 need several splits (docs/training.md). seed (default 1):
 -- train_model's seed, added to the variant's name as _s<seed> when not 1. pooled (default 1):
 -- pooled_blocks, added as _p<pooled>. proxies (default 1): proxies_per_class, added as
--- _pc<proxies>. held (default 60): how many of the pool's 188 groups of
+-- _pc<proxies>. members (default 1): ensemble_members, added as _en<members>. held (default 60): how many of the pool's 188 groups of
 -- 4 or more images are held out; another number makes another split (schema
 -- train_val..._h<held>, models val_..._h<held>_<variant>), whose gallery holds more neighbouring
 -- groups and whose training fewer. tag: a word added to the name (_<tag>), to keep apart
@@ -96,6 +96,10 @@
 \else
 \set proxies 1
 \endif
+\if :{?members}
+\else
+\set members 1
+\endif
 SELECT CASE WHEN :'lr'::float8 <> 0.001 THEN '_lr' || :'lr' ELSE '' END
     || CASE WHEN :'base_lr'::float8 <> 0.0003 THEN '_blr' || :'base_lr' ELSE '' END
     || CASE WHEN :'extra' <> '' THEN '_x_' || replace(:'extra', ',', '_') ELSE '' END
@@ -105,6 +109,7 @@ SELECT CASE WHEN :'lr'::float8 <> 0.001 THEN '_lr' || :'lr' ELSE '' END
     || CASE WHEN :'margin'::float8 <> 0 THEN '_m' || :'margin' ELSE '' END
     || CASE WHEN :pooled <> 1 THEN '_p' || :pooled ELSE '' END
     || CASE WHEN :proxies <> 1 THEN '_pc' || :proxies ELSE '' END
+    || CASE WHEN :members <> 1 THEN '_en' || :members ELSE '' END
     || CASE WHEN :seed <> 1 THEN '_s' || :seed ELSE '' END
     || CASE WHEN :'tag' <> '' THEN '_' || :'tag' ELSE '' END AS rates,
        CASE WHEN :'resize' = 'stretch' THEN 'mobilenet_v2' ELSE 'mobilenet_v2_' || :'resize' END AS base,
@@ -181,7 +186,8 @@ SELECT name, dims FROM lookalike.train_model(:'prefix' || :'variant', :'base',
            :'extra_columns', :per_group),
     epochs => :epochs, trainable_blocks => :blocks, embedding_dims => :dims, batch_size => 32,
     learning_rate => :lr, base_learning_rate => :base_lr, seed => :seed, augmented_views => :views,
-    margin => :margin, pooled_blocks => :pooled, proxies_per_class => :proxies);
+    margin => :margin, pooled_blocks => :pooled, proxies_per_class => :proxies,
+    ensemble_members => :members);
 \timing off
 \endif
 SELECT :'prefix' || :'variant' AS model,
@@ -196,8 +202,8 @@ UPDATE :"schema".features f SET :"variant" = e.embedding
  WHERE e.id = f.id AND f.:"variant" IS NULL;
 SELECT lookalike.add_evaluation_method(:'schema', :'variant',
     format('SELECT id, %I FROM ' || :'schema' || '.features', :'variant'), 'cosine',
-    format('train_model(trainable_blocks => %s, epochs => %s, embedding_dims => %s, learning_rate => %s, base_learning_rate => %s, augmented_views => %s, margin => %s, pooled_blocks => %s, proxies_per_class => %s) from %s, at most %s images per training group',
-           :blocks, :epochs, :dims, :lr, :base_lr, :views, :margin, :pooled, :proxies, :'base', :per_group))
+    format('train_model(trainable_blocks => %s, epochs => %s, embedding_dims => %s, learning_rate => %s, base_learning_rate => %s, augmented_views => %s, margin => %s, pooled_blocks => %s, proxies_per_class => %s, ensemble_members => %s) from %s, at most %s images per training group',
+           :blocks, :epochs, :dims, :lr, :base_lr, :views, :margin, :pooled, :proxies, :members, :'base', :per_group))
  WHERE NOT EXISTS (SELECT 1 FROM :"schema".retrieval_methods WHERE method = :'variant');
 SELECT method, queries, round(seconds::numeric, 1) AS seconds
   FROM lookalike.refresh_evaluation(:'schema', :'variant');

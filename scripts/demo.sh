@@ -21,7 +21,8 @@
 #     base, registered again as mobilenet_v2_pad, keep the images' aspect ratio on a white
 #     square; stretch: as the cnn method); TRAIN_MARGIN (train_model's margin, default 0);
 #     TRAIN_POOLED (train_model's pooled_blocks, default 3: the pooled outputs of blocks 16-18);
-#     TRAIN_PROXIES (train_model's proxies_per_class, default 3);
+#     TRAIN_PROXIES (train_model's proxies_per_class, default 3); TRAIN_MEMBERS (train_model's
+#     ensemble_members, default 1; each member costs a full training);
 #     TRAIN_THREADS (lookalike.threads while training, default 2: the demo trains with nothing
 #     else running; on a machine whose other core is busy, 1 trains 2-3x faster than 2) and
 #     TRAIN=0 (skip the learned method) adjust it.
@@ -45,6 +46,7 @@ TRAIN_RESIZE=${TRAIN_RESIZE:-pad}
 TRAIN_MARGIN=${TRAIN_MARGIN:-0}
 TRAIN_POOLED=${TRAIN_POOLED:-3}
 TRAIN_PROXIES=${TRAIN_PROXIES:-3}
+TRAIN_MEMBERS=${TRAIN_MEMBERS:-1}
 TRAIN=${TRAIN:-1}
 port=${DEMO_PORT:-54329}
 out=${DEMO_OUT:-$root/build/demo}
@@ -109,11 +111,11 @@ if [ "$(has 'image_embedding(bytea,text)')" = t ]; then
   fi
 fi
 learned=""
-if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,integer,integer,integer,double precision,double precision,integer,text,integer,double precision,integer,integer)')" = t ] &&
+if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,integer,integer,integer,double precision,double precision,integer,text,integer,double precision,integer,integer,integer)')" = t ] &&
   [ -r "$TRAIN_DIR/styles.csv" ] && [ "$(psql_demo -tA -c "SELECT count(*) FROM lookalike.models WHERE name = 'mobilenet_v2'")" = 1 ]; then
   TRAIN_DIR=$(cd "$TRAIN_DIR" && pwd)
   [ "$TRAIN_DIR" != "$FASHION_DIR" ] || { echo "TRAIN_DIR must not be FASHION_DIR"; exit 1; }
-  params="epochs=$TRAIN_EPOCHS embedding_dims=256 trainable_blocks=$TRAIN_BLOCKS batch_size=32 lr=0.001 base_lr=0.0003 seed=1 per_group=$TRAIN_PER_GROUP resize=$TRAIN_RESIZE margin=$TRAIN_MARGIN pooled_blocks=$TRAIN_POOLED proxies_per_class=$TRAIN_PROXIES threads=$TRAIN_THREADS labels=article_type,base_colour,usage model=$(sha256sum "$MODEL" | cut -c1-64)"
+  params="epochs=$TRAIN_EPOCHS embedding_dims=256 trainable_blocks=$TRAIN_BLOCKS batch_size=32 lr=0.001 base_lr=0.0003 seed=1 per_group=$TRAIN_PER_GROUP resize=$TRAIN_RESIZE margin=$TRAIN_MARGIN pooled_blocks=$TRAIN_POOLED proxies_per_class=$TRAIN_PROXIES ensemble_members=$TRAIN_MEMBERS threads=$TRAIN_THREADS labels=article_type,base_colour,usage model=$(sha256sum "$MODEL" | cut -c1-64)"
   # the key: parameters, base model, the trainer's and the preprocessing's sources and the
   # training data (labels and the list of image files with sizes and times)
   key=$( { printf '%s\n' "$params"; sha256sum src/model/training.cpp src/model/runtime.cpp | cut -c1-64; sha256sum "$TRAIN_DIR/styles.csv" | cut -c1-64;
@@ -144,6 +146,7 @@ if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,in
         epochs => $TRAIN_EPOCHS, trainable_blocks => $TRAIN_BLOCKS, embedding_dims => 256, batch_size => 32,
         learning_rate => 0.001, base_learning_rate => 0.0003, seed => 1, margin => $TRAIN_MARGIN,
         pooled_blocks => $TRAIN_POOLED, proxies_per_class => $TRAIN_PROXIES,
+        ensemble_members => $TRAIN_MEMBERS,
         description => 'trained on $TRAIN_DIR ($params)')"
     psql_demo -tA -c "SELECT encode(torchscript, 'base64') FROM lookalike.model_data WHERE name = '$learned'" | base64 -d >"$saved.tmp"
     mv "$saved.tmp" "$saved"

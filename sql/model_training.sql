@@ -41,6 +41,12 @@ SELECT lookalike.train_model('t', 'mnv2_32', :'q', trainable_blocks => 2, pooled
 SELECT lookalike.train_model('t', 'mnv2_32', :'q', proxies_per_class => 0);
 SELECT lookalike.train_model('t', 'mnv2_32', :'q', proxies_per_class => 17);
 SELECT lookalike.train_model('t', 'mnv2_32', :'q', proxies_per_class => NULL);
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', ensemble_members => 0);
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', ensemble_members => 9);
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', ensemble_members => NULL);
+-- embedding_dims is the whole model's: a multiple of the members, at least 2 each
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', ensemble_members => 3);
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', embedding_dims => 2, ensemble_members => 2);
 -- the logits model's output is not its pooled features: only a head can be trained on it
 SELECT lookalike.train_model('t', 'mnv2_logits_32', :'q', trainable_blocks => 2);
 -- the query: not (bytea, labels...), no rows, only NULL images, a single class, NULL-only
@@ -68,7 +74,7 @@ CREATE SCHEMA train_shadow;
 CREATE FUNCTION train_shadow.always(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
 CREATE OPERATOR train_shadow.= (LEFTARG = text, RIGHTARG = text, FUNCTION = train_shadow.always);
 SET search_path = train_shadow, pg_catalog, public;
-SELECT lookalike._train_model('t', 'no_such_model', :'q', 1, 16, 2, 8, 0.01, 0.001, 1, 0, 0, 1, 1);  -- 42704
+SELECT lookalike._train_model('t', 'no_such_model', :'q', 1, 16, 2, 8, 0.01, 0.001, 1, 0, 0, 1, 1, 1);  -- 42704
 RESET search_path;
 DROP SCHEMA train_shadow CASCADE;
 SELECT count(*) AS models, (SELECT count(*) FROM lookalike.model_data) AS stored
@@ -78,7 +84,7 @@ CREATE ROLE lookalike_train_user;
 GRANT SELECT ON train_items TO lookalike_train_user;
 SET ROLE lookalike_train_user;
 SELECT lookalike.train_model('t', 'mnv2_32', :'q');
-SELECT lookalike._train_model('t', 'mnv2_32', :'q', 1, 16, 2, 8, 0.01, 0.001, 1, 0, 0, 1, 1);
+SELECT lookalike._train_model('t', 'mnv2_32', :'q', 1, 16, 2, 8, 0.01, 0.001, 1, 0, 0, 1, 1, 1);
 SELECT count(*) AS running FROM lookalike.training_progress;
 RESET ROLE;
 DROP OWNED BY lookalike_train_user;
@@ -141,6 +147,16 @@ SELECT p.training->'proxies_per_class' AS proxies, d.training->'proxies_per_clas
   FROM lookalike.model_data p, lookalike.model_data d
  WHERE p.name = 'tiny_proxies' AND d.name = 'tiny_pooled';
 SELECT dims(image_embedding(image, 'tiny_proxies')) AS dims FROM public.train_items WHERE id = 1534;
+-- an ensemble of two members (4 dimensions each): recorded, one unit-length embedding of 8
+SELECT name, dims FROM lookalike.train_model('tiny_ensemble', 'mnv2_32', :'q', epochs => 1,
+    embedding_dims => 8, trainable_blocks => 2, batch_size => 8, pooled_blocks => 3,
+    ensemble_members => 2);
+SELECT training->'ensemble_members' AS members,
+       jsonb_array_length(training->'history') AS epochs
+  FROM lookalike.model_data WHERE name = 'tiny_ensemble';
+SELECT dims(e) AS dims, round(norm(e)::numeric, 4) AS length
+  FROM (SELECT image_embedding(image, 'tiny_ensemble') AS e FROM public.train_items WHERE id = 1534) x;
+SELECT lookalike.unregister_model('tiny_ensemble');
 SELECT lookalike.unregister_model('tiny_proxies');
 SELECT lookalike.unregister_model('tiny_pooled');
 SELECT lookalike.unregister_model('mnv2_32_pad');

@@ -36,6 +36,10 @@ void check_train_options(const TrainOptions &o) {
   if (!(o.margin >= 0 && o.margin < 1)) bad("margin", "in [0, 1)");
   if (o.proxies_per_class < 1 || o.proxies_per_class > 16)
     bad("proxies_per_class", "between 1 and 16");
+  if (o.ensemble_members < 1 || o.ensemble_members > 8) bad("ensemble_members", "between 1 and 8");
+  if (o.embedding_dims % o.ensemble_members != 0 || o.embedding_dims / o.ensemble_members < 2)
+    bad("embedding_dims", "a multiple of ensemble_members (" + std::to_string(o.ensemble_members) +
+                              "), at least 2 per member");
   if (o.pooled_blocks < 1 || o.pooled_blocks > o.trainable_blocks + 1)
     bad("pooled_blocks",
         "between 1 and trainable_blocks + 1 (" + std::to_string(o.trainable_blocks + 1) + ")");
@@ -69,40 +73,24 @@ std::string first_line(const std::exception &e) {
 
 }  // namespace
 
-struct Trainer::Impl {
-  TrainOptions opt;
-  int heads = 0;
-  std::vector<int> classes;
-  torch::jit::Module base;                 // trained in place (its last blocks)
-  torch::jit::Module prefix;               // the frozen blocks, optimised for inference
-  std::vector<torch::jit::Module> frozen;  // the frozen blocks as they are (for save())
+// One member of the ensemble (ensemble_members; one by default): its trained blocks, projection,
+// proxies, optimiser and random generator (order, flips, views). Member 0 trains the base module's
+// own blocks in place, the others copies of them taken before training.
+struct Member {
   std::vector<torch::jit::Module> blocks;  // the trained blocks, in order
-  at::Tensor first_input;                  // the first image added (save()'s check)
-  bool checked = false;
-  // float16 chunks of frozen outputs, one per add(); chunk_start[i] is the first row of chunk i
-  // (a row per view: image i's views are rows i * (1 + augmented_views) onwards). Batches gather
-  // their rows from the chunks, which are never concatenated: one copy of the cache is all the
-  // memory it takes (concatenating them at the first epoch had put a second copy beside it for a
-  // moment: 4.06 against 3.45 GB peak with the demo's 1.8 GB cache).
-  std::vector<at::Tensor> cache;
-  std::vector<int64_t> chunk_start;
-  std::vector<int32_t> labels;  // images x heads
-  int64_t n = 0;
-  std::vector<int64_t> item_shape;  // shape of one cached output
-  at::Tensor weight, bias;          // projection
-  std::vector<at::Tensor> proxies;  // one [classes, dims] per head
+  at::Tensor weight, bias;                 // projection
+  std::vector<at::Tensor> proxies;         // one [classes x proxies_per_class, dims] per head
   std::unique_ptr<torch::optim::AdamW> optimizer;
   std::vector<double> base_lr;  // per parameter group
   std::mt19937_64 rng;
   int64_t step = 0;
-  int epoch = 0;
 
   // The projection's input for cached outputs x: x itself without trained blocks, else the
-  // average-pooled outputs of the last pooled_blocks blocks (the cached input counting as the
+  // average-pooled outputs of the last `pooled_blocks` blocks (the cached input counting as the
   // last frozen block's), concatenated.
-  at::Tensor pooled(at::Tensor x) {
+  at::Tensor pooled(at::Tensor x, int pooled_blocks) {
     if (blocks.empty()) return x;
-    const size_t first_pooled = blocks.size() + 1 - size_t(opt.pooled_blocks);
+    const size_t first_pooled = blocks.size() + 1 - size_t(pooled_blocks);
     std::vector<at::Tensor> parts;
     if (first_pooled == 0) parts.push_back(x.mean({2, 3}));
     for (size_t i = 0; i < blocks.size(); ++i) {
@@ -112,7 +100,45 @@ struct Trainer::Impl {
     return parts.size() == 1 ? parts[0] : torch::cat(parts, 1);
   }
 
-  at::Tensor embed(at::Tensor x) { return torch::addmm(bias, pooled(std::move(x)), weight.t()); }
+  at::Tensor embed(at::Tensor x, int pooled_blocks) {
+    return torch::addmm(bias, pooled(std::move(x), pooled_blocks), weight.t());
+  }
+};
+
+struct Trainer::Impl {
+  TrainOptions opt;
+  int heads = 0;
+  std::vector<int> classes;
+  torch::jit::Module base;                 // trained in place (its last blocks: member 0's)
+  torch::jit::Module prefix;               // the frozen blocks, optimised for inference
+  std::vector<torch::jit::Module> frozen;  // the frozen blocks as they are (for save())
+  std::vector<Member> members;             // ensemble_members of them
+  at::Tensor first_input;                  // the first image added (save()'s check)
+  bool checked = false;
+  // float16 chunks of frozen outputs, one per add(); chunk_start[i] is the first row of chunk i
+  // (a row per view: image i's views are rows i * (1 + augmented_views) onwards). Batches gather
+  // their rows from the chunks, which are never concatenated: one copy of the cache is all the
+  // memory it takes (concatenating them at the first epoch had put a second copy beside it for a
+  // moment: 4.06 against 3.45 GB peak with the demo's 1.8 GB cache). The members share it.
+  std::vector<at::Tensor> cache;
+  std::vector<int64_t> chunk_start;
+  std::vector<int32_t> labels;  // images x heads
+  int64_t n = 0;
+  std::vector<int64_t> item_shape;  // shape of one cached output
+  int epoch = 0;
+
+  // The trained embedding of cached outputs x: the single member's projection, or with several
+  // members their L2-normalised projections concatenated and scaled by 1 / sqrt(members) (unit
+  // length: its cosine is the mean of the members' cosines). save() writes the same.
+  at::Tensor embed(const at::Tensor &x) {
+    namespace F = torch::nn::functional;
+    if (members.size() == 1) return members[0].embed(x, opt.pooled_blocks);
+    std::vector<at::Tensor> parts;
+    for (auto &m : members)
+      parts.push_back(
+          F::normalize(m.embed(x, opt.pooled_blocks), F::NormalizeFuncOptions().dim(1)));
+    return torch::cat(parts, 1) * (1.0 / std::sqrt(double(members.size())));
+  }
 };
 
 Trainer::Trainer(std::string_view bytes, const TrainOptions &options, int heads)
@@ -123,7 +149,7 @@ Trainer::Trainer(std::string_view bytes, const TrainOptions &options, int heads)
   if (heads < 1 || heads > 64)
     throw Error(ss::kInvalidParameterValue, "training needs 1 to 64 label columns");
   I.heads = heads;
-  I.rng.seed(options.seed);
+  I.members.resize(size_t(options.ensemble_members));
   try {
     I.base = load_torchscript(bytes.data(), bytes.size());
   } catch (const std::exception &e) {
@@ -169,8 +195,19 @@ Trainer::Trainer(std::string_view bytes, const TrainOptions &options, int heads)
     }
     src += "    return x\n";
     for (size_t i = first; i < seq.size(); ++i) {
-      I.blocks.push_back(seq[i]);
       for (auto p : seq[i].parameters()) p.set_requires_grad(true);
+      I.members[0].blocks.push_back(seq[i]);
+      // the other members train deep copies, taken before any step (without autograd, so that
+      // their parameters are leaves)
+      for (size_t m = 1; m < I.members.size(); ++m) {
+        torch::jit::Module copy;
+        {
+          torch::NoGradGuard no_grad;
+          copy = seq[i].clone();
+        }
+        for (auto p : copy.parameters()) p.set_requires_grad(true);
+        I.members[m].blocks.push_back(copy);
+      }
     }
   }
   try {
@@ -219,10 +256,10 @@ void Trainer::add(const float *input, int n, int size, const int32_t *labels) {
     try {
       y = I.prefix.forward({x}).toTensor();
       if (y.is_mkldnn()) y = y.to_dense();
-      if (!I.checked && !I.blocks.empty()) {
+      if (!I.checked && !I.members[0].blocks.empty()) {
         // The split must reproduce the base model: blocks, then global average pooling.
         at::Tensor z = y.slice(0, 0, 1).to(torch::kFloat32);
-        for (auto &b : I.blocks) z = b.forward({z}).toTensor();
+        for (auto &b : I.members[0].blocks) z = b.forward({z}).toTensor();
         z = z.mean({2, 3});
         at::Tensor ref = I.base.forward({x.slice(0, 0, 1)}).toTensor();
         if (ref.dim() != 2 || !ref.sizes().equals(z.sizes()) ||
@@ -238,7 +275,7 @@ void Trainer::add(const float *input, int n, int size, const int32_t *labels) {
                   "the base model's forward pass failed: " + first_line(e));
     }
   }
-  if (I.blocks.empty() && y.dim() != 2)
+  if (I.members[0].blocks.empty() && y.dim() != 2)
     throw Error(ss::kExternalRoutineException, "the base model's output is not [N, D]");
   if (!I.checked) {
     I.item_shape.assign(y.sizes().begin() + 1, y.sizes().end());
@@ -253,49 +290,54 @@ void Trainer::add(const float *input, int n, int size, const int32_t *labels) {
 
 namespace {
 
-// The first epoch's set-up: the 256-d projection and the per-label proxies (seeded), and AdamW
-// over them (learning_rate) and the trained blocks (base_learning_rate).
-void init_optimizer(Trainer::Impl &I) {
-  torch::manual_seed(I.opt.seed);
-  const int64_t in_dims = I.pooled(I.cache.front().slice(0, 0, 1).to(torch::kFloat32)).size(1);
+// The first epoch's set-up of member m: its projection and per-label proxies (seeded by seed + m,
+// as is its generator: member m draws what a single model of that seed would), and AdamW over
+// them (learning_rate) and its trained blocks (base_learning_rate).
+void init_member(Trainer::Impl &I, size_t m) {
+  Member &M = I.members[m];
+  const uint64_t seed = I.opt.seed + m;
+  M.rng.seed(seed);
+  torch::manual_seed(seed);
+  const int64_t dims = I.opt.embedding_dims / I.opt.ensemble_members;
+  const int64_t in_dims =
+      M.pooled(I.cache.front().slice(0, 0, 1).to(torch::kFloat32), I.opt.pooled_blocks).size(1);
   const double bound = 1.0 / std::sqrt(double(in_dims));
-  I.weight = (torch::rand({I.opt.embedding_dims, in_dims}) * 2 - 1) * bound;
-  I.bias = torch::zeros({I.opt.embedding_dims});
-  I.weight.set_requires_grad(true);
-  I.bias.set_requires_grad(true);
-  std::vector<at::Tensor> head{I.weight, I.bias};
+  M.weight = (torch::rand({dims, in_dims}) * 2 - 1) * bound;
+  M.bias = torch::zeros({dims});
+  M.weight.set_requires_grad(true);
+  M.bias.set_requires_grad(true);
+  std::vector<at::Tensor> head{M.weight, M.bias};
   for (size_t h = 0; h < I.classes.size(); ++h) {
-    I.proxies.push_back(
-        (torch::randn({int64_t(I.classes[h]) * I.opt.proxies_per_class, I.opt.embedding_dims}) *
-         0.01)
+    M.proxies.push_back(
+        (torch::randn({int64_t(I.classes[h]) * I.opt.proxies_per_class, dims}) * 0.01)
             .set_requires_grad(true));
-    head.push_back(I.proxies.back());
+    head.push_back(M.proxies.back());
   }
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(
       head, std::make_unique<torch::optim::AdamWOptions>(
                 torch::optim::AdamWOptions(I.opt.learning_rate).weight_decay(I.opt.weight_decay)));
-  I.base_lr.push_back(I.opt.learning_rate);
+  M.base_lr.push_back(I.opt.learning_rate);
   std::vector<at::Tensor> trained;
-  for (auto &b : I.blocks)
+  for (auto &b : M.blocks)
     for (auto p : b.parameters()) trained.push_back(p);
   if (!trained.empty()) {
     groups.emplace_back(
         trained,
         std::make_unique<torch::optim::AdamWOptions>(
             torch::optim::AdamWOptions(I.opt.base_learning_rate).weight_decay(I.opt.weight_decay)));
-    I.base_lr.push_back(I.opt.base_learning_rate);
+    M.base_lr.push_back(I.opt.base_learning_rate);
   }
-  I.optimizer = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions());
+  M.optimizer = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions());
 }
 
 // A seeded order of the n cached images (Fisher-Yates with our own generator: the same on every
 // platform).
-std::vector<int64_t> shuffled_order(Trainer::Impl &I) {
+std::vector<int64_t> shuffled_order(const Trainer::Impl &I, Member &M) {
   std::vector<int64_t> order(size_t(I.n));
   for (int64_t i = 0; i < I.n; ++i) order[size_t(i)] = i;
   for (int64_t i = I.n - 1; i > 0; --i) {
-    int64_t j = int64_t(I.rng() % uint64_t(i + 1));
+    int64_t j = int64_t(M.rng() % uint64_t(i + 1));
     std::swap(order[size_t(i)], order[size_t(j)]);
   }
   return order;
@@ -307,12 +349,12 @@ std::vector<int64_t> shuffled_order(Trainer::Impl &I) {
 // are handed to the blocks channels-last (NHWC): oneDNN's convolutions and their backward passes
 // then need no layout reorders, which made a training step about 20 % cheaper
 // (docs/training.md, speed).
-at::Tensor batch_input(Trainer::Impl &I, const std::vector<int64_t> &idx) {
+at::Tensor batch_input(const Trainer::Impl &I, Member &M, const std::vector<int64_t> &idx) {
   const int64_t b = int64_t(idx.size());
   const int64_t views = 1 + I.opt.augmented_views;
   std::vector<int64_t> rows(idx);
   if (views > 1)
-    for (auto &r : rows) r = r * views + int64_t(I.rng() % uint64_t(views));
+    for (auto &r : rows) r = r * views + int64_t(M.rng() % uint64_t(views));
   std::vector<at::Tensor> picked;
   picked.reserve(rows.size());
   for (int64_t r : rows) {
@@ -321,9 +363,9 @@ at::Tensor batch_input(Trainer::Impl &I, const std::vector<int64_t> &idx) {
     picked.push_back(I.cache[c].select(0, r - I.chunk_start[c]));
   }
   at::Tensor x = torch::stack(picked).to(torch::kFloat32);
-  if (I.opt.flip && !I.blocks.empty()) {
+  if (I.opt.flip && !M.blocks.empty()) {
     std::vector<int64_t> f(static_cast<size_t>(b));
-    for (auto &v : f) v = int64_t(I.rng() & 1);
+    for (auto &v : f) v = int64_t(M.rng() & 1);
     at::Tensor mask = torch::tensor(f, torch::kLong).to(torch::kBool).view({b, 1, 1, 1});
     x = torch::where(mask, x.flip({3}), x);
   }
@@ -351,13 +393,14 @@ constexpr double kSubCentreTemperature = 0.1;
 // the scaled cosine between the normalised embedding and the normalised class proxies (with
 // several proxies per class, the soft maximum of their cosines), the true class's cosine lowered
 // by the margin.
-at::Tensor batch_loss(Trainer::Impl &I, const at::Tensor &x, const std::vector<at::Tensor> &ys) {
+at::Tensor batch_loss(const Trainer::Impl &I, Member &M, const at::Tensor &x,
+                      const std::vector<at::Tensor> &ys) {
   namespace F = torch::nn::functional;
-  at::Tensor e = F::normalize(I.embed(x), F::NormalizeFuncOptions().dim(1));
+  at::Tensor e = F::normalize(M.embed(x, I.opt.pooled_blocks), F::NormalizeFuncOptions().dim(1));
   at::Tensor loss = torch::zeros({});
   for (size_t h = 0; h < ys.size(); ++h) {
     if ((ys[h] >= 0).sum().item<int64_t>() == 0) continue;
-    at::Tensor p = F::normalize(I.proxies[h], F::NormalizeFuncOptions().dim(1));
+    at::Tensor p = F::normalize(M.proxies[h], F::NormalizeFuncOptions().dim(1));
     at::Tensor cos = torch::mm(e, p.t());
     if (I.opt.proxies_per_class > 1) {
       // class c's proxies are rows c * k .. c * k + k - 1: their cosines' soft maximum
@@ -384,39 +427,45 @@ EpochResult Trainer::train_epoch(const std::function<void(int64_t, int64_t)> &be
   const double cpu0 = process_cpu_seconds();
   const int64_t steps_per_epoch = (I.n + I.opt.batch_size - 1) / I.opt.batch_size;
   const int64_t total_steps = steps_per_epoch * I.opt.epochs;
+  const int64_t members = int64_t(I.members.size());
   torch::NoGradGuard no_grad_outside;  // enabled again below for the step itself
-  if (!I.optimizer) init_optimizer(I);
-  const std::vector<int64_t> order = shuffled_order(I);
   double loss_sum = 0;
   int64_t counted = 0;
   FlushToZero ftz;
-  for (int64_t s = 0; s < steps_per_epoch; ++s) {
-    between(s, steps_per_epoch);
-    const int64_t lo = s * I.opt.batch_size, hi = std::min(I.n, lo + I.opt.batch_size);
-    const std::vector<int64_t> idx(order.begin() + lo, order.begin() + hi);
-    at::Tensor x = batch_input(I, idx);
-    std::vector<at::Tensor> ys = batch_labels(I, idx);
-    const double f = schedule(I.step, total_steps);
-    for (size_t g = 0; g < I.optimizer->param_groups().size(); ++g)
-      static_cast<torch::optim::AdamWOptions &>(I.optimizer->param_groups()[g].options())
-          .lr(I.base_lr[g] * f);
-    at::Tensor loss;
-    {
-      torch::AutoGradMode grad(true);
-      loss = batch_loss(I, x, ys);
-      I.optimizer->zero_grad();
-      between(s, steps_per_epoch);
-      loss.backward();
+  // The members one after the other, each over the whole epoch in its own order.
+  for (int64_t m = 0; m < members; ++m) {
+    Member &M = I.members[size_t(m)];
+    if (!M.optimizer) init_member(I, size_t(m));
+    const std::vector<int64_t> order = shuffled_order(I, M);
+    for (int64_t s = 0; s < steps_per_epoch; ++s) {
+      const int64_t done = m * steps_per_epoch + s, steps = members * steps_per_epoch;
+      between(done, steps);
+      const int64_t lo = s * I.opt.batch_size, hi = std::min(I.n, lo + I.opt.batch_size);
+      const std::vector<int64_t> idx(order.begin() + lo, order.begin() + hi);
+      at::Tensor x = batch_input(I, M, idx);
+      std::vector<at::Tensor> ys = batch_labels(I, idx);
+      const double f = schedule(M.step, total_steps);
+      for (size_t g = 0; g < M.optimizer->param_groups().size(); ++g)
+        static_cast<torch::optim::AdamWOptions &>(M.optimizer->param_groups()[g].options())
+            .lr(M.base_lr[g] * f);
+      at::Tensor loss;
+      {
+        torch::AutoGradMode grad(true);
+        loss = batch_loss(I, M, x, ys);
+        M.optimizer->zero_grad();
+        between(done, steps);
+        loss.backward();
+      }
+      between(done, steps);
+      M.optimizer->step();
+      ++M.step;
+      double l = loss.item<double>();
+      if (!std::isfinite(l))
+        throw Error(ss::kDataException, "the training loss is not finite",
+                    "Try a smaller learning_rate.");
+      loss_sum += l * double(hi - lo);
+      counted += hi - lo;
     }
-    between(s, steps_per_epoch);
-    I.optimizer->step();
-    ++I.step;
-    double l = loss.item<double>();
-    if (!std::isfinite(l))
-      throw Error(ss::kDataException, "the training loss is not finite",
-                  "Try a smaller learning_rate.");
-    loss_sum += l * double(hi - lo);
-    counted += hi - lo;
   }
   ++I.epoch;
   EpochResult r;
@@ -427,27 +476,25 @@ EpochResult Trainer::train_epoch(const std::function<void(int64_t, int64_t)> &be
   return r;
 }
 
-std::string Trainer::save() const {
-  auto &I = *impl_;
-  if (!I.optimizer) throw Error(ss::kObjectNotInPrerequisiteState, "the model was not trained");
-  torch::NoGradGuard no_grad;
-  for (auto &b : I.blocks)
-    for (auto p : b.parameters()) p.set_requires_grad(false);
-  torch::jit::Module out = new_module("LearnedEncoder");
+namespace {
+
+// The source of the saved forward() of a single member: the base module (its trained blocks in
+// place) or, with pooled_blocks > 1, every block in order with the outputs of the last
+// pooled_blocks average-pooled and concatenated (as Member::pooled does on the cached outputs),
+// then the projection. Registers the modules and parameters it names in `out`.
+std::string single_member_source(const Trainer::Impl &I, torch::jit::Module &out) {
+  const Member &M = I.members[0];
   std::string src = "def forward(self, x):\n";
   if (I.opt.pooled_blocks == 1) {
-    // The base module (its trained blocks in place), then the projection.
     out.register_module("base", I.base);
     src += "    f = self.base.forward(x)\n";
   } else {
-    // Every block in order, the outputs of the last pooled_blocks average-pooled and
-    // concatenated, as Impl::pooled does on the cached outputs.
-    const size_t n = I.frozen.size() + I.blocks.size();
+    const size_t n = I.frozen.size() + M.blocks.size();
     const size_t first_pooled = n - size_t(I.opt.pooled_blocks);
     std::string parts;
     for (size_t i = 0; i < n; ++i) {
       const std::string b = "b" + std::to_string(i);
-      out.register_module(b, i < I.frozen.size() ? I.frozen[i] : I.blocks[i - I.frozen.size()]);
+      out.register_module(b, i < I.frozen.size() ? I.frozen[i] : M.blocks[i - I.frozen.size()]);
       src += "    x = self." + b + ".forward(x)\n";
       if (i >= first_pooled) {
         src += "    p" + std::to_string(i) + " = torch.mean(x, [2, 3])\n";
@@ -456,10 +503,79 @@ std::string Trainer::save() const {
     }
     src += "    f = torch.cat([" + parts + "], 1)\n";
   }
-  out.register_parameter("proj_weight", I.weight.detach().clone(), false);
-  out.register_parameter("proj_bias", I.bias.detach().clone(), false);
-  src += "    return torch.addmm(self.proj_bias, f, self.proj_weight.t())\n";
-  out.define(src);
+  out.register_parameter("proj_weight", M.weight.detach().clone(), false);
+  out.register_parameter("proj_bias", M.bias.detach().clone(), false);
+  return src + "    return torch.addmm(self.proj_bias, f, self.proj_weight.t())\n";
+}
+
+// The same with several members (Impl::embed): the frozen blocks (or, without trained blocks,
+// the base module) once, then each member's trained blocks, pooled outputs and projection,
+// L2-normalised; the members' embeddings concatenated and scaled by 1 / sqrt(members).
+std::string ensemble_source(const Trainer::Impl &I, torch::jit::Module &out) {
+  std::string src = "def forward(self, x):\n";
+  if (I.members[0].blocks.empty()) {
+    out.register_module("base", I.base);
+    src += "    x = self.base.forward(x)\n";
+  }
+  for (size_t i = 0; i < I.frozen.size(); ++i) {
+    out.register_module("b" + std::to_string(i), I.frozen[i]);
+    src += "    x = self.b" + std::to_string(i) + ".forward(x)\n";
+  }
+  std::string embeddings;
+  for (size_t m = 0; m < I.members.size(); ++m) {
+    const Member &M = I.members[m];
+    const std::string tag = "m" + std::to_string(m);
+    std::string parts;
+    if (M.blocks.empty()) {
+      parts = "x";
+    } else {
+      const size_t first_pooled = M.blocks.size() + 1 - size_t(I.opt.pooled_blocks);
+      src += "    y = x\n";
+      if (first_pooled == 0) {
+        src += "    " + tag + "_in = torch.mean(y, [2, 3])\n";
+        parts = tag + "_in";
+      }
+      for (size_t i = 0; i < M.blocks.size(); ++i) {
+        const std::string b = tag + "_b" + std::to_string(I.frozen.size() + i);
+        out.register_module(b, M.blocks[i]);
+        src += "    y = self." + b + ".forward(y)\n";
+        if (i + 1 >= first_pooled) {
+          src += "    " + b + "_p = torch.mean(y, [2, 3])\n";
+          parts += (parts.empty() ? "" : ", ") + b + "_p";
+        }
+      }
+      parts = "torch.cat([" + parts + "], 1)";
+    }
+    out.register_parameter(tag + "_weight", M.weight.detach().clone(), false);
+    out.register_parameter(tag + "_bias", M.bias.detach().clone(), false);
+    src += "    " + tag + " = torch.addmm(self." + tag + "_bias, " + parts + ", self." + tag +
+           "_weight.t())\n";
+    src += "    " + tag + " = " + tag + " / torch.clamp_min(torch.norm(" + tag +
+           ", 2, [1], True), 1e-12)\n";
+    embeddings += (embeddings.empty() ? "" : ", ") + tag;
+  }
+  std::ostringstream scale;
+  scale.precision(17);
+  scale << 1.0 / std::sqrt(double(I.members.size()));
+  return src + "    return torch.cat([" + embeddings + "], 1) * " + scale.str() + "\n";
+}
+
+void set_trained_blocks_grad(Trainer::Impl &I, bool on) {
+  for (auto &m : I.members)
+    for (auto &b : m.blocks)
+      for (auto p : b.parameters()) p.set_requires_grad(on);
+}
+
+}  // namespace
+
+std::string Trainer::save() const {
+  auto &I = *impl_;
+  if (!I.members[0].optimizer)
+    throw Error(ss::kObjectNotInPrerequisiteState, "the model was not trained");
+  torch::NoGradGuard no_grad;
+  set_trained_blocks_grad(I, false);
+  torch::jit::Module out = new_module("LearnedEncoder");
+  out.define(I.members.size() == 1 ? single_member_source(I, out) : ensemble_source(I, out));
   out.eval();
   // The saved module must compute what was trained: the first image through it against the
   // frozen part and the trainer's own embedding.
@@ -474,8 +590,7 @@ std::string Trainer::save() const {
   }
   std::ostringstream s;
   if (same) out.save(s);
-  for (auto &b : I.blocks)
-    for (auto p : b.parameters()) p.set_requires_grad(true);
+  set_trained_blocks_grad(I, true);
   if (!same) throw Error(ss::kInternalError, "the saved model does not reproduce the trained one");
   return s.str();
 }

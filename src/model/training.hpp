@@ -53,6 +53,13 @@ struct TrainOptions {
   // a class whose products look several ways (usage "Casual", colour "Multi") need not pull them
   // all to one point. 1: one proxy per class.
   int proxies_per_class = 1;
+  // Independently trained members sharing the cached frozen outputs: member m trains its own
+  // copy of the trained blocks, projection and proxies with seed + m (its own order and flips);
+  // the saved model runs the frozen blocks once and returns the members' L2-normalised
+  // embeddings of embedding_dims / ensemble_members dimensions each, concatenated and scaled to
+  // unit length (its cosine is the mean of theirs). Training takes ensemble_members times as long,
+  // embedding about as much for the trained blocks. 1: a single model (no normalisation).
+  int ensemble_members = 1;
   uint64_t seed = 1;
 };
 

@@ -147,7 +147,7 @@ TrainCall read_call(FunctionCallInfo fcinfo) {
   if (!super)
     throw Error(sqlstate::kInsufficientPrivilege, "only superusers may train models",
                 "A trained model is TorchScript that runs inside the server.");
-  for (int i = 0; i < 14; ++i)
+  for (int i = 0; i < 15; ++i)
     if (PG_ARGISNULL(i))
       throw Error(sqlstate::kInvalidParameterValue, "arguments must not be null");
   TrainCall c;
@@ -165,6 +165,7 @@ TrainCall read_call(FunctionCallInfo fcinfo) {
   c.opt.margin = PG_GETARG_FLOAT8(11);
   c.opt.pooled_blocks = PG_GETARG_INT32(12);
   c.opt.proxies_per_class = PG_GETARG_INT32(13);
+  c.opt.ensemble_members = PG_GETARG_INT32(14);
   check_train_options(c.opt);
   return c;
 }
@@ -392,7 +393,8 @@ std::string training_json(const TrainCall &c, const BaseModel &base, const Readi
     << ",\"base_learning_rate\":" << opt.base_learning_rate
     << ",\"augmented_views\":" << opt.augmented_views << ",\"margin\":" << opt.margin
     << ",\"pooled_blocks\":" << opt.pooled_blocks
-    << ",\"proxies_per_class\":" << opt.proxies_per_class << ",\"seed\":" << opt.seed
+    << ",\"proxies_per_class\":" << opt.proxies_per_class
+    << ",\"ensemble_members\":" << opt.ensemble_members << ",\"seed\":" << opt.seed
     << ",\"threads\":" << threads << ",\"cached_bytes\":" << trainer.cached_bytes()
     << ",\"cache_seconds\":" << r.seconds << ",\"cache_cpu_seconds\":" << r.cpu_seconds
     << ",\"seconds\":" << seconds << ",\"history\":[" << history << "]}";
@@ -422,7 +424,7 @@ Datum result_row(FunctionCallInfo fcinfo, const std::string &bytes, const std::s
 // lookalike._train_model(name text, base_model text, training_query text, epochs int,
 //     embedding_dims int, trainable_blocks int, batch_size int, learning_rate float8,
 //     base_learning_rate float8, seed int, augmented_views int, margin float8, pooled_blocks int,
-//     proxies_per_class int,
+//     proxies_per_class int, ensemble_members int,
 //     OUT torchscript bytea, OUT sha256 text, OUT dims int, OUT training jsonb)
 LOOKALIKE_FUNCTION(lookalike_train_model) {
   const TrainCall call = read_call(fcinfo);

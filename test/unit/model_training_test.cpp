@@ -95,6 +95,15 @@ TEST(ModelTraining, OptionsAreChecked) {
   EXPECT_EQ(checked([](lm::TrainOptions &o) { o.proxies_per_class = 0; }), "22023");
   EXPECT_EQ(checked([](lm::TrainOptions &o) { o.proxies_per_class = 17; }), "22023");
   EXPECT_EQ(checked([](lm::TrainOptions &o) { o.proxies_per_class = 16; }), "none");
+  EXPECT_EQ(checked([](lm::TrainOptions &o) { o.ensemble_members = 0; }), "22023");
+  EXPECT_EQ(checked([](lm::TrainOptions &o) { o.ensemble_members = 9; }), "22023");
+  EXPECT_EQ(checked([](lm::TrainOptions &o) { o.ensemble_members = 8; }), "none");
+  EXPECT_EQ(checked([](lm::TrainOptions &o) { o.ensemble_members = 3; }), "22023");  // 256 / 3
+  EXPECT_EQ(checked([](lm::TrainOptions &o) {
+              o.ensemble_members = 2;
+              o.embedding_dims = 2;  // one dimension per member
+            }),
+            "22023");
   // pooled_blocks is bounded by trainable_blocks + 1: blocks 16 (the cached input), 17 and 18
   // with two trained blocks; only the output itself with none.
   EXPECT_EQ(checked([](lm::TrainOptions &o) {
@@ -264,6 +273,54 @@ TEST_F(ModelTrainingOneEpoch, SeveralProxiesPerClass) {
   std::vector<float> out;
   ASSERT_EQ(m->forward(x.data(), 4, kSize, out), o.embedding_dims);
   for (float v : out) ASSERT_TRUE(std::isfinite(v));
+}
+
+// An ensemble of two members: member m trains as a single model of seed + m with
+// embedding_dims / 2 dimensions would (the same loss, its own copy of the trained blocks), and
+// the saved model returns both members' L2-normalised embeddings, concatenated and scaled to unit
+// length. With the pooled outputs of three blocks as well (the saved module pools per member).
+TEST_F(ModelTrainingOneEpoch, EnsembleMembersAreIndependentModels) {
+  for (int pooled : {1, 3}) {
+    SCOPED_TRACE("pooled_blocks " + std::to_string(pooled));
+    o.pooled_blocks = pooled;
+    o.seed = 5;
+    std::vector<std::vector<float>> single(2);
+    double single_loss = 0;
+    for (int m = 0; m < 2; ++m) {
+      lm::TrainOptions one = o;
+      one.embedding_dims = o.embedding_dims / 2;
+      one.seed = o.seed + uint64_t(m);
+      std::string saved;
+      single_loss += one_epoch(base, one, x, y, &saved) / 2;
+      std::unique_ptr<lm::Model> model =
+          lm::Model::load_bytes("single", std::vector<char>(saved.begin(), saved.end()), "");
+      ASSERT_EQ(model->forward(x.data(), 4, kSize, single[size_t(m)]), 8);
+    }
+    o.ensemble_members = 2;
+    std::string saved;
+    const double loss = one_epoch(base, o, x, y, &saved);
+    EXPECT_NEAR(loss, single_loss, 1e-5 * (1 + single_loss));
+    std::unique_ptr<lm::Model> model =
+        lm::Model::load_bytes("ensemble", std::vector<char>(saved.begin(), saved.end()), "");
+    std::vector<float> out;
+    ASSERT_EQ(model->forward(x.data(), 4, kSize, out), 16);
+    for (int i = 0; i < 4; ++i) {
+      double norm = 0;
+      for (int k = 0; k < 16; ++k)
+        norm += double(out[size_t(i * 16 + k)]) * out[size_t(i * 16 + k)];
+      EXPECT_NEAR(norm, 1.0, 1e-5);
+      for (int m = 0; m < 2; ++m) {
+        // member m's part is its single model's embedding, normalised, over sqrt(2)
+        const float *e = single[size_t(m)].data() + i * 8;
+        double len = 0;
+        for (int k = 0; k < 8; ++k) len += double(e[k]) * e[k];
+        len = std::sqrt(len);
+        for (int k = 0; k < 8; ++k)
+          EXPECT_NEAR(out[size_t(i * 16 + m * 8 + k)], e[k] / len / std::sqrt(2.0), 1e-4);
+      }
+    }
+    o.ensemble_members = 1;
+  }
 }
 
 TEST(ModelTraining, CancelFromTheCallback) {
