@@ -22,7 +22,7 @@
 #     square; stretch: as the cnn method); TRAIN_MARGIN (train_model's margin, default 0);
 #     TRAIN_POOLED (train_model's pooled_blocks, default 3: the pooled outputs of blocks 16-18);
 #     TRAIN_PROXIES (train_model's proxies_per_class, default 3); TRAIN_MEMBERS (train_model's
-#     ensemble_members, default 1; each member costs a full training);
+#     ensemble_members, default 2: two models from one cache, each a full training);
 #     TRAIN_THREADS (lookalike.threads while training, default 2: the demo trains with nothing
 #     else running; on a machine whose other core is busy, 1 trains 2-3x faster than 2) and
 #     TRAIN=0 (skip the learned method) adjust it.
@@ -46,7 +46,7 @@ TRAIN_RESIZE=${TRAIN_RESIZE:-pad}
 TRAIN_MARGIN=${TRAIN_MARGIN:-0}
 TRAIN_POOLED=${TRAIN_POOLED:-3}
 TRAIN_PROXIES=${TRAIN_PROXIES:-3}
-TRAIN_MEMBERS=${TRAIN_MEMBERS:-1}
+TRAIN_MEMBERS=${TRAIN_MEMBERS:-2}
 TRAIN=${TRAIN:-1}
 port=${DEMO_PORT:-54329}
 out=${DEMO_OUT:-$root/build/demo}
