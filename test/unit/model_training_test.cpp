@@ -6,6 +6,7 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -278,10 +279,13 @@ TEST_F(ModelTrainingOneEpoch, SeveralProxiesPerClass) {
 // An ensemble of two members: member m trains as a single model of seed + m with
 // embedding_dims / 2 dimensions would (the same loss, its own copy of the trained blocks), and
 // the saved model returns both members' L2-normalised embeddings, concatenated and scaled to unit
-// length. With the pooled outputs of three blocks as well (the saved module pools per member).
+// length. With the pooled outputs of three blocks as well (the saved module pools per member),
+// and with heads only (no trained block: the members share the base model's output).
 TEST_F(ModelTrainingOneEpoch, EnsembleMembersAreIndependentModels) {
-  for (int pooled : {1, 3}) {
-    SCOPED_TRACE("pooled_blocks " + std::to_string(pooled));
+  for (auto [blocks, pooled] : {std::pair{2, 1}, std::pair{2, 3}, std::pair{0, 1}}) {
+    SCOPED_TRACE("trainable_blocks " + std::to_string(blocks) + ", pooled_blocks " +
+                 std::to_string(pooled));
+    o.trainable_blocks = blocks;
     o.pooled_blocks = pooled;
     o.seed = 5;
     std::vector<std::vector<float>> single(2);
