@@ -131,12 +131,13 @@ struct Trainer::Impl {
   // members their L2-normalised projections concatenated and scaled by 1 / sqrt(members) (unit
   // length: its cosine is the mean of the members' cosines). save() writes the same.
   at::Tensor embed(const at::Tensor &x) {
-    namespace F = torch::nn::functional;
     if (members.size() == 1) return members[0].embed(x, opt.pooled_blocks);
     std::vector<at::Tensor> parts;
-    for (auto &m : members)
-      parts.push_back(
-          F::normalize(m.embed(x, opt.pooled_blocks), F::NormalizeFuncOptions().dim(1)));
+    for (auto &m : members) {
+      at::Tensor e = m.embed(x, opt.pooled_blocks);
+      // as F::normalize and the saved module's torch.clamp_min(torch.norm(...), 1e-12)
+      parts.push_back(e / e.norm(2, {1}, true).clamp_min(1e-12));
+    }
     return torch::cat(parts, 1) * (1.0 / std::sqrt(double(members.size())));
   }
 };
