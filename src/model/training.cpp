@@ -479,41 +479,23 @@ EpochResult Trainer::train_epoch(const std::function<void(int64_t, int64_t)> &be
 
 namespace {
 
-// The source of the saved forward() of a single member: the base module (its trained blocks in
-// place) or, with pooled_blocks > 1, every block in order with the outputs of the last
-// pooled_blocks average-pooled and concatenated (as Member::pooled does on the cached outputs),
-// then the projection. Registers the modules and parameters it names in `out`.
-std::string single_member_source(const Trainer::Impl &I, torch::jit::Module &out) {
-  const Member &M = I.members[0];
+// The source of the saved forward(), registering in `out` the modules and parameters it names.
+// One member reading the last block only: the base module (its trained blocks in place), then
+// the projection. Otherwise the frozen blocks (or, without trained blocks, the base module) once,
+// then each member's trained blocks, the average-pooled outputs of the last pooled_blocks
+// concatenated (as Member::pooled does on the cached outputs) and its projection; several
+// members' embeddings are L2-normalised, concatenated and scaled by 1 / sqrt(members)
+// (Impl::embed).
+std::string saved_source(const Trainer::Impl &I, torch::jit::Module &out) {
+  const bool single = I.members.size() == 1;
   std::string src = "def forward(self, x):\n";
-  if (I.opt.pooled_blocks == 1) {
+  if (single && I.opt.pooled_blocks == 1) {
     out.register_module("base", I.base);
-    src += "    f = self.base.forward(x)\n";
-  } else {
-    const size_t n = I.frozen.size() + M.blocks.size();
-    const size_t first_pooled = n - size_t(I.opt.pooled_blocks);
-    std::string parts;
-    for (size_t i = 0; i < n; ++i) {
-      const std::string b = "b" + std::to_string(i);
-      out.register_module(b, i < I.frozen.size() ? I.frozen[i] : M.blocks[i - I.frozen.size()]);
-      src += "    x = self." + b + ".forward(x)\n";
-      if (i >= first_pooled) {
-        src += "    p" + std::to_string(i) + " = torch.mean(x, [2, 3])\n";
-        parts += (parts.empty() ? "p" : ", p") + std::to_string(i);
-      }
-    }
-    src += "    f = torch.cat([" + parts + "], 1)\n";
+    out.register_parameter("proj_weight", I.members[0].weight.detach().clone(), false);
+    out.register_parameter("proj_bias", I.members[0].bias.detach().clone(), false);
+    return src + "    f = self.base.forward(x)\n" +
+           "    return torch.addmm(self.proj_bias, f, self.proj_weight.t())\n";
   }
-  out.register_parameter("proj_weight", M.weight.detach().clone(), false);
-  out.register_parameter("proj_bias", M.bias.detach().clone(), false);
-  return src + "    return torch.addmm(self.proj_bias, f, self.proj_weight.t())\n";
-}
-
-// The same with several members (Impl::embed): the frozen blocks (or, without trained blocks,
-// the base module) once, then each member's trained blocks, pooled outputs and projection,
-// L2-normalised; the members' embeddings concatenated and scaled by 1 / sqrt(members).
-std::string ensemble_source(const Trainer::Impl &I, torch::jit::Module &out) {
-  std::string src = "def forward(self, x):\n";
   if (I.members[0].blocks.empty()) {
     out.register_module("base", I.base);
     src += "    x = self.base.forward(x)\n";
@@ -551,6 +533,7 @@ std::string ensemble_source(const Trainer::Impl &I, torch::jit::Module &out) {
     out.register_parameter(tag + "_bias", M.bias.detach().clone(), false);
     src += "    " + tag + " = torch.addmm(self." + tag + "_bias, " + parts + ", self." + tag +
            "_weight.t())\n";
+    if (single) return src + "    return " + tag + "\n";
     src += "    " + tag + " = " + tag + " / torch.clamp_min(torch.norm(" + tag +
            ", 2, [1], True), 1e-12)\n";
     embeddings += (embeddings.empty() ? "" : ", ") + tag;
@@ -576,7 +559,7 @@ std::string Trainer::save() const {
   torch::NoGradGuard no_grad;
   set_trained_blocks_grad(I, false);
   torch::jit::Module out = new_module("LearnedEncoder");
-  out.define(I.members.size() == 1 ? single_member_source(I, out) : ensemble_source(I, out));
+  out.define(saved_source(I, out));
   out.eval();
   // The saved module must compute what was trained: the first image through it against the
   // frozen part and the trainer's own embedding.
