@@ -646,8 +646,10 @@ COMMENT ON COLUMN lookalike.models.path IS 'absolute path of the TorchScript fil
 COMMENT ON COLUMN lookalike.models.sha256 IS 'sha256 of the file (or of the stored TorchScript) at registration; checked whenever a backend loads it';
 -- How an image is resized to the model's input: 'stretch' (0.1.0's only way) or 'pad'.
 ALTER TABLE lookalike.models ADD COLUMN resize text NOT NULL DEFAULT 'stretch' CHECK (resize IN ('stretch', 'pad'));
-COMMENT ON COLUMN lookalike.models.resize IS 'how an image becomes input_size x input_size: ''stretch'' resizes it to the square, ''pad'' keeps its aspect ratio (the longer side becomes input_size) and fills the rest with white, the background of catalogue photographs';
-COMMENT ON COLUMN lookalike.models.input_size IS 'images are resized to input_size x input_size (bilinear; see resize)';
+COMMENT ON COLUMN lookalike.models.resize IS 'how an image becomes the input (input_width x input_size pixels): ''stretch'' resizes it to that box, ''pad'' keeps its aspect ratio (the largest size that fits the box) and fills the rest with white, the background of catalogue photographs';
+ALTER TABLE lookalike.models ADD COLUMN input_width integer CHECK (input_width BETWEEN 8 AND 1024);
+COMMENT ON COLUMN lookalike.models.input_width IS 'the input''s width in pixels; NULL: input_size (a square). A box of the catalogue photographs'' shape (e.g. 168 x 224 for 3:4 portraits) spends no computation on padding';
+COMMENT ON COLUMN lookalike.models.input_size IS 'the input''s height: images are resized to input_width x input_size pixels, input_size x input_size if input_width is NULL (bilinear; see resize)';
 CREATE OR REPLACE FUNCTION lookalike.unregister_model(name text) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
@@ -740,10 +742,11 @@ BEGIN
                                 proxies_per_class, ensemble_members);
     INSERT INTO lookalike.model_data (name, torchscript, base_model, training)
         VALUES (name, t.torchscript, base_model, t.training);
-    INSERT INTO lookalike.models (name, path, sha256, input_size, mean, std, dims, description, resize)
+    INSERT INTO lookalike.models (name, path, sha256, input_size, mean, std, dims, description, resize,
+                                  input_width)
         VALUES (name, NULL, t.sha256, base.input_size, base.mean, base.std, t.dims,
                 coalesce(description, 'trained from ' || base_model || ' by lookalike.train_model()'),
-                base.resize)
+                base.resize, base.input_width)
         RETURNING * INTO result;
     RETURN result;
 END
@@ -783,18 +786,19 @@ COMMENT ON VIEW lookalike.training_progress IS
 -- most lookalike.max_model_bytes and returns the canonical path, which register_model stores.
 DROP FUNCTION lookalike._probe_model(text, integer, real[], real[]);
 CREATE FUNCTION lookalike._probe_model(path text, input_size integer, mean real[], std real[],
-                                       OUT sha256 text, OUT dims integer, OUT canonical_path text)
+                                       input_width integer, OUT sha256 text, OUT dims integer,
+                                       OUT canonical_path text)
     AS '$libdir/lookalike_model', 'lookalike_probe_model' LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION lookalike._probe_model(text, integer, real[], real[]) IS
+COMMENT ON FUNCTION lookalike._probe_model(text, integer, real[], real[], integer) IS
     'internal (superusers): loads a TorchScript file (a regular file of at most lookalike.max_model_bytes), returns its sha256, output dimension and canonical path';
-REVOKE ALL ON FUNCTION lookalike._probe_model(text, integer, real[], real[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION lookalike._probe_model(text, integer, real[], real[], integer) FROM PUBLIC;
 
--- register_model also gained resize (the column added above): a new signature
+-- register_model also gained resize and input_width (the columns added above): a new signature
 DROP FUNCTION lookalike.register_model(text, text, integer, real[], real[], text);
 CREATE FUNCTION lookalike.register_model(
     name text, path text, input_size integer DEFAULT 224,
     mean real[] DEFAULT '{0.485,0.456,0.406}', std real[] DEFAULT '{0.229,0.224,0.225}',
-    description text DEFAULT NULL, resize text DEFAULT 'stretch')
+    description text DEFAULT NULL, resize text DEFAULT 'stretch', input_width integer DEFAULT NULL)
 RETURNS lookalike.models
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
@@ -818,14 +822,15 @@ BEGIN
         RAISE EXCEPTION 'model "%" is already registered', name
             USING ERRCODE = '42710', HINT = 'Unregister it first with lookalike.unregister_model().';
     END IF;
-    probe := lookalike._probe_model(path, input_size, mean, std);
-    INSERT INTO lookalike.models (name, path, sha256, input_size, mean, std, dims, description, resize)
+    probe := lookalike._probe_model(path, input_size, mean, std, input_width);
+    INSERT INTO lookalike.models (name, path, sha256, input_size, mean, std, dims, description, resize,
+                                  input_width)
         VALUES (name, probe.canonical_path, probe.sha256, input_size, mean, std, probe.dims, description,
-                resize)
+                resize, input_width)
         RETURNING * INTO result;
     RETURN result;
 END
 $$;
-COMMENT ON FUNCTION lookalike.register_model(text, text, integer, real[], real[], text, text) IS
-    'superusers: registers a TorchScript image encoder (records its sha256, measures its output dimension); resize ''stretch'' (default) or ''pad'' (keep the aspect ratio, fill with white)';
-REVOKE ALL ON FUNCTION lookalike.register_model(text, text, integer, real[], real[], text, text) FROM PUBLIC;
+COMMENT ON FUNCTION lookalike.register_model(text, text, integer, real[], real[], text, text, integer) IS
+    'superusers: registers a TorchScript image encoder (records its sha256, measures its output dimension); resize ''stretch'' (default) or ''pad'' (keep the aspect ratio, fill with white); input_width NULL (default: a square input) or the input''s width';
+REVOKE ALL ON FUNCTION lookalike.register_model(text, text, integer, real[], real[], text, text, integer) FROM PUBLIC;

@@ -46,6 +46,16 @@ SELECT name, resize FROM lookalike.register_model('mobilenet_v2_pad', :'features
 SELECT name, resize FROM lookalike.models WHERE name IN ('mobilenet_v2', 'mobilenet_v2_pad') ORDER BY name;
 SELECT (image_embedding(pg_read_binary_file(:'img1'), 'mobilenet_v2')
         <=> image_embedding(pg_read_binary_file(:'img1'), 'mobilenet_v2_pad')) > 0.01 AS pad_differs;
+-- input_width: a box of the images' own shape (3:4, 168 x 224 for the 60 x 80 fashion
+-- images), which pads nothing; another input than the square padded one, the same output size
+SELECT lookalike.register_model('too_narrow', :'features', input_width => 4);
+SELECT lookalike.register_model('zero_width', :'features', input_width => 0);
+SELECT name, input_size, input_width, resize, dims
+  FROM lookalike.register_model('mobilenet_v2_portrait', :'features', resize => 'pad', input_width => 168);
+SELECT dims(image_embedding(pg_read_binary_file(:'img1'), 'mobilenet_v2_portrait')) AS dims,
+       (image_embedding(pg_read_binary_file(:'img1'), 'mobilenet_v2_portrait')
+        <=> image_embedding(pg_read_binary_file(:'img1'), 'mobilenet_v2_pad')) > 0.001 AS differs_from_square;
+SELECT lookalike.unregister_model('mobilenet_v2_portrait');
 SELECT lookalike.unregister_model('mobilenet_v2_pad');
 SELECT count(*) AS registered FROM lookalike.models;
 -- only superusers register or unregister (a TorchScript file is code)

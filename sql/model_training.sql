@@ -131,6 +131,14 @@ SELECT training->'augmented_views' AS views, training->'margin' AS margin, train
   FROM lookalike.model_data WHERE name = 'tiny_pad';
 SELECT dims(image_embedding(image, 'tiny_pad')) AS dims FROM public.train_items WHERE id = 1534;
 SELECT lookalike.unregister_model('tiny_pad');
+-- a model trained from a base with a non-square input (24 x 32) inherits it
+SELECT name, input_size, input_width FROM lookalike.register_model('mnv2_32_narrow', :'features',
+    input_size => 32, resize => 'pad', input_width => 24);
+SELECT name, input_size, input_width, resize FROM lookalike.train_model('tiny_narrow', 'mnv2_32_narrow', :'q',
+    epochs => 1, embedding_dims => 8, trainable_blocks => 2, batch_size => 8, pooled_blocks => 3);
+SELECT dims(image_embedding(image, 'tiny_narrow')) AS dims FROM public.train_items WHERE id = 1534;
+SELECT lookalike.unregister_model('tiny_narrow');
+SELECT lookalike.unregister_model('mnv2_32_narrow');
 -- the embedding projected from the pooled outputs of the last three blocks (16, 17, 18:
 -- 160 + 320 + 1280 channels)
 SELECT name, dims FROM lookalike.train_model('tiny_pooled', 'mnv2_32', :'q', epochs => 1,

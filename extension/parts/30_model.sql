@@ -14,37 +14,39 @@ CREATE TABLE lookalike.models (
     description text,
     registered_at timestamptz NOT NULL DEFAULT now(),
     registered_by name NOT NULL DEFAULT current_user,
-    resize text NOT NULL DEFAULT 'stretch' CHECK (resize IN ('stretch', 'pad'))
+    resize text NOT NULL DEFAULT 'stretch' CHECK (resize IN ('stretch', 'pad')),
+    input_width integer CHECK (input_width BETWEEN 8 AND 1024)
 );
 COMMENT ON TABLE lookalike.models IS
     'TorchScript image encoders that image_embedding() can run; write it only through lookalike.register_model() and lookalike.unregister_model()';
 COMMENT ON COLUMN lookalike.models.name IS 'the name image_embedding() and lookalike.default_model use';
 COMMENT ON COLUMN lookalike.models.path IS 'absolute path of the TorchScript file, read by the server; NULL for a model stored in the database (lookalike.model_data, e.g. trained by lookalike.train_model())';
 COMMENT ON COLUMN lookalike.models.sha256 IS 'sha256 of the file (or of the stored TorchScript) at registration; checked whenever a backend loads it';
-COMMENT ON COLUMN lookalike.models.input_size IS 'images are resized to input_size x input_size (bilinear; see resize)';
+COMMENT ON COLUMN lookalike.models.input_size IS 'the input''s height: images are resized to input_width x input_size pixels, input_size x input_size if input_width is NULL (bilinear; see resize)';
 COMMENT ON COLUMN lookalike.models.mean IS 'per-channel (R, G, B) mean subtracted from pixel/255';
 COMMENT ON COLUMN lookalike.models.std IS 'per-channel (R, G, B) standard deviation dividing pixel/255 - mean';
 COMMENT ON COLUMN lookalike.models.dims IS 'output dimension, measured by a forward pass at registration';
 COMMENT ON COLUMN lookalike.models.description IS 'free text';
 COMMENT ON COLUMN lookalike.models.registered_at IS 'when the model was registered';
 COMMENT ON COLUMN lookalike.models.registered_by IS 'the superuser who registered it';
-COMMENT ON COLUMN lookalike.models.resize IS 'how an image becomes input_size x input_size: ''stretch'' resizes it to the square, ''pad'' keeps its aspect ratio (the longer side becomes input_size) and fills the rest with white, the background of catalogue photographs';
+COMMENT ON COLUMN lookalike.models.resize IS 'how an image becomes the input (input_width x input_size pixels): ''stretch'' resizes it to that box, ''pad'' keeps its aspect ratio (the largest size that fits the box) and fills the rest with white, the background of catalogue photographs';
+COMMENT ON COLUMN lookalike.models.input_width IS 'the input''s width in pixels; NULL: input_size (a square). A box of the catalogue photographs'' shape (e.g. 168 x 224 for 3:4 portraits) spends no computation on padding';
 -- pg_dump keeps the registrations (the table belongs to the extension).
 SELECT pg_catalog.pg_extension_config_dump('lookalike.models', '');
 REVOKE ALL ON lookalike.models FROM PUBLIC;
 GRANT SELECT ON lookalike.models TO PUBLIC;
 
 CREATE FUNCTION lookalike._probe_model(path text, input_size integer, mean real[], std real[],
-                                       OUT sha256 text, OUT dims integer, OUT canonical_path text)
+                                       input_width integer, OUT sha256 text, OUT dims integer, OUT canonical_path text)
     AS '$libdir/lookalike_model', 'lookalike_probe_model' LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION lookalike._probe_model(text, integer, real[], real[]) IS
+COMMENT ON FUNCTION lookalike._probe_model(text, integer, real[], real[], integer) IS
     'internal (superusers): loads a TorchScript file (a regular file of at most lookalike.max_model_bytes), returns its sha256, output dimension and canonical path';
-REVOKE ALL ON FUNCTION lookalike._probe_model(text, integer, real[], real[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION lookalike._probe_model(text, integer, real[], real[], integer) FROM PUBLIC;
 
 CREATE FUNCTION lookalike.register_model(
     name text, path text, input_size integer DEFAULT 224,
     mean real[] DEFAULT '{0.485,0.456,0.406}', std real[] DEFAULT '{0.229,0.224,0.225}',
-    description text DEFAULT NULL, resize text DEFAULT 'stretch')
+    description text DEFAULT NULL, resize text DEFAULT 'stretch', input_width integer DEFAULT NULL)
 RETURNS lookalike.models
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
@@ -68,17 +70,18 @@ BEGIN
         RAISE EXCEPTION 'model "%" is already registered', name
             USING ERRCODE = '42710', HINT = 'Unregister it first with lookalike.unregister_model().';
     END IF;
-    probe := lookalike._probe_model(path, input_size, mean, std);
-    INSERT INTO lookalike.models (name, path, sha256, input_size, mean, std, dims, description, resize)
+    probe := lookalike._probe_model(path, input_size, mean, std, input_width);
+    INSERT INTO lookalike.models (name, path, sha256, input_size, mean, std, dims, description, resize,
+                                  input_width)
         VALUES (name, probe.canonical_path, probe.sha256, input_size, mean, std, probe.dims, description,
-                resize)
+                resize, input_width)
         RETURNING * INTO result;
     RETURN result;
 END
 $$;
-COMMENT ON FUNCTION lookalike.register_model(text, text, integer, real[], real[], text, text) IS
-    'superusers: registers a TorchScript image encoder (records its sha256, measures its output dimension); resize ''stretch'' (default) or ''pad'' (keep the aspect ratio, fill with white)';
-REVOKE ALL ON FUNCTION lookalike.register_model(text, text, integer, real[], real[], text, text) FROM PUBLIC;
+COMMENT ON FUNCTION lookalike.register_model(text, text, integer, real[], real[], text, text, integer) IS
+    'superusers: registers a TorchScript image encoder (records its sha256, measures its output dimension); resize ''stretch'' (default) or ''pad'' (keep the aspect ratio, fill with white); input_width NULL (default: a square input) or the input''s width';
+REVOKE ALL ON FUNCTION lookalike.register_model(text, text, integer, real[], real[], text, text, integer) FROM PUBLIC;
 
 CREATE FUNCTION lookalike.unregister_model(name text) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp

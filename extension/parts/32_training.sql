@@ -79,10 +79,11 @@ BEGIN
                                 proxies_per_class, ensemble_members);
     INSERT INTO lookalike.model_data (name, torchscript, base_model, training)
         VALUES (name, t.torchscript, base_model, t.training);
-    INSERT INTO lookalike.models (name, path, sha256, input_size, mean, std, dims, description, resize)
+    INSERT INTO lookalike.models (name, path, sha256, input_size, mean, std, dims, description, resize,
+                                  input_width)
         VALUES (name, NULL, t.sha256, base.input_size, base.mean, base.std, t.dims,
                 coalesce(description, 'trained from ' || base_model || ' by lookalike.train_model()'),
-                base.resize)
+                base.resize, base.input_width)
         RETURNING * INTO result;
     RETURN result;
 END

@@ -41,7 +41,8 @@ bool lookup_model(const char *name, ModelRow *out) {
   spi::connect();
   HeapTuple row = spi::select_by_key(
       "SELECT path, sha256, input_size, mean[1], mean[2], mean[3], std[1], std[2], std[3], dims, "
-      "pg_catalog.to_jsonb(m) OPERATOR(pg_catalog.->>) 'resize' OPERATOR(pg_catalog.=) 'pad' "
+      "pg_catalog.to_jsonb(m) OPERATOR(pg_catalog.->>) 'resize' OPERATOR(pg_catalog.=) 'pad', "
+      "CAST(pg_catalog.to_jsonb(m) OPERATOR(pg_catalog.->>) 'input_width' AS pg_catalog.int4) "
       "FROM lookalike.models m WHERE name OPERATOR(pg_catalog.=) $1",
       name, "lookalike.models");
   if (row != nullptr) {
@@ -61,6 +62,9 @@ bool lookup_model(const char *name, ModelRow *out) {
     // UPDATE not run yet) has no such column, and every model there is stretched.
     Datum pad = spi::column(row, 11, &isnull);
     out->resize = !isnull && DatumGetBool(pad) ? Resize::kPad : Resize::kStretch;
+    // input_width (0.2.0) likewise: NULL or absent, a square input.
+    Datum width = spi::column(row, 12, &isnull);
+    out->input_width = isnull ? 0 : DatumGetInt32(width);
   }
   spi::finish();
   return row != nullptr;
@@ -80,6 +84,7 @@ bytea *stored_model_bytes(const char *name) {
 Normalization normalization_of(const ModelRow &row) {
   Normalization n;
   n.input_size = row.input_size;
+  n.input_width = row.input_width;
   n.resize = row.resize;
   for (int k = 0; k < 3; ++k) {
     n.mean[k] = row.mean[k];
@@ -114,7 +119,8 @@ namespace {
 bool same_registration(const ModelRow &a, const ModelRow &b) {
   return a.stored == b.stored && std::strcmp(a.path, b.path) == 0 &&
          std::strcmp(a.sha256, b.sha256) == 0 && a.input_size == b.input_size &&
-         a.resize == b.resize && std::memcmp(a.mean, b.mean, sizeof a.mean) == 0 &&
+         a.input_width == b.input_width && a.resize == b.resize &&
+         std::memcmp(a.mean, b.mean, sizeof a.mean) == 0 &&
          std::memcmp(a.stddev, b.stddev, sizeof a.stddev) == 0 && a.dims == b.dims;
 }
 
@@ -210,7 +216,7 @@ std::string image_error_message(const BatchImageError &e) {
 using namespace lookalike;
 using namespace lookalike::model;
 
-// lookalike._probe_model(path text, input_size int, mean real[], std real[])
+// lookalike._probe_model(path text, input_size int, mean real[], std real[], input_width int)
 //   RETURNS TABLE(sha256 text, dims int, canonical_path text)
 // Loads the file (superusers only: a TorchScript file is code), runs one forward pass.
 LOOKALIKE_FUNCTION(lookalike_probe_model) {
@@ -229,6 +235,13 @@ LOOKALIKE_FUNCTION(lookalike_probe_model) {
     throw Error(sqlstate::kInvalidParameterValue, "model path is too long");
   Normalization n;
   n.input_size = PG_GETARG_INT32(1);
+  if (PG_NARGS() > 4 && !PG_ARGISNULL(4)) {
+    n.input_width = PG_GETARG_INT32(4);
+    // 0 means "a square" inside; a registration says so with NULL.
+    if (n.input_width == 0)
+      throw Error(sqlstate::kInvalidParameterValue, "input width 0 is out of range",
+                  "Leave input_width NULL for a square input.");
+  }
   for (int a = 0; a < 2; ++a) {
     float *dst = a == 0 ? n.mean : n.stddev;
     bool ok = pg::guarded([&] {
@@ -283,7 +296,7 @@ LOOKALIKE_FUNCTION(image_embedding) {
   } catch (const BatchImageError &e) {
     rethrow_image_error(e, "");
   }
-  int dims = m.model->forward(input.data(), 1, m.pre->size(), out);
+  int dims = m.model->forward(input.data(), 1, m.pre->height(), m.pre->width(), out);
   check_dims(m, dims, name);
   return pg::guarded([&] { return PointerGetDatum(new_embedding(dims, out.data())); });
 }
@@ -493,7 +506,8 @@ LOOKALIKE_FUNCTION(image_embeddings) {
     int dims = m.row.dims;
     if (!b.images.empty()) {
       pg::guarded([] { CHECK_FOR_INTERRUPTS(); });
-      dims = m.model->forward(input.data(), int(b.images.size()), m.pre->size(), out);
+      dims = m.model->forward(input.data(), int(b.images.size()), m.pre->height(), m.pre->width(),
+                              out);
       check_dims(m, dims, name);
     }
     put_rows(run, b, dims, out);

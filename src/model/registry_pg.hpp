@@ -17,6 +17,7 @@ struct ModelRow {
   char path[MAXPGPATH];
   char sha256[65];
   int input_size;
+  int input_width;  // 0: input_size (lookalike.models.input_width NULL)
   Resize resize;
   float mean[3];
   float stddev[3];
@@ -30,7 +31,7 @@ bool lookup_model(const char *name, ModelRow *out);
 // nullptr if there is none.
 bytea *stored_model_bytes(const char *name);
 
-// The input size, resizing, mean and standard deviation a registration records.
+// The input size and width, resizing, mean and standard deviation a registration records.
 Normalization normalization_of(const ModelRow &row);
 
 // The stored TorchScript of `name` as C++ bytes (not yet checked against its sha256); Error

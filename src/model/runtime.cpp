@@ -144,6 +144,11 @@ void check_normalization(const Normalization &n) {
                 "input size " + std::to_string(n.input_size) + " is out of range",
                 "The input size must be between " + std::to_string(kMinInputSize) + " and " +
                     std::to_string(kMaxInputSize) + " pixels.");
+  if (n.input_width != 0 && (n.input_width < kMinInputSize || n.input_width > kMaxInputSize))
+    throw Error(ss::kInvalidParameterValue,
+                "input width " + std::to_string(n.input_width) + " is out of range",
+                "The input width must be between " + std::to_string(kMinInputSize) + " and " +
+                    std::to_string(kMaxInputSize) + " pixels.");
   for (int c = 0; c < 3; ++c) {
     if (!std::isfinite(n.mean[c]) || !std::isfinite(n.stddev[c]))
       throw Error(ss::kInvalidParameterValue, "mean and std must be finite numbers");
@@ -152,7 +157,8 @@ void check_normalization(const Normalization &n) {
   }
 }
 
-Preprocessor::Preprocessor(const Normalization &n) : size_(n.input_size), resize_(n.resize) {
+Preprocessor::Preprocessor(const Normalization &n)
+    : height_(n.height()), width_(n.width()), resize_(n.resize) {
   check_normalization(n);
   for (int c = 0; c < 3; ++c) {
     for (int v = 0; v < 256; ++v) {
@@ -170,24 +176,24 @@ void Preprocessor::operator()(const cv::Mat &bgr, float *dst) const {
   cv::Mat resized;
   // Resizing is per channel, so resizing BGR and then swapping to RGB equals the reference's
   // cvtColor(BGR2RGB) followed by resize, bit for bit.
-  if (resize_ == Resize::kPad && bgr.cols != bgr.rows) {
-    // The longer side becomes size_, the shorter one keeps the ratio (at least one pixel).
-    const double scale = double(size_) / std::max(bgr.cols, bgr.rows);
-    const int w = std::clamp(int(std::lround(bgr.cols * scale)), 1, size_);
-    const int h = std::clamp(int(std::lround(bgr.rows * scale)), 1, size_);
-    resized.create(size_, size_, CV_8UC3);
+  if (resize_ == Resize::kPad && int64_t(bgr.cols) * height_ != int64_t(bgr.rows) * width_) {
+    // The largest size of the image's aspect ratio that fits the box (at least one pixel).
+    const double scale = std::min(double(width_) / bgr.cols, double(height_) / bgr.rows);
+    const int w = std::clamp(int(std::lround(bgr.cols * scale)), 1, width_);
+    const int h = std::clamp(int(std::lround(bgr.rows * scale)), 1, height_);
+    resized.create(height_, width_, CV_8UC3);
     resized.setTo(cv::Scalar(255, 255, 255));
-    cv::Mat inner = resized(cv::Rect((size_ - w) / 2, (size_ - h) / 2, w, h));
+    cv::Mat inner = resized(cv::Rect((width_ - w) / 2, (height_ - h) / 2, w, h));
     cv::resize(bgr, inner, cv::Size(w, h), 0, 0, cv::INTER_LINEAR);
   } else {
-    cv::resize(bgr, resized, cv::Size(size_, size_), 0, 0, cv::INTER_LINEAR);
+    cv::resize(bgr, resized, cv::Size(width_, height_), 0, 0, cv::INTER_LINEAR);
   }
-  const size_t plane = size_t(size_) * size_;
+  const size_t plane = size_t(height_) * size_t(width_);
   float *r = dst, *g = dst + plane, *b = dst + 2 * plane;
   size_t k = 0;
-  for (int y = 0; y < size_; ++y) {
+  for (int y = 0; y < height_; ++y) {
     const uint8_t *p = resized.ptr<uint8_t>(y);
-    for (int x = 0; x < size_; ++x, p += 3, ++k) {
+    for (int x = 0; x < width_; ++x, p += 3, ++k) {
       b[k] = lut_[2][p[0]];
       g[k] = lut_[1][p[1]];
       r[k] = lut_[0][p[2]];
@@ -455,13 +461,13 @@ std::unique_ptr<Model> Model::load_checked(CheckedModelBytes checked) {
   return m;
 }
 
-int Model::forward(const float *input, int n, int size, std::vector<float> &out) {
+int Model::forward(const float *input, int n, int height, int width, std::vector<float> &out) {
   at::Tensor y;
   {
     c10::InferenceMode guard;
     FlushToZero ftz;
     try {
-      at::Tensor x = torch::from_blob(const_cast<float *>(input), {n, 3, size, size},
+      at::Tensor x = torch::from_blob(const_cast<float *>(input), {n, 3, height, width},
                                       torch::TensorOptions().dtype(torch::kFloat32));
       std::vector<torch::jit::IValue> args{x};
       torch::jit::IValue result = impl_->module.forward(args);
@@ -506,10 +512,10 @@ int Model::probe_dims(const Normalization &n) {
   check_normalization(n);
   // One mid-grey image (byte 128 in every channel), normalised like a real one.
   Preprocessor pre(n);
-  cv::Mat grey(n.input_size, n.input_size, CV_8UC3, cv::Scalar(128, 128, 128));
+  cv::Mat grey(n.height(), n.width(), CV_8UC3, cv::Scalar(128, 128, 128));
   std::vector<float> input(pre.floats_per_image()), out;
   pre(grey, input.data());
-  return forward(input.data(), 1, n.input_size, out);
+  return forward(input.data(), 1, n.height(), n.width(), out);
 }
 
 }  // namespace lookalike::model

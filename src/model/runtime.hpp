@@ -57,33 +57,38 @@ CheckedModelBytes checked_file_bytes(const std::string &path, const std::string 
 CheckedModelBytes checked_stored_bytes(const std::string &where, std::vector<char> bytes,
                                        const std::string &expected_sha256);
 
-// How an image becomes input_size x input_size: kStretch resizes it to the square (the aspect
-// ratio is lost; torchvision's Resize((s, s))); kPad keeps the aspect ratio, scales the longer
-// side to input_size, centres it and fills the rest with white, the background of catalogue
-// photographs (lookalike.models.resize 'stretch' / 'pad').
+// How an image becomes the model's input, width x height pixels (input_width x input_size, a
+// square unless input_width is set): kStretch resizes it to that box (the aspect ratio is lost
+// unless it is the box's; torchvision's Resize((h, w))); kPad keeps the aspect ratio, scales it
+// to the largest size that fits the box, centres it and fills the rest with white, the
+// background of catalogue photographs (lookalike.models.resize 'stretch' / 'pad').
 enum class Resize { kStretch, kPad };
 
 // The per-model preprocessing: input size, resizing, and the per-channel (R, G, B) mean and std.
 struct Normalization {
-  int input_size = 224;
+  int input_size = 224;  // the input's height
+  int input_width = 0;   // its width; 0: input_size (a square)
+  int height() const { return input_size; }
+  int width() const { return input_width > 0 ? input_width : input_size; }
   Resize resize = Resize::kStretch;
   float mean[3] = {0.485f, 0.456f, 0.406f};
   float stddev[3] = {0.229f, 0.224f, 0.225f};
 };
 
-// Throws Error 22023 if the input size or a std is out of range, or a value is not finite.
+// Throws Error 22023 if the input size or width or a std is out of range, or a value is not finite.
 void check_normalization(const Normalization &n);
 
 class Preprocessor {
  public:
   explicit Preprocessor(const Normalization &n);
-  int size() const { return size_; }
-  size_t floats_per_image() const { return size_t(3) * size_ * size_; }
+  int height() const { return height_; }
+  int width() const { return width_; }
+  size_t floats_per_image() const { return size_t(3) * size_t(height_) * size_t(width_); }
   // Writes the normalised RGB planes (C, H, W) of an 8-bit BGR image to dst.
   void operator()(const cv::Mat &bgr, float *dst) const;
 
  private:
-  int size_;
+  int height_, width_;
   Resize resize_;
   float lut_[3][256];  // lut_[c][v] = (float(v) / 255 - mean[c]) / stddev[c], in float32
 };
@@ -153,12 +158,12 @@ class Model {
   // Empty if the inference optimisation succeeded, else why it was refused.
   const std::string &optimize_error() const;
 
-  // Forward pass over n preprocessed images (input: n x 3 x size x size floats, NCHW). Writes
+  // Forward pass over n preprocessed images (input: n x 3 x height x width floats, NCHW). Writes
   // the n L2-normalised output rows to out (n x D) and returns D. Errors: 38000 the model
   // failed or its output is not a 2-D floating tensor [n, D]; 22000 non-finite output.
-  int forward(const float *input, int n, int size, std::vector<float> &out);
+  int forward(const float *input, int n, int height, int width, std::vector<float> &out);
 
-  // Output dimension for inputs of size x size (a forward pass on one mid-grey image).
+  // Output dimension for n's input size (a forward pass on one mid-grey image).
   int probe_dims(const Normalization &n);
 
  private:

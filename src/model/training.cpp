@@ -244,11 +244,11 @@ int64_t Trainer::cached_bytes() const {
   return b;
 }
 
-void Trainer::add(const float *input, int n, int size, const int32_t *labels) {
+void Trainer::add(const float *input, int n, int height, int width, const int32_t *labels) {
   auto &I = *impl_;
   if (n <= 0) return;
   const int64_t items = int64_t(n) * (1 + I.opt.augmented_views);
-  at::Tensor x = torch::from_blob(const_cast<float *>(input), {items, 3, size, size},
+  at::Tensor x = torch::from_blob(const_cast<float *>(input), {items, 3, height, width},
                                   torch::TensorOptions().dtype(torch::kFloat32));
   at::Tensor y;
   {

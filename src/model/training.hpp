@@ -84,11 +84,11 @@ class Trainer {
   Trainer &operator=(const Trainer &) = delete;
 
   // Runs the frozen part over n preprocessed images, each as 1 + augmented_views items
-  // (n x (1 + augmented_views) x 3 x size x size floats, NCHW, image by image as prepare_batch
+  // (n x (1 + augmented_views) x 3 x height x width floats, NCHW, image by image as prepare_batch
   // writes them) and keeps its output with the labels (n x heads class indices, -1 = unknown,
   // ignored by that head).
   // Inference mode and flush-to-zero for the pass; the FPU state is restored afterwards.
-  void add(const float *input, int n, int size, const int32_t *labels);
+  void add(const float *input, int n, int height, int width, const int32_t *labels);
   int64_t images() const;  // images, not views
   // Bytes held by the cached outputs and labels.
   int64_t cached_bytes() const;
@@ -101,7 +101,7 @@ class Trainer {
   // before every step and may throw (a cancel). Throws Error 22000 if the loss is not finite.
   EpochResult train_epoch(const std::function<void(int64_t, int64_t)> &between);
 
-  // The trained encoder as TorchScript bytes: forward(x [N,3,S,S]) -> [N, embedding_dims].
+  // The trained encoder as TorchScript bytes: forward(x [N,3,H,W]) -> [N, embedding_dims].
   std::string save() const;
 
   // The state (defined in training.cpp only; public so that its helper functions there can

@@ -324,7 +324,7 @@ Reading cache_query(TrainingQuery &q, const Preprocessor &pre, int64_t max_pixel
       prepare_fetched(f, pre, max_pixels, opt.augmented_views,
                       crop_key(opt.seed, trainer.images(), 0), input);
       interrupts();
-      trainer.add(input.data(), int(f.owned.size()), pre.size(), f.labels.data());
+      trainer.add(input.data(), int(f.owned.size()), pre.height(), pre.width(), f.labels.data());
     }
     pg::guarded([] { spi::free_fetched(); });
     progress.update("caching", 0, epochs, trainer.images(), int64_t(q.estimated), NAN);

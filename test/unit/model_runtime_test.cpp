@@ -113,6 +113,45 @@ TEST(ModelPreprocess, PadKeepsTheAspectRatioOnWhite) {
   EXPECT_EQ(a, b);
 }
 
+TEST(ModelPreprocess, ABoxOfTheImagesShapeNeedsNoPadding) {
+  // input_width 12 x input_size 16: a 3:4 portrait box. An image of the box's shape is resized
+  // as with kStretch (no white at all); a square image is padded above and below (12x12 centred
+  // in rows 2..13). The planes are 16 rows of 12.
+  lm::Normalization n;
+  n.input_size = 16;
+  n.input_width = 12;
+  n.resize = lm::Resize::kPad;
+  lm::Preprocessor pre(n);
+  EXPECT_EQ(pre.height(), 16);
+  EXPECT_EQ(pre.width(), 12);
+  ASSERT_EQ(pre.floats_per_image(), size_t(3 * 16 * 12));
+  lm::Normalization s = n;
+  s.resize = lm::Resize::kStretch;
+  lm::Preprocessor stretch(s);
+  cv::Mat portrait(8, 6, CV_8UC3);  // rows x cols: 6 wide, 8 high
+  cv::randu(portrait, 0, 256);
+  std::vector<float> a(pre.floats_per_image()), b(a.size());
+  pre(portrait, a.data());
+  stretch(portrait, b.data());
+  EXPECT_EQ(a, b);
+
+  const float mean[3] = {0.485f, 0.456f, 0.406f}, sd[3] = {0.229f, 0.224f, 0.225f};
+  const int rgb[3] = {255, 200, 10};
+  auto value = [&](int c, int v) { return (float(v) / 255.0f - mean[c]) / sd[c]; };
+  pre(cv::Mat(4, 4, CV_8UC3, cv::Scalar(10, 200, 255)), a.data());
+  for (int c = 0; c < 3; ++c)
+    for (int y = 0; y < 16; ++y)
+      for (int x = 0; x < 12; ++x)
+        EXPECT_EQ(a[size_t(c) * 192 + size_t(y) * 12 + size_t(x)],
+                  y >= 2 && y < 14 ? value(c, rgb[c]) : value(c, 255))
+            << c << " " << y << " " << x;
+  // A bad width is refused like a bad size.
+  for (int width : {7, 5000}) {
+    n.input_width = width;
+    EXPECT_EQ(sqlstate_of([&] { lm::Preprocessor p(n); }), "22023") << width;
+  }
+}
+
 TEST(ModelPreprocess, RejectsBadNormalization) {
   lm::Normalization n;
   n.input_size = 4;
@@ -188,7 +227,7 @@ TEST(ModelForward, FeaturesAreUnitVectorsOf1280) {
   lm::EncodedImage imgs[3] = {{a.data(), a.size()}, {b.data(), b.size()}, {a.data(), a.size()}};
   std::vector<float> input, out;
   lm::prepare_batch(pre, imgs, 3, 50'000'000, input);
-  ASSERT_EQ(m->forward(input.data(), 3, 224, out), 1280);
+  ASSERT_EQ(m->forward(input.data(), 3, 224, 224, out), 1280);
   for (int i = 0; i < 3; ++i) {
     double s = 0;
     for (int j = 0; j < 1280; ++j) s += double(out[i * 1280 + j]) * out[i * 1280 + j];
@@ -284,7 +323,7 @@ TEST(ModelForward, LogitsModelRecognisesABackpack) {
   lm::EncodedImage img{a.data(), a.size()};
   std::vector<float> input, out;
   lm::prepare_batch(pre, &img, 1, 50'000'000, input);
-  ASSERT_EQ(m->forward(input.data(), 1, 224, out), 1000);
+  ASSERT_EQ(m->forward(input.data(), 1, 224, 224, out), 1000);
   int above = 0;
   for (int j = 0; j < 1000; ++j) above += out[j] > out[414];
   EXPECT_LT(above, 5);

@@ -71,7 +71,7 @@ double one_epoch(const std::string &base, const lm::TrainOptions &o, const std::
                  const std::vector<int32_t> &y, std::string *model = nullptr) {
   lm::Trainer t(base, o, 1);
   t.set_classes({2});
-  t.add(x.data(), int(y.size()), kSize, y.data());
+  t.add(x.data(), int(y.size()), kSize, kSize, y.data());
   const double loss = t.train_epoch([](int64_t, int64_t) {}).loss;
   if (model) *model = t.save();
   return loss;
@@ -146,7 +146,7 @@ TEST(ModelTraining, BadBaseAndLabels) {
   // The logits model has `features` and `classifier`: its output is not pooled features.
   EXPECT_EQ(sqlstate_of([&] {
               lm::Trainer t(logits, o, 1);
-              t.add(x.data(), 2, kSize, y.data());
+              t.add(x.data(), 2, kSize, kSize, y.data());
             }),
             "0A000");
   lm::Trainer none(base, o, 1);
@@ -163,8 +163,8 @@ TEST(ModelTraining, LossFallsAndTheModelSeparatesTheClasses) {
   synthetic(32, 7, x, y);
   lm::Trainer t(base, o, 1);
   t.set_classes({2});
-  t.add(x.data(), 16, kSize, y.data());
-  t.add(x.data() + size_t(16) * 3 * kSize * kSize, 16, kSize, y.data() + 16);
+  t.add(x.data(), 16, kSize, kSize, y.data());
+  t.add(x.data() + size_t(16) * 3 * kSize * kSize, 16, kSize, kSize, y.data() + 16);
   EXPECT_EQ(t.images(), 32);
   EXPECT_EQ(t.cached_bytes(), 32 * (160 * 2 + 4));  // 160 x 1 x 1 float16 + a label each
   std::vector<double> losses;
@@ -179,7 +179,7 @@ TEST(ModelTraining, LossFallsAndTheModelSeparatesTheClasses) {
   std::vector<float> test_x, out;
   std::vector<int32_t> test_y;
   synthetic(8, 99, test_x, test_y);
-  int d = m->forward(test_x.data(), 8, kSize, out);
+  int d = m->forward(test_x.data(), 8, kSize, kSize, out);
   ASSERT_EQ(d, 16);
   auto cos = [&](int a, int b) {
     double s = 0;
@@ -247,7 +247,7 @@ TEST_F(ModelTrainingOneEpoch, PooledBlocksAreSavedAsTrained) {
     EXPECT_TRUE(std::isfinite(one_epoch(base, o, x, y, &saved)));
     std::unique_ptr<lm::Model> m =
         lm::Model::load_bytes("trained", std::vector<char>(saved.begin(), saved.end()), "");
-    ASSERT_EQ(m->forward(x.data(), 4, kSize, out[size_t(pooled / 2)]), 16);
+    ASSERT_EQ(m->forward(x.data(), 4, kSize, kSize, out[size_t(pooled / 2)]), 16);
   }
   double diff = 0;
   for (size_t k = 0; k < out[0].size(); ++k) diff += std::fabs(out[0][k] - out[1][k]);
@@ -272,7 +272,7 @@ TEST_F(ModelTrainingOneEpoch, SeveralProxiesPerClass) {
   std::unique_ptr<lm::Model> m =
       lm::Model::load_bytes("trained", std::vector<char>(saved[1].begin(), saved[1].end()), "");
   std::vector<float> out;
-  ASSERT_EQ(m->forward(x.data(), 4, kSize, out), o.embedding_dims);
+  ASSERT_EQ(m->forward(x.data(), 4, kSize, kSize, out), o.embedding_dims);
   for (float v : out) ASSERT_TRUE(std::isfinite(v));
 }
 
@@ -298,7 +298,7 @@ TEST_F(ModelTrainingOneEpoch, EnsembleMembersAreIndependentModels) {
       single_loss += one_epoch(base, one, x, y, &saved) / 2;
       std::unique_ptr<lm::Model> model =
           lm::Model::load_bytes("single", std::vector<char>(saved.begin(), saved.end()), "");
-      ASSERT_EQ(model->forward(x.data(), 4, kSize, single[size_t(m)]), 8);
+      ASSERT_EQ(model->forward(x.data(), 4, kSize, kSize, single[size_t(m)]), 8);
     }
     o.ensemble_members = 2;
     std::string saved;
@@ -307,7 +307,7 @@ TEST_F(ModelTrainingOneEpoch, EnsembleMembersAreIndependentModels) {
     std::unique_ptr<lm::Model> model =
         lm::Model::load_bytes("ensemble", std::vector<char>(saved.begin(), saved.end()), "");
     std::vector<float> out;
-    ASSERT_EQ(model->forward(x.data(), 4, kSize, out), 16);
+    ASSERT_EQ(model->forward(x.data(), 4, kSize, kSize, out), 16);
     for (int i = 0; i < 4; ++i) {
       double norm = 0;
       for (int k = 0; k < 16; ++k)
@@ -327,6 +327,36 @@ TEST_F(ModelTrainingOneEpoch, EnsembleMembersAreIndependentModels) {
   }
 }
 
+// A non-square input (input_width below input_size): the cached maps, the flips, the pooled
+// blocks and an ensemble's members all follow its shape; save() checks the saved module against
+// the trainer on the first (non-square) image, and the saved model embeds inputs of that shape.
+TEST_F(ModelTrainingOneEpoch, NonSquareInput) {
+  constexpr int kWidth = 24;
+  const size_t plane = size_t(kSize) * kSize, narrow = size_t(kSize) * kWidth;
+  std::vector<float> xn(x.size() / plane * narrow);
+  for (size_t p = 0; p < x.size() / plane; ++p)  // each plane's first kWidth columns
+    for (int row = 0; row < kSize; ++row)
+      for (int col = 0; col < kWidth; ++col)
+        xn[p * narrow + size_t(row) * kWidth + size_t(col)] =
+            x[p * plane + size_t(row) * kSize + size_t(col)];
+  o.pooled_blocks = 3;
+  o.ensemble_members = 2;
+  lm::Trainer t(base, o, 1);
+  t.set_classes({2});
+  t.add(xn.data(), int(y.size()), kSize, kWidth, y.data());
+  EXPECT_TRUE(std::isfinite(t.train_epoch([](int64_t, int64_t) {}).loss));
+  const std::string saved = t.save();
+  std::unique_ptr<lm::Model> model =
+      lm::Model::load_bytes("narrow", std::vector<char>(saved.begin(), saved.end()), "");
+  std::vector<float> out;
+  ASSERT_EQ(model->forward(xn.data(), 4, kSize, kWidth, out), 16);
+  for (int i = 0; i < 4; ++i) {
+    double norm = 0;
+    for (int k = 0; k < 16; ++k) norm += double(out[size_t(i * 16 + k)]) * out[size_t(i * 16 + k)];
+    EXPECT_NEAR(norm, 1.0, 1e-5);
+  }
+}
+
 TEST(ModelTraining, CancelFromTheCallback) {
   std::string base = base_bytes();
   lm::TrainOptions o = small_options();
@@ -335,7 +365,7 @@ TEST(ModelTraining, CancelFromTheCallback) {
   synthetic(16, 5, x, y);
   lm::Trainer t(base, o, 1);
   t.set_classes({2});
-  t.add(x.data(), 16, kSize, y.data());
+  t.add(x.data(), 16, kSize, kSize, y.data());
   EXPECT_EQ(sqlstate_of([&] {
               t.train_epoch([](int64_t step, int64_t) {
                 if (step == 1) throw lookalike::Error("57014", "canceling statement");
