@@ -54,7 +54,7 @@ SELECT lookalike.add_evaluation_method('fashion', 'fused',
 
 SELECT lookalike.add_evaluation_method('fashion', 'learned',
     'SELECT id, learned FROM fashion.features', 'cosine',
-    'image_embedding(image, learned model): MobileNetV2 with its last TRAIN_BLOCKS (default 2) blocks and a 256-d head trained in the database (lookalike.train_model) on the training pool TRAIN_DIR only, labels articleType, baseColour, usage');
+    'image_embedding(image, learned model): MobileNetV2 with its last TRAIN_BLOCKS blocks and an embedding head trained in the database (lookalike.train_model; scripts/demo.sh names the options, lookalike.model_data.training records them) on the training pool TRAIN_DIR only, labels articleType, baseColour, usage');
 SELECT lookalike.add_evaluation_method('fashion', 'learned_fused',
     'SELECT id, learned_fused FROM fashion.features', 'cosine',
     '0.9 x cosine of the learned embedding + 0.1 x cosine of foreground_color_histogram (fused_embedding); the weight chosen on held-out groups of the training pool (demo/training_validation.sql)');

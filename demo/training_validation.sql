@@ -15,7 +15,8 @@
 -- b6_e2_g30_x_gender_season; the style groups stay article type, colour and usage). The variant
 -- `imagenet` (the base model, no training) is always evaluated. Each run prints the summary of
 -- every variant evaluated so far (train_val.retrieval_summary). resize (the base registered
--- again with register_model(resize => ...), e.g. pad), views (augmented_views), dims
+-- again with register_model(resize => ...), e.g. pad; portrait: resize => 'pad',
+-- input_width => 168, the 3:4 box of the 60 x 80 images), views (augmented_views), dims
 -- (embedding_dims), margin: train_model's options, added to the variant's name when not the
 -- default. split (default 1): another split of the pool (other held-out groups and training
 -- images, salted by the number) in schema train_val_s<split>, models val_s<split>_<variant>;
@@ -174,7 +175,9 @@ SELECT method, queries, round(seconds::numeric, 1) AS seconds
 -- the variant: train on the other groups, embed the held-out images, evaluate
 -- the base model with another resize: the same file, registered again
 SELECT lookalike.register_model(:'base', m.path, m.input_size, m.mean, m.std,
-                                'the demo''s model, resize ' || :'resize', :'resize')
+                                'the demo''s model, resize ' || :'resize',
+                                CASE WHEN :'resize' = 'portrait' THEN 'pad' ELSE :'resize' END,
+                                CASE WHEN :'resize' = 'portrait' THEN 168 END)
   FROM lookalike.models m
  WHERE m.name = 'mobilenet_v2' AND NOT EXISTS (SELECT 1 FROM lookalike.models WHERE name = :'base');
 SELECT NOT EXISTS (SELECT 1 FROM lookalike.models WHERE name = :'prefix' || :'variant') AS train \gset

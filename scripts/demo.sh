@@ -19,7 +19,9 @@
 #     within the 20-minute budget; 0 = every image): the variant chosen on held-out groups of
 #     the training pool (docs/training.md); TRAIN_RESIZE (default pad: the learned model and its
 #     base, registered again as mobilenet_v2_pad, keep the images' aspect ratio on a white
-#     square; stretch: as the cnn method); TRAIN_MARGIN (train_model's margin, default 0);
+#     square; stretch: as the cnn method); TRAIN_WIDTH (the base's input_width, default none: a
+#     224 x 224 square; 168: a 168 x 224 box, the 3:4 shape of the fashion images, which pads
+#     nothing); TRAIN_DIMS (train_model's embedding_dims, default 256); TRAIN_MARGIN (train_model's margin, default 0);
 #     TRAIN_POOLED (train_model's pooled_blocks, default 3: the pooled outputs of blocks 16-18);
 #     TRAIN_PROXIES (train_model's proxies_per_class, default 3); TRAIN_MEMBERS (train_model's
 #     ensemble_members, default 2: two models from one cache, each a full training);
@@ -43,6 +45,8 @@ TRAIN_BLOCKS=${TRAIN_BLOCKS:-15}
 TRAIN_THREADS=${TRAIN_THREADS:-2}
 TRAIN_PER_GROUP=${TRAIN_PER_GROUP:-100}
 TRAIN_RESIZE=${TRAIN_RESIZE:-pad}
+TRAIN_WIDTH=${TRAIN_WIDTH:-}
+TRAIN_DIMS=${TRAIN_DIMS:-256}
 TRAIN_MARGIN=${TRAIN_MARGIN:-0}
 TRAIN_POOLED=${TRAIN_POOLED:-3}
 TRAIN_PROXIES=${TRAIN_PROXIES:-3}
@@ -115,7 +119,7 @@ if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,in
   [ -r "$TRAIN_DIR/styles.csv" ] && [ "$(psql_demo -tA -c "SELECT count(*) FROM lookalike.models WHERE name = 'mobilenet_v2'")" = 1 ]; then
   TRAIN_DIR=$(cd "$TRAIN_DIR" && pwd)
   [ "$TRAIN_DIR" != "$FASHION_DIR" ] || { echo "TRAIN_DIR must not be FASHION_DIR"; exit 1; }
-  params="epochs=$TRAIN_EPOCHS embedding_dims=256 trainable_blocks=$TRAIN_BLOCKS batch_size=32 lr=0.001 base_lr=0.0003 seed=1 per_group=$TRAIN_PER_GROUP resize=$TRAIN_RESIZE margin=$TRAIN_MARGIN pooled_blocks=$TRAIN_POOLED proxies_per_class=$TRAIN_PROXIES ensemble_members=$TRAIN_MEMBERS threads=$TRAIN_THREADS labels=article_type,base_colour,usage model=$(sha256sum "$MODEL" | cut -c1-64)"
+  params="epochs=$TRAIN_EPOCHS embedding_dims=$TRAIN_DIMS trainable_blocks=$TRAIN_BLOCKS batch_size=32 lr=0.001 base_lr=0.0003 seed=1 per_group=$TRAIN_PER_GROUP resize=$TRAIN_RESIZE${TRAIN_WIDTH:+ input_width=$TRAIN_WIDTH} margin=$TRAIN_MARGIN pooled_blocks=$TRAIN_POOLED proxies_per_class=$TRAIN_PROXIES ensemble_members=$TRAIN_MEMBERS threads=$TRAIN_THREADS labels=article_type,base_colour,usage model=$(sha256sum "$MODEL" | cut -c1-64)"
   # the key: parameters, base model, the trainer's and the preprocessing's sources and the
   # training data (labels and the list of image files with sizes and times)
   key=$( { printf '%s\n' "$params"; sha256sum src/model/training.cpp src/model/runtime.cpp | cut -c1-64; sha256sum "$TRAIN_DIR/styles.csv" | cut -c1-64;
@@ -124,7 +128,7 @@ if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,in
   saved=$out/learned-$key.pt
   if [ -s "$saved" ]; then
     step "learned model: reusing $saved (same training data and parameters)"
-    psql_demo -c "SELECT name, dims, sha256 FROM lookalike.register_model('$learned', '$saved', description => 'trained on $TRAIN_DIR ($params), reused from an earlier run', resize => '$TRAIN_RESIZE')"
+    psql_demo -c "SELECT name, dims, sha256 FROM lookalike.register_model('$learned', '$saved', description => 'trained on $TRAIN_DIR ($params), reused from an earlier run', resize => '$TRAIN_RESIZE', input_width => ${TRAIN_WIDTH:-NULL})"
   else
     step "loading the training pool $TRAIN_DIR into fashion_train.products"
     tools/loader/lookalike-load --dsn "$dsn" --schema fashion_train "$TRAIN_DIR"
@@ -132,18 +136,21 @@ if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,in
     train_query="SELECT image, article_type, base_colour, usage FROM (SELECT id, image, article_type, base_colour, usage,
         row_number() OVER (PARTITION BY article_type, base_colour, usage ORDER BY md5(id::text)) AS r
         FROM fashion_train.products WHERE image IS NOT NULL) AS s WHERE $TRAIN_PER_GROUP = 0 OR r <= $TRAIN_PER_GROUP ORDER BY id"
-    # the base: the demo's model, registered again with TRAIN_RESIZE unless that is its own
+    # the base: the demo's model, registered again with TRAIN_RESIZE and TRAIN_WIDTH unless
+    # they are its own
     base=mobilenet_v2
-    if [ "$TRAIN_RESIZE" != stretch ]; then
-      base=mobilenet_v2_$TRAIN_RESIZE
-      psql_demo -c "SELECT r.name, r.resize FROM lookalike.models m,
-          lookalike.register_model('$base', m.path, m.input_size, m.mean, m.std, 'the demo''s model, resize $TRAIN_RESIZE', '$TRAIN_RESIZE') r
+    if [ "$TRAIN_RESIZE" != stretch ] || [ -n "$TRAIN_WIDTH" ]; then
+      base=mobilenet_v2_$TRAIN_RESIZE${TRAIN_WIDTH:+_w$TRAIN_WIDTH}
+      psql_demo -c "SELECT r.name, r.resize, r.input_width FROM lookalike.models m,
+          lookalike.register_model('$base', m.path, m.input_size, m.mean, m.std,
+            'the demo''s model, resize $TRAIN_RESIZE${TRAIN_WIDTH:+, input width $TRAIN_WIDTH}', '$TRAIN_RESIZE',
+            ${TRAIN_WIDTH:-NULL}) r
         WHERE m.name = 'mobilenet_v2'"
     fi
     step "training the learned model on fashion_train ($params; lookalike.training_progress shows its progress)"
     psql_demo -c "SET lookalike.threads = $TRAIN_THREADS" -c "SELECT name, dims, sha256 FROM lookalike.train_model('$learned', '$base',
         '$train_query',
-        epochs => $TRAIN_EPOCHS, trainable_blocks => $TRAIN_BLOCKS, embedding_dims => 256, batch_size => 32,
+        epochs => $TRAIN_EPOCHS, trainable_blocks => $TRAIN_BLOCKS, embedding_dims => $TRAIN_DIMS, batch_size => 32,
         learning_rate => 0.001, base_learning_rate => 0.0003, seed => 1, margin => $TRAIN_MARGIN,
         pooled_blocks => $TRAIN_POOLED, proxies_per_class => $TRAIN_PROXIES,
         ensemble_members => $TRAIN_MEMBERS,
