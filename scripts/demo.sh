@@ -18,13 +18,15 @@
 #     type, colour, usage) group, a seeded choice, 12,312 of the pool's 19,918 images, to stay
 #     within the 20-minute budget; 0 = every image): the variant chosen on held-out groups of
 #     the training pool (docs/training.md); TRAIN_RESIZE (default pad: the learned model and its
-#     base, registered again as mobilenet_v2_pad, keep the images' aspect ratio on a white
-#     square; stretch: as the cnn method); TRAIN_WIDTH (the base's input_width, default none: a
-#     224 x 224 square; 168: a 168 x 224 box, the 3:4 shape of the fashion images, which pads
-#     nothing); TRAIN_DIMS (train_model's embedding_dims, default 256); TRAIN_MARGIN (train_model's margin, default 0);
+#     base, registered again as mobilenet_v2_pad_w168, keep the images' aspect ratio, white
+#     around them; stretch: as the cnn method); TRAIN_WIDTH (the base's input_width, default
+#     168: a 168 x 224 box, the 3:4 shape of the fashion images, which pads them on no side;
+#     TRAIN_WIDTH= (empty): the 224 x 224 square); TRAIN_DIMS (train_model's embedding_dims,
+#     default 384); TRAIN_MARGIN (train_model's margin, default 0);
 #     TRAIN_POOLED (train_model's pooled_blocks, default 3: the pooled outputs of blocks 16-18);
 #     TRAIN_PROXIES (train_model's proxies_per_class, default 3); TRAIN_MEMBERS (train_model's
-#     ensemble_members, default 2: two models from one cache, each a full training);
+#     ensemble_members, default 3: three models of 128 dimensions from one cache, each a full
+#     training);
 #     TRAIN_THREADS (lookalike.threads while training, default 2: the demo trains with nothing
 #     else running; on a machine whose other core is busy, 1 trains 2-3x faster than 2) and
 #     TRAIN=0 (skip the learned method) adjust it.
@@ -45,12 +47,12 @@ TRAIN_BLOCKS=${TRAIN_BLOCKS:-15}
 TRAIN_THREADS=${TRAIN_THREADS:-2}
 TRAIN_PER_GROUP=${TRAIN_PER_GROUP:-100}
 TRAIN_RESIZE=${TRAIN_RESIZE:-pad}
-TRAIN_WIDTH=${TRAIN_WIDTH:-}
-TRAIN_DIMS=${TRAIN_DIMS:-256}
+TRAIN_WIDTH=${TRAIN_WIDTH-168}
+TRAIN_DIMS=${TRAIN_DIMS:-384}
 TRAIN_MARGIN=${TRAIN_MARGIN:-0}
 TRAIN_POOLED=${TRAIN_POOLED:-3}
 TRAIN_PROXIES=${TRAIN_PROXIES:-3}
-TRAIN_MEMBERS=${TRAIN_MEMBERS:-2}
+TRAIN_MEMBERS=${TRAIN_MEMBERS:-3}
 TRAIN=${TRAIN:-1}
 port=${DEMO_PORT:-54329}
 out=${DEMO_OUT:-$root/build/demo}

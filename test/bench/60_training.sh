@@ -17,9 +17,10 @@
 # thresholds). It is the same work: the bench fails unless each epoch's mean loss of both Python
 # loops is within 0.15 % of lookalike's in the first epoch and 1 % in later ones (below). Then
 # the caching rate of train_model (decode + the 19 - BLOCKS frozen blocks per image) and the
-# embedding rate of the trained model, and of an ensemble of MEMBERS (default 2, the demo's
-# ensemble_members; trained for one epoch on the same images, its rate is all that is measured),
-# all against
+# embedding rate of the trained model, and of an ensemble of MEMBERS (default 3, the demo's
+# ensemble_members) from a base whose input is a WIDTH x 224 box (default 168, the demo's
+# input_width; WIDTH= (empty): the 224 x 224 square) (trained for one epoch on the same images,
+# its rate is all that is measured), all against
 # image_embeddings() with the base model over the same images in a warm backend. JSON lines;
 # ratio > 1: lookalike is faster; cpu_ratio: the same per second of CPU time of each process
 # (steadier than wall-clock time on a loaded machine).
@@ -37,7 +38,7 @@
 # Standalone: PGHOST/PGPORT/PGUSER/PGDATABASE of a server with lookalike installed, a superuser;
 # SHARED (default ../shared). TRAIN_IMAGES (default 640) images of the training pool
 # ($SHARED/data/fashion-train), EPOCHS (default 2), BLOCKS (default 15), POOLED (default 3),
-# THREADS (default 1), MEMBERS (default 2).
+# THREADS (default 1), MEMBERS (default 3), WIDTH (default 168).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 root=${LOOKALIKE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -48,17 +49,19 @@ n=${TRAIN_IMAGES:-640}
 epochs=${EPOCHS:-2}
 blocks=${BLOCKS:-15}
 pooled=${POOLED:-3}
-members=${MEMBERS:-2}
+members=${MEMBERS:-3}
+width=${WIDTH-168}
 model=$SHARED/models/mobilenet_v2-imagenet-features.pt
 data=$SHARED/data/fashion-train
 psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 # ---- set-up (not timed): base model and the first n images of the training pool with labels ---
-psql_q -v model="$model" -v data="$data" -v n="$n" >/dev/null <<'SQL'
+psql_q -v model="$model" -v data="$data" -v n="$n" -v width="$width" >/dev/null <<'SQL'
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS lookalike;
-SELECT lookalike.unregister_model(name) FROM lookalike.models WHERE name IN ('bench_base', 'bench_learned', 'bench_ensemble');
+SELECT lookalike.unregister_model(name) FROM lookalike.models WHERE name IN ('bench_base', 'bench_box', 'bench_learned', 'bench_ensemble');
 SELECT lookalike.register_model('bench_base', :'model');
+SELECT lookalike.register_model('bench_box', :'model', resize => 'pad', input_width => nullif(:'width', '')::integer);
 DROP TABLE IF EXISTS bench_train;
 CREATE TABLE bench_train AS
   SELECT id, f[5] AS article_type, f[6] AS base_colour, f[9] AS usage,
@@ -240,9 +243,10 @@ read -r learned_rate learned_cpu <<<"$(rate bench_learned)"
 psql_q -v threads="$threads" -v blocks="$blocks" -v pooled="$pooled" -v members="$members" >/dev/null <<'SQL'
 SET client_min_messages = warning;
 SET lookalike.threads = :threads;
-SELECT name FROM lookalike.train_model('bench_ensemble', 'bench_base',
+SELECT name FROM lookalike.train_model('bench_ensemble', 'bench_box',
   'SELECT image, article_type, base_colour, usage FROM public.bench_train ORDER BY id', epochs => 1,
-  trainable_blocks => :blocks, pooled_blocks => :pooled, ensemble_members => :members);
+  trainable_blocks => :blocks, pooled_blocks => :pooled, ensemble_members => :members,
+  embedding_dims => 128 * :members);
 SQL
 read -r ensemble_rate ensemble_cpu <<<"$(rate bench_ensemble)"
 read -r cache_rate cache_cpu <<<"$(psql_q -At -c "SELECT round((training->>'images')::numeric / (training->>'cache_seconds')::numeric, 2) || ' ' ||
@@ -265,8 +269,9 @@ json training_caching_vs_image_embeddings "$cache_rate" "$base_rate" "$cache_cpu
   "image_embeddings() with the base model, same images, warm backend (caching: $((19 - blocks)) of 19 blocks)" "$info"
 json embedding_learned_vs_base "$learned_rate" "$base_rate" "$learned_cpu" "$base_cpu" \
   "image_embeddings() with the base MobileNetV2, warm backend" "$info"
-json "embedding_ensemble_of_${members}_vs_base" "$ensemble_rate" "$base_rate" "$ensemble_cpu" "$base_cpu" \
-  "image_embeddings() with the base MobileNetV2, warm backend (the ensemble runs the frozen blocks once, each member's $blocks trained blocks)" "$info"
+json "embedding_ensemble_of_${members}${width:+_w$width}_vs_base" "$ensemble_rate" "$base_rate" "$ensemble_cpu" "$base_cpu" \
+  "image_embeddings() with the base MobileNetV2 (224 x 224), warm backend (the ensemble runs the frozen blocks once, each member's $blocks trained blocks, on a ${width:-224} x 224 input)" "$info"
 psql_q -c "DROP TABLE bench_train" -c "SELECT lookalike.unregister_model('bench_learned')" \
   -c "SELECT lookalike.unregister_model('bench_ensemble')" \
-  -c "SELECT lookalike.unregister_model('bench_base')" >/dev/null
+  -c "SELECT lookalike.unregister_model('bench_base')" \
+  -c "SELECT lookalike.unregister_model('bench_box')" >/dev/null
