@@ -77,6 +77,20 @@ double one_epoch(const std::string &base, const lm::TrainOptions &o, const std::
   return loss;
 }
 
+// The TorchScript save() returned, loaded as image_embedding() loads a stored model.
+std::unique_ptr<lm::Model> load_saved(const std::string &saved) {
+  return lm::Model::load_bytes("trained", std::vector<char>(saved.begin(), saved.end()), "");
+}
+
+// Every one of the rows of out (each d long) has unit length.
+void expect_unit_rows(const std::vector<float> &out, int d) {
+  for (size_t i = 0; i + size_t(d) <= out.size(); i += size_t(d)) {
+    double norm = 0;
+    for (size_t k = 0; k < size_t(d); ++k) norm += double(out[i + k]) * out[i + k];
+    EXPECT_NEAR(norm, 1.0, 1e-5) << "row " << i / size_t(d);
+  }
+}
+
 }  // namespace
 
 TEST(ModelTraining, OptionsAreChecked) {
@@ -174,8 +188,7 @@ TEST(ModelTraining, LossFallsAndTheModelSeparatesTheClasses) {
   EXPECT_GT(calls, 3 * 4);
   EXPECT_LT(losses.back(), losses.front());
   std::string saved = t.save();
-  std::unique_ptr<lm::Model> m =
-      lm::Model::load_bytes("trained", std::vector<char>(saved.begin(), saved.end()), "");
+  std::unique_ptr<lm::Model> m = load_saved(saved);
   std::vector<float> test_x, out;
   std::vector<int32_t> test_y;
   synthetic(8, 99, test_x, test_y);
@@ -245,8 +258,7 @@ TEST_F(ModelTrainingOneEpoch, PooledBlocksAreSavedAsTrained) {
     o.pooled_blocks = pooled;
     std::string saved;
     EXPECT_TRUE(std::isfinite(one_epoch(base, o, x, y, &saved)));
-    std::unique_ptr<lm::Model> m =
-        lm::Model::load_bytes("trained", std::vector<char>(saved.begin(), saved.end()), "");
+    std::unique_ptr<lm::Model> m = load_saved(saved);
     ASSERT_EQ(m->forward(x.data(), 4, kSize, kSize, out[size_t(pooled / 2)]), 16);
   }
   double diff = 0;
@@ -269,8 +281,7 @@ TEST_F(ModelTrainingOneEpoch, SeveralProxiesPerClass) {
   EXPECT_GT(std::fabs(loss[1] - loss[0]), 1e-4);
   EXPECT_NE(lm::sha256_hex(saved[0].data(), saved[0].size()),
             lm::sha256_hex(saved[1].data(), saved[1].size()));
-  std::unique_ptr<lm::Model> m =
-      lm::Model::load_bytes("trained", std::vector<char>(saved[1].begin(), saved[1].end()), "");
+  std::unique_ptr<lm::Model> m = load_saved(saved[1]);
   std::vector<float> out;
   ASSERT_EQ(m->forward(x.data(), 4, kSize, kSize, out), o.embedding_dims);
   for (float v : out) ASSERT_TRUE(std::isfinite(v));
@@ -296,23 +307,18 @@ TEST_F(ModelTrainingOneEpoch, EnsembleMembersAreIndependentModels) {
       one.seed = o.seed + uint64_t(m);
       std::string saved;
       single_loss += one_epoch(base, one, x, y, &saved) / 2;
-      std::unique_ptr<lm::Model> model =
-          lm::Model::load_bytes("single", std::vector<char>(saved.begin(), saved.end()), "");
+      std::unique_ptr<lm::Model> model = load_saved(saved);
       ASSERT_EQ(model->forward(x.data(), 4, kSize, kSize, single[size_t(m)]), 8);
     }
     o.ensemble_members = 2;
     std::string saved;
     const double loss = one_epoch(base, o, x, y, &saved);
     EXPECT_NEAR(loss, single_loss, 1e-5 * (1 + single_loss));
-    std::unique_ptr<lm::Model> model =
-        lm::Model::load_bytes("ensemble", std::vector<char>(saved.begin(), saved.end()), "");
+    std::unique_ptr<lm::Model> model = load_saved(saved);
     std::vector<float> out;
     ASSERT_EQ(model->forward(x.data(), 4, kSize, kSize, out), 16);
+    expect_unit_rows(out, 16);
     for (int i = 0; i < 4; ++i) {
-      double norm = 0;
-      for (int k = 0; k < 16; ++k)
-        norm += double(out[size_t(i * 16 + k)]) * out[size_t(i * 16 + k)];
-      EXPECT_NEAR(norm, 1.0, 1e-5);
       for (int m = 0; m < 2; ++m) {
         // member m's part is its single model's embedding, normalised, over sqrt(2)
         const float *e = single[size_t(m)].data() + i * 8;
@@ -346,15 +352,10 @@ TEST_F(ModelTrainingOneEpoch, NonSquareInput) {
   t.add(xn.data(), int(y.size()), kSize, kWidth, y.data());
   EXPECT_TRUE(std::isfinite(t.train_epoch([](int64_t, int64_t) {}).loss));
   const std::string saved = t.save();
-  std::unique_ptr<lm::Model> model =
-      lm::Model::load_bytes("narrow", std::vector<char>(saved.begin(), saved.end()), "");
+  std::unique_ptr<lm::Model> model = load_saved(saved);
   std::vector<float> out;
   ASSERT_EQ(model->forward(xn.data(), 4, kSize, kWidth, out), 16);
-  for (int i = 0; i < 4; ++i) {
-    double norm = 0;
-    for (int k = 0; k < 16; ++k) norm += double(out[size_t(i * 16 + k)]) * out[size_t(i * 16 + k)];
-    EXPECT_NEAR(norm, 1.0, 1e-5);
-  }
+  expect_unit_rows(out, 16);
 }
 
 TEST(ModelTraining, CancelFromTheCallback) {
