@@ -64,7 +64,7 @@ CREATE TABLE model_user_image AS SELECT pg_read_binary_file(:'img1') AS image;
 GRANT SELECT ON model_user_image TO lookalike_model_user;
 SET ROLE lookalike_model_user;
 SELECT lookalike.register_model('mine', :'features');
-SELECT lookalike._probe_model(:'features', 224, '{0.5,0.5,0.5}', '{0.5,0.5,0.5}');
+SELECT lookalike._probe_model(:'features', 224, '{0.5,0.5,0.5}', '{0.5,0.5,0.5}', NULL);
 SELECT lookalike.unregister_model('mobilenet_v2');
 DELETE FROM lookalike.models;
 SELECT name FROM lookalike.models ORDER BY name;  -- everyone may read the registry
