@@ -139,16 +139,15 @@ CheckedModelBytes checked_stored_bytes(const std::string &where, std::vector<cha
 // ---- preprocessing ---------------------------------------------------------------------------
 
 void check_normalization(const Normalization &n) {
-  if (n.input_size < kMinInputSize || n.input_size > kMaxInputSize)
-    throw Error(ss::kInvalidParameterValue,
-                "input size " + std::to_string(n.input_size) + " is out of range",
-                "The input size must be between " + std::to_string(kMinInputSize) + " and " +
-                    std::to_string(kMaxInputSize) + " pixels.");
-  if (n.input_width != 0 && (n.input_width < kMinInputSize || n.input_width > kMaxInputSize))
-    throw Error(ss::kInvalidParameterValue,
-                "input width " + std::to_string(n.input_width) + " is out of range",
-                "The input width must be between " + std::to_string(kMinInputSize) + " and " +
-                    std::to_string(kMaxInputSize) + " pixels.");
+  auto check_pixels = [](const std::string &what, int v) {
+    if (v < kMinInputSize || v > kMaxInputSize)
+      throw Error(ss::kInvalidParameterValue,
+                  "input " + what + " " + std::to_string(v) + " is out of range",
+                  "The input " + what + " must be between " + std::to_string(kMinInputSize) +
+                      " and " + std::to_string(kMaxInputSize) + " pixels.");
+  };
+  check_pixels("size", n.input_size);
+  if (n.input_width != 0) check_pixels("width", n.input_width);  // 0: a square
   for (int c = 0; c < 3; ++c) {
     if (!std::isfinite(n.mean[c]) || !std::isfinite(n.stddev[c]))
       throw Error(ss::kInvalidParameterValue, "mean and std must be finite numbers");
