@@ -21,12 +21,14 @@
 #     base, registered again as mobilenet_v2_pad_w168, keep the images' aspect ratio, white
 #     around them; stretch: as the cnn method); TRAIN_WIDTH (the base's input_width, default
 #     168: a 168 x 224 box, the 3:4 shape of the fashion images, which pads them on no side;
-#     TRAIN_WIDTH= (empty): the 224 x 224 square); TRAIN_DIMS (train_model's embedding_dims,
-#     default 384); TRAIN_MARGIN (train_model's margin, default 0);
+#     TRAIN_WIDTH= (empty): the 224 x 224 square); TRAIN_MARGIN (train_model's margin, default 0);
 #     TRAIN_POOLED (train_model's pooled_blocks, default 3: the pooled outputs of blocks 16-18);
 #     TRAIN_PROXIES (train_model's proxies_per_class, default 3); TRAIN_MEMBERS (train_model's
-#     ensemble_members, default 3: three models of 128 dimensions from one cache, each a full
-#     training);
+#     ensemble_members, default auto: as many members as the budget allows, at most 3, each
+#     a full training: a two-epoch training of 512 images, rolled back, times this machine first;
+#     a number: that many); TRAIN_BUDGET (default 1140: the seconds of training the auto choice
+#     may plan for, 19 of the 20 minutes); TRAIN_DIMS (train_model's embedding_dims, default
+#     auto: 128 per member);
 #     TRAIN_THREADS (lookalike.threads while training, default 2: the demo trains with nothing
 #     else running; on a machine whose other core is busy, 1 trains 2-3x faster than 2) and
 #     TRAIN=0 (skip the learned method) adjust it.
@@ -48,11 +50,12 @@ TRAIN_THREADS=${TRAIN_THREADS:-2}
 TRAIN_PER_GROUP=${TRAIN_PER_GROUP:-100}
 TRAIN_RESIZE=${TRAIN_RESIZE:-pad}
 TRAIN_WIDTH=${TRAIN_WIDTH-168}
-TRAIN_DIMS=${TRAIN_DIMS:-384}
+TRAIN_DIMS=${TRAIN_DIMS:-auto}
 TRAIN_MARGIN=${TRAIN_MARGIN:-0}
 TRAIN_POOLED=${TRAIN_POOLED:-3}
 TRAIN_PROXIES=${TRAIN_PROXIES:-3}
-TRAIN_MEMBERS=${TRAIN_MEMBERS:-3}
+TRAIN_MEMBERS=${TRAIN_MEMBERS:-auto}
+TRAIN_BUDGET=${TRAIN_BUDGET:-1140}
 TRAIN=${TRAIN:-1}
 port=${DEMO_PORT:-54329}
 out=${DEMO_OUT:-$root/build/demo}
@@ -107,6 +110,39 @@ psql_demo -c "SELECT count(*) AS style_groups, sum(products) AS products FROM fa
 
 step "features (demo/features.sql)"
 has() { psql_demo -tA -c "SELECT to_regprocedure('$1') IS NOT NULL"; }
+# TRAIN_MEMBERS=auto: trains one member for two epochs on the first 512 training images with the
+# demo's options (in a transaction that is rolled back: nothing is registered), and prints the
+# largest number of members, at most 3, whose estimated training time (the caching pass scaled
+# to every image, plus epochs x members x images at the second epoch's rate) fits TRAIN_BUDGET.
+# The estimate uses this machine's speed now: a busy machine chooses fewer members.
+choose_members() {
+  local timing
+  timing=$(psql_demo -tA -F ' ' <<SQL | tail -1
+BEGIN;
+SET LOCAL lookalike.threads = $TRAIN_THREADS;
+SET LOCAL client_min_messages = warning;
+SELECT count(*) FROM lookalike.train_model('${learned}_timing', '$base',
+    'SELECT * FROM ($train_query) AS q LIMIT 512', epochs => 2, trainable_blocks => $TRAIN_BLOCKS,
+    embedding_dims => 128, batch_size => 32, learning_rate => 0.001, base_learning_rate => 0.0003,
+    seed => 1, margin => $TRAIN_MARGIN, pooled_blocks => $TRAIN_POOLED,
+    proxies_per_class => $TRAIN_PROXIES);
+SELECT (SELECT count(*) FROM ($train_query) AS q), training->>'images', training->>'cache_seconds',
+       training->'history'->1->>'seconds'
+  FROM lookalike.model_data WHERE name = '${learned}_timing';
+ROLLBACK;
+SQL
+  ) || return 1
+  [ "$(echo "$timing" | wc -w)" = 4 ] || { echo "timing failed: $timing" >&2; return 1; }
+  echo "$timing" | awk -v epochs="$TRAIN_EPOCHS" -v budget="$TRAIN_BUDGET" '{
+    m = 1
+    for (k = 3; k >= 1; k--) {
+      est = $3 * $1 / $2 + epochs * k * $1 * $4 / $2
+      printf "  %d member(s): about %.0f s of training for %d images\n", k, est, $1 > "/dev/stderr"
+      if (est <= budget) { m = k; break }
+    }
+    print m
+  }'
+}
 if [ "$(has 'image_embedding(bytea,text)')" = t ]; then
   if [ -r "$MODEL" ]; then
     if [ "$(psql_demo -tA -c "SELECT count(*) FROM lookalike.models WHERE name = 'mobilenet_v2'")" = 0 ]; then
@@ -121,7 +157,9 @@ if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,in
   [ -r "$TRAIN_DIR/styles.csv" ] && [ "$(psql_demo -tA -c "SELECT count(*) FROM lookalike.models WHERE name = 'mobilenet_v2'")" = 1 ]; then
   TRAIN_DIR=$(cd "$TRAIN_DIR" && pwd)
   [ "$TRAIN_DIR" != "$FASHION_DIR" ] || { echo "TRAIN_DIR must not be FASHION_DIR"; exit 1; }
-  params="epochs=$TRAIN_EPOCHS embedding_dims=$TRAIN_DIMS trainable_blocks=$TRAIN_BLOCKS batch_size=32 lr=0.001 base_lr=0.0003 seed=1 per_group=$TRAIN_PER_GROUP resize=$TRAIN_RESIZE${TRAIN_WIDTH:+ input_width=$TRAIN_WIDTH} margin=$TRAIN_MARGIN pooled_blocks=$TRAIN_POOLED proxies_per_class=$TRAIN_PROXIES ensemble_members=$TRAIN_MEMBERS threads=$TRAIN_THREADS labels=article_type,base_colour,usage model=$(sha256sum "$MODEL" | cut -c1-64)"
+  budget_param=""
+  [ "$TRAIN_MEMBERS" != auto ] || budget_param=" budget=$TRAIN_BUDGET"
+  params="epochs=$TRAIN_EPOCHS embedding_dims=$TRAIN_DIMS trainable_blocks=$TRAIN_BLOCKS batch_size=32 lr=0.001 base_lr=0.0003 seed=1 per_group=$TRAIN_PER_GROUP resize=$TRAIN_RESIZE${TRAIN_WIDTH:+ input_width=$TRAIN_WIDTH} margin=$TRAIN_MARGIN pooled_blocks=$TRAIN_POOLED proxies_per_class=$TRAIN_PROXIES ensemble_members=$TRAIN_MEMBERS$budget_param threads=$TRAIN_THREADS labels=article_type,base_colour,usage model=$(sha256sum "$MODEL" | cut -c1-64)"
   # the key: parameters, base model, the trainer's and the preprocessing's sources and the
   # training data (labels and the list of image files with sizes and times)
   key=$( { printf '%s\n' "$params"; sha256sum src/model/training.cpp src/model/runtime.cpp | cut -c1-64; sha256sum "$TRAIN_DIR/styles.csv" | cut -c1-64;
@@ -149,6 +187,13 @@ if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,in
             ${TRAIN_WIDTH:-NULL}) r
         WHERE m.name = 'mobilenet_v2'"
     fi
+    if [ "$TRAIN_MEMBERS" = auto ]; then
+      step "timing a short training to choose the number of ensemble members (TRAIN_BUDGET=${TRAIN_BUDGET}s)"
+      TRAIN_MEMBERS=$(choose_members) || exit 1
+      params=${params/ensemble_members=auto/ensemble_members=$TRAIN_MEMBERS (auto)}
+    fi
+    [ "$TRAIN_DIMS" != auto ] || TRAIN_DIMS=$((128 * TRAIN_MEMBERS))
+    params=${params/embedding_dims=auto/embedding_dims=$TRAIN_DIMS}
     step "training the learned model on fashion_train ($params; lookalike.training_progress shows its progress)"
     psql_demo -c "SET lookalike.threads = $TRAIN_THREADS" -c "SELECT name, dims, sha256 FROM lookalike.train_model('$learned', '$base',
         '$train_query',
