@@ -111,9 +111,10 @@ psql_demo -c "SELECT count(*) AS style_groups, sum(products) AS products FROM fa
 step "features (demo/features.sql)"
 has() { psql_demo -tA -c "SELECT to_regprocedure('$1') IS NOT NULL"; }
 # TRAIN_MEMBERS=auto: trains one member for two epochs on the first 1024 training images with the
-# demo's options (in a transaction that is rolled back: nothing is registered), and prints the
-# largest number of members, at most 3, whose estimated training time (the caching pass scaled
-# to every image, plus epochs x members x images at the second epoch's rate) fits TRAIN_BUDGET.
+# demo's options ($train_options, in a transaction that is rolled back: nothing is registered),
+# and prints the largest number of members, at most 3, whose estimated training time (the caching
+# pass scaled to every image, plus epochs x members x images at the second epoch's rate) fits
+# TRAIN_BUDGET.
 # On 2026-12-02's machine eight such estimates for three members gave 915-1,084 s against
 # 1,004 s of actual training: unbiased, about +-8 % apart (docs/training.md). The estimate uses
 # this machine's speed now: a busy machine chooses fewer members.
@@ -124,10 +125,7 @@ BEGIN;
 SET LOCAL lookalike.threads = $TRAIN_THREADS;
 SET LOCAL client_min_messages = warning;
 SELECT count(*) FROM lookalike.train_model('${learned}_timing', '$base',
-    'SELECT * FROM ($train_query) AS q LIMIT 1024', epochs => 2, trainable_blocks => $TRAIN_BLOCKS,
-    embedding_dims => 128, batch_size => 32, learning_rate => 0.001, base_learning_rate => 0.0003,
-    seed => 1, margin => $TRAIN_MARGIN, pooled_blocks => $TRAIN_POOLED,
-    proxies_per_class => $TRAIN_PROXIES);
+    'SELECT * FROM ($train_query) AS q LIMIT 1024', epochs => 2, embedding_dims => 128, $train_options);
 SELECT (SELECT count(*) FROM ($train_query) AS q), training->>'images', training->>'cache_seconds',
        training->'history'->1->>'seconds'
   FROM lookalike.model_data WHERE name = '${learned}_timing';
@@ -191,6 +189,10 @@ if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,in
             ${TRAIN_WIDTH:-NULL}) r
         WHERE m.name = 'mobilenet_v2'"
     fi
+    # train_model's options of both the timing (choose_members) and the training itself
+    train_options="trainable_blocks => $TRAIN_BLOCKS, batch_size => 32, learning_rate => 0.001,
+        base_learning_rate => 0.0003, seed => 1, margin => $TRAIN_MARGIN,
+        pooled_blocks => $TRAIN_POOLED, proxies_per_class => $TRAIN_PROXIES"
     if [ "$TRAIN_MEMBERS" = auto ]; then
       step "timing a short training to choose the number of ensemble members (TRAIN_BUDGET=${TRAIN_BUDGET}s)"
       TRAIN_MEMBERS=$(choose_members) || exit 1
@@ -201,9 +203,7 @@ if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,in
     step "training the learned model on fashion_train ($params; lookalike.training_progress shows its progress)"
     psql_demo -c "SET lookalike.threads = $TRAIN_THREADS" -c "SELECT name, dims, sha256 FROM lookalike.train_model('$learned', '$base',
         '$train_query',
-        epochs => $TRAIN_EPOCHS, trainable_blocks => $TRAIN_BLOCKS, embedding_dims => $TRAIN_DIMS, batch_size => 32,
-        learning_rate => 0.001, base_learning_rate => 0.0003, seed => 1, margin => $TRAIN_MARGIN,
-        pooled_blocks => $TRAIN_POOLED, proxies_per_class => $TRAIN_PROXIES,
+        epochs => $TRAIN_EPOCHS, embedding_dims => $TRAIN_DIMS, $train_options,
         ensemble_members => $TRAIN_MEMBERS,
         description => 'trained on $TRAIN_DIR ($params)')"
     psql_demo -tA -c "SELECT encode(torchscript, 'base64') FROM lookalike.model_data WHERE name = '$learned'" | base64 -d >"$saved.tmp"
