@@ -161,7 +161,12 @@ if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,in
   [ "$TRAIN_DIR" != "$FASHION_DIR" ] || { echo "TRAIN_DIR must not be FASHION_DIR"; exit 1; }
   budget_param=""
   [ "$TRAIN_MEMBERS" != auto ] || budget_param=" budget=$TRAIN_BUDGET"
-  params="epochs=$TRAIN_EPOCHS embedding_dims=$TRAIN_DIMS trainable_blocks=$TRAIN_BLOCKS batch_size=32 lr=0.001 base_lr=0.0003 seed=1 per_group=$TRAIN_PER_GROUP resize=$TRAIN_RESIZE${TRAIN_WIDTH:+ input_width=$TRAIN_WIDTH} margin=$TRAIN_MARGIN pooled_blocks=$TRAIN_POOLED proxies_per_class=$TRAIN_PROXIES ensemble_members=$TRAIN_MEMBERS$budget_param threads=$TRAIN_THREADS labels=article_type,base_colour,usage model=$(sha256sum "$MODEL" | cut -c1-64)"
+  # train_model's options of both the timing (choose_members) and the training itself; the
+  # parameters below (the reuse key and the model's description) take them from here too
+  train_options="trainable_blocks => $TRAIN_BLOCKS, batch_size => 32, learning_rate => 0.001,
+        base_learning_rate => 0.0003, seed => 1, margin => $TRAIN_MARGIN,
+        pooled_blocks => $TRAIN_POOLED, proxies_per_class => $TRAIN_PROXIES"
+  params="epochs=$TRAIN_EPOCHS embedding_dims=$TRAIN_DIMS $(printf '%s' "$train_options" | tr -s ' \n' ' ' | sed 's/ => /=/g; s/,//g') per_group=$TRAIN_PER_GROUP resize=$TRAIN_RESIZE${TRAIN_WIDTH:+ input_width=$TRAIN_WIDTH} ensemble_members=$TRAIN_MEMBERS$budget_param threads=$TRAIN_THREADS labels=article_type,base_colour,usage model=$(sha256sum "$MODEL" | cut -c1-64)"
   # the key: parameters, base model, the trainer's and the preprocessing's sources and the
   # training data (labels and the list of image files with sizes and times)
   key=$( { printf '%s\n' "$params"; sha256sum src/model/training.cpp src/model/runtime.cpp | cut -c1-64; sha256sum "$TRAIN_DIR/styles.csv" | cut -c1-64;
@@ -189,10 +194,6 @@ if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,in
             ${TRAIN_WIDTH:-NULL}) r
         WHERE m.name = 'mobilenet_v2'"
     fi
-    # train_model's options of both the timing (choose_members) and the training itself
-    train_options="trainable_blocks => $TRAIN_BLOCKS, batch_size => 32, learning_rate => 0.001,
-        base_learning_rate => 0.0003, seed => 1, margin => $TRAIN_MARGIN,
-        pooled_blocks => $TRAIN_POOLED, proxies_per_class => $TRAIN_PROXIES"
     if [ "$TRAIN_MEMBERS" = auto ]; then
       step "timing a short training to choose the number of ensemble members (TRAIN_BUDGET=${TRAIN_BUDGET}s)"
       TRAIN_MEMBERS=$(choose_members) || exit 1
