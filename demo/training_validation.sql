@@ -23,7 +23,8 @@
 -- differences of about 0.01 need several splits (docs/training.md). seed (default 1):
 -- train_model's seed, added to the variant's name as _s<seed> when not 1. pooled (default 1):
 -- pooled_blocks, added as _p<pooled>. proxies (default 1): proxies_per_class, added as
--- _pc<proxies>. members (default 1): ensemble_members, added as _en<members>. held (default 60): how many of the pool's 188 groups of
+-- _pc<proxies>. members (default 1): ensemble_members, added as _en<members>. batch (default
+-- 32, the demo's): batch_size, added as _bs<batch>. held (default 60): how many of the pool's 188 groups of
 -- 4 or more images are held out; another number makes another split (schema
 -- train_val..._h<held>, models val_..._h<held>_<variant>), whose gallery holds more neighbouring
 -- groups and whose training fewer. tag: a word added to the name (_<tag>), to keep apart
@@ -56,6 +57,10 @@
 \if :{?extra}
 \else
 \set extra ''
+\endif
+\if :{?batch}
+\else
+\set batch 32
 \endif
 \if :{?resize}
 \else
@@ -111,6 +116,7 @@ SELECT CASE WHEN :'lr'::float8 <> 0.001 THEN '_lr' || :'lr' ELSE '' END
     || CASE WHEN :pooled <> 1 THEN '_p' || :pooled ELSE '' END
     || CASE WHEN :proxies <> 1 THEN '_pc' || :proxies ELSE '' END
     || CASE WHEN :members <> 1 THEN '_en' || :members ELSE '' END
+    || CASE WHEN :batch <> 32 THEN '_bs' || :batch ELSE '' END
     || CASE WHEN :seed <> 1 THEN '_s' || :seed ELSE '' END
     || CASE WHEN :'tag' <> '' THEN '_' || :'tag' ELSE '' END AS rates,
        CASE WHEN :'resize' = 'stretch' THEN 'mobilenet_v2' ELSE 'mobilenet_v2_' || :'resize' END AS base,
@@ -187,7 +193,7 @@ SELECT name, dims FROM lookalike.train_model(:'prefix' || :'variant', :'base',
     format('SELECT p.image, p.article_type, p.base_colour, p.usage%s FROM fashion_train.products p
               JOIN ' || :'schema' || '.split s USING (id) WHERE NOT s.held_out AND (%s = 0 OR s.r <= %2$s) ORDER BY p.id',
            :'extra_columns', :per_group),
-    epochs => :epochs, trainable_blocks => :blocks, embedding_dims => :dims, batch_size => 32,
+    epochs => :epochs, trainable_blocks => :blocks, embedding_dims => :dims, batch_size => :batch,
     learning_rate => :lr, base_learning_rate => :base_lr, seed => :seed, augmented_views => :views,
     margin => :margin, pooled_blocks => :pooled, proxies_per_class => :proxies,
     ensemble_members => :members);
