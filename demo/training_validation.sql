@@ -24,8 +24,8 @@
 -- train_model's seed, added to the variant's name as _s<seed> when not 1. pooled (default 1):
 -- pooled_blocks, added as _p<pooled>. proxies (default 1): proxies_per_class, added as
 -- _pc<proxies>. members (default 1): ensemble_members, added as _en<members>. batch (default
--- 32, the demo's): batch_size, added as _bs<batch>. held (default 60): how many of the pool's 188 groups of
--- 4 or more images are held out; another number makes another split (schema
+-- 32, the demo's): batch_size, added as _bs<batch>. held (default 60): how many of the pool's
+-- 188 groups of 4 or more images are held out; another number makes another split (schema
 -- train_val..._h<held>, models val_..._h<held>_<variant>), whose gallery holds more neighbouring
 -- groups and whose training fewer. tag: a word added to the name (_<tag>), to keep apart
 -- variants that differ by the code they were trained with.
