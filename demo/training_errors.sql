@@ -1,19 +1,19 @@
 -- What the wrong neighbours of a pool validation variant have wrong (docs/training.md, "where
 -- the errors are"). Run after demo/training_validation.sql has evaluated the variant; it reads
--- only the training pool (fashion_train.products' labels through the split's group keys), never
--- the evaluated catalogue.
+-- only the training pool (fashion_train.products' labels, through the group keys of the
+-- validation's items view), never the evaluated catalogue.
 --
 --   psql "<demo dsn>" -v schema=train_val_h120 -v variant=b15_e3_g100_portrait_d384_p3_pc3_en3_s3 \
 --        -f demo/training_errors.sql
 --
--- Every held-out image of a held-out group of 4 or more images is a query (not the evaluation's
--- sampled queries: this is a breakdown, not a metric); its five nearest held-out images by
--- cosine distance (distractors included, itself excluded) are its neighbours. Printed: the
--- share of neighbours with every label right, with another article type, with the same article
--- type and another colour, with only the usage wrong; then the most frequent article-type and
--- colour confusions (query's label -> neighbour's label). psql variables: schema (default
--- train_val_h120), variant (a column of <schema>.features; required), top (rows per confusion
--- list, default 10).
+-- Every held-out image (<schema>.items) of a group of 4 or more of them is a query (not the
+-- evaluation's sampled queries: this is a breakdown, not a metric); its five nearest held-out
+-- images by cosine distance (distractors included, itself excluded) are its neighbours.
+-- Printed: the share of neighbours with every label right, with another article type, with the
+-- same article type and another colour, with only the usage wrong; then the most frequent
+-- article-type and colour confusions (query's label -> neighbour's label). psql variables:
+-- schema (default train_val_h120), variant (a column of <schema>.features; required), top
+-- (rows per confusion list, default 10).
 \set ON_ERROR_STOP on
 \if :{?schema}
 \else
@@ -27,13 +27,14 @@ SET client_min_messages = warning;
 
 CREATE TEMP TABLE neighbours AS
 WITH items AS (
-    SELECT s.id, s.n,
-           split_part(s.group_key, ' | ', 1) AS article_type,
-           split_part(s.group_key, ' | ', 2) AS colour,
-           split_part(s.group_key, ' | ', 3) AS usage,
+    -- the evaluated images (the validation's items view) and their group's size among them
+    SELECT i.id, count(*) OVER (PARTITION BY i.group_key) AS n,
+           split_part(i.group_key, ' | ', 1) AS article_type,
+           split_part(i.group_key, ' | ', 2) AS colour,
+           split_part(i.group_key, ' | ', 3) AS usage,
            f.:"variant" AS e
-      FROM :"schema".split s JOIN :"schema".features f USING (id)
-     WHERE s.held_out AND (s.n < 4 OR s.r <= s.val_size) AND f.:"variant" IS NOT NULL)
+      FROM :"schema".items i JOIN :"schema".features f USING (id)
+     WHERE f.:"variant" IS NOT NULL)
 SELECT q.id AS query, q.article_type AS q_type, q.colour AS q_colour, q.usage AS q_usage,
        nb.article_type, nb.colour, nb.usage
   FROM items q
