@@ -7,8 +7,10 @@
 --        -f demo/training_errors.sql
 --
 -- Every held-out image (<schema>.items) of a group of 4 or more of them is a query (not the
--- evaluation's sampled queries: this is a breakdown, not a metric); its five nearest held-out
--- images by cosine distance (distractors included, itself excluded) are its neighbours.
+-- evaluation's one sampled query per group and seed); its five nearest held-out images by cosine
+-- distance (distractors included, itself excluded) are its neighbours. So the share of relevant
+-- neighbours is a precision at 5 over every query, free of the noise of sampling the queries:
+-- docs/training.md compares variants by it too (the fourth session of 2026-12-02).
 -- Printed: the share of neighbours with every label right, with another article type, with the
 -- same article type and another colour, with only the usage wrong; then the most frequent
 -- article-type and colour confusions (query's label -> neighbour's label). psql variables:

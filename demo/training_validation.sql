@@ -24,7 +24,9 @@
 -- train_model's seed, added to the variant's name as _s<seed> when not 1. pooled (default 1):
 -- pooled_blocks, added as _p<pooled>. proxies (default 1): proxies_per_class, added as
 -- _pc<proxies>. members (default 1): ensemble_members, added as _en<members>. batch (default
--- 32, the demo's): batch_size, added as _bs<batch>. held (default 60): how many of the pool's
+-- 32, the demo's): batch_size, added as _bs<batch>. weights (default none): label_weights as a
+-- comma list for article type, colour, usage (and the extra columns), e.g. 1,1,0.5, added as
+-- _w<weights> with underscores. held (default 60): how many of the pool's
 -- 188 groups of 4 or more images are held out; another number makes another split (schema
 -- train_val..._h<held>, models val_..._h<held>_<variant>), whose gallery holds more neighbouring
 -- groups and whose training fewer. tag: a word added to the name (_<tag>), to keep apart
@@ -61,6 +63,10 @@
 \if :{?batch}
 \else
 \set batch 32
+\endif
+\if :{?weights}
+\else
+\set weights ''
 \endif
 \if :{?resize}
 \else
@@ -117,9 +123,12 @@ SELECT CASE WHEN :'lr'::float8 <> 0.001 THEN '_lr' || :'lr' ELSE '' END
     || CASE WHEN :proxies <> 1 THEN '_pc' || :proxies ELSE '' END
     || CASE WHEN :members <> 1 THEN '_en' || :members ELSE '' END
     || CASE WHEN :batch <> 32 THEN '_bs' || :batch ELSE '' END
+    || CASE WHEN :'weights' <> '' THEN '_w' || replace(:'weights', ',', '_') ELSE '' END
     || CASE WHEN :seed <> 1 THEN '_s' || :seed ELSE '' END
     || CASE WHEN :'tag' <> '' THEN '_' || :'tag' ELSE '' END AS rates,
        CASE WHEN :'resize' = 'stretch' THEN 'mobilenet_v2' ELSE 'mobilenet_v2_' || :'resize' END AS base,
+       CASE WHEN :'weights' <> '' THEN format(', label_weights => %L', '{' || :'weights' || '}')
+            ELSE '' END AS weights_arg,
        (SELECT coalesce(string_agg(', p.' || quote_ident(trim(c)), ''), '')
           FROM unnest(string_to_array(nullif(:'extra', ''), ',')) AS c) AS extra_columns,
        CASE WHEN :split = 1 THEN 'train_val' ELSE 'train_val_s' || :split END
@@ -196,7 +205,7 @@ SELECT name, dims FROM lookalike.train_model(:'prefix' || :'variant', :'base',
     epochs => :epochs, trainable_blocks => :blocks, embedding_dims => :dims, batch_size => :batch,
     learning_rate => :lr, base_learning_rate => :base_lr, seed => :seed, augmented_views => :views,
     margin => :margin, pooled_blocks => :pooled, proxies_per_class => :proxies,
-    ensemble_members => :members);
+    ensemble_members => :members :weights_arg);
 \timing off
 \endif
 SELECT :'prefix' || :'variant' AS model,
@@ -211,8 +220,8 @@ UPDATE :"schema".features f SET :"variant" = e.embedding
  WHERE e.id = f.id AND f.:"variant" IS NULL;
 SELECT lookalike.add_evaluation_method(:'schema', :'variant',
     format('SELECT id, %I FROM ' || :'schema' || '.features', :'variant'), 'cosine',
-    format('train_model(trainable_blocks => %s, epochs => %s, embedding_dims => %s, learning_rate => %s, base_learning_rate => %s, augmented_views => %s, margin => %s, pooled_blocks => %s, proxies_per_class => %s, ensemble_members => %s) from %s, at most %s images per training group',
-           :blocks, :epochs, :dims, :lr, :base_lr, :views, :margin, :pooled, :proxies, :members, :'base', :per_group))
+    format('train_model(trainable_blocks => %s, epochs => %s, embedding_dims => %s, learning_rate => %s, base_learning_rate => %s, augmented_views => %s, margin => %s, pooled_blocks => %s, proxies_per_class => %s, ensemble_members => %s%s) from %s, at most %s images per training group',
+           :blocks, :epochs, :dims, :lr, :base_lr, :views, :margin, :pooled, :proxies, :members, :'weights_arg', :'base', :per_group))
  WHERE NOT EXISTS (SELECT 1 FROM :"schema".retrieval_methods WHERE method = :'variant');
 SELECT method, queries, round(seconds::numeric, 1) AS seconds
   FROM lookalike.refresh_evaluation(:'schema', :'variant');

@@ -28,7 +28,8 @@
 #     a full training: a two-epoch training of 1024 images, rolled back, times this machine first;
 #     a number: that many); TRAIN_BUDGET (default 1200: the seconds of training the auto choice
 #     may plan for, the issue's 20 minutes); TRAIN_DIMS (train_model's embedding_dims, default
-#     auto: 128 per member);
+#     auto: 128 per member); TRAIN_WEIGHTS (train_model's label_weights for article type, colour
+#     and usage, default 1,1,0.5: the usage loss at half weight; empty: 1 each);
 #     TRAIN_THREADS (lookalike.threads while training, default 2: the demo trains with nothing
 #     else running; on a machine whose other core is busy, 1 trains 2-3x faster than 2) and
 #     TRAIN=0 (skip the learned method) adjust it.
@@ -56,6 +57,8 @@ TRAIN_POOLED=${TRAIN_POOLED:-3}
 TRAIN_PROXIES=${TRAIN_PROXIES:-3}
 TRAIN_MEMBERS=${TRAIN_MEMBERS:-auto}
 TRAIN_BUDGET=${TRAIN_BUDGET:-1200}
+TRAIN_WEIGHTS=${TRAIN_WEIGHTS-1,1,0.5}
+[[ "$TRAIN_WEIGHTS" =~ ^[0-9.,]*$ ]] || { echo "TRAIN_WEIGHTS must be numbers separated by commas"; exit 1; }
 TRAIN=${TRAIN:-1}
 port=${DEMO_PORT:-54329}
 out=${DEMO_OUT:-$root/build/demo}
@@ -155,7 +158,7 @@ if [ "$(has 'image_embedding(bytea,text)')" = t ]; then
   fi
 fi
 learned=""
-if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,integer,integer,integer,double precision,double precision,integer,text,integer,double precision,integer,integer,integer)')" = t ] &&
+if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,integer,integer,integer,double precision,double precision,integer,text,integer,double precision,integer,integer,integer,double precision[])')" = t ] &&
   [ -r "$TRAIN_DIR/styles.csv" ] && [ "$(psql_demo -tA -c "SELECT count(*) FROM lookalike.models WHERE name = 'mobilenet_v2'")" = 1 ]; then
   TRAIN_DIR=$(cd "$TRAIN_DIR" && pwd)
   [ "$TRAIN_DIR" != "$FASHION_DIR" ] || { echo "TRAIN_DIR must not be FASHION_DIR"; exit 1; }
@@ -167,6 +170,10 @@ if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,in
         base_learning_rate => 0.0003, seed => 1, margin => $TRAIN_MARGIN,
         pooled_blocks => $TRAIN_POOLED, proxies_per_class => $TRAIN_PROXIES"
   params="epochs=$TRAIN_EPOCHS embedding_dims=$TRAIN_DIMS $(printf '%s' "$train_options" | tr -s ' \n' ' ' | sed 's/ => /=/g; s/,//g') per_group=$TRAIN_PER_GROUP resize=$TRAIN_RESIZE${TRAIN_WIDTH:+ input_width=$TRAIN_WIDTH} ensemble_members=$TRAIN_MEMBERS$budget_param threads=$TRAIN_THREADS labels=article_type,base_colour,usage model=$(sha256sum "$MODEL" | cut -c1-64)"
+  if [ -n "$TRAIN_WEIGHTS" ]; then
+    params="$params label_weights=$TRAIN_WEIGHTS"
+    train_options="$train_options, label_weights => '{$TRAIN_WEIGHTS}'"
+  fi
   # the key: parameters, base model, the trainer's and the preprocessing's sources and the
   # training data (labels and the list of image files with sizes and times)
   key=$( { printf '%s\n' "$params"; sha256sum src/model/training.cpp src/model/runtime.cpp | cut -c1-64; sha256sum "$TRAIN_DIR/styles.csv" | cut -c1-64;

@@ -47,6 +47,17 @@ SELECT lookalike.train_model('t', 'mnv2_32', :'q', ensemble_members => NULL);
 -- embedding_dims is the whole model's: a multiple of the members, at least 2 each
 SELECT lookalike.train_model('t', 'mnv2_32', :'q', ensemble_members => 3);
 SELECT lookalike.train_model('t', 'mnv2_32', :'q', embedding_dims => 2, ensemble_members => 2);
+-- label_weights: one per label column of the query (here two), each in [0, 100], at least one
+-- positive, no NULLs, one dimension
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', label_weights => '{1}');
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', label_weights => '{1,1,1}');
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', label_weights => '{1,-1}');
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', label_weights => '{1,NaN}');
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', label_weights => '{1,101}');
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', label_weights => '{0,0}');
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', label_weights => '{1,NULL}');
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', label_weights => '{{1,1}}');
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', label_weights => '{}');
 -- the logits model's output is not its pooled features: only a head can be trained on it
 SELECT lookalike.train_model('t', 'mnv2_logits_32', :'q', trainable_blocks => 2);
 -- the query: not (bytea, labels...), no rows, only NULL images, a single class, NULL-only
@@ -155,6 +166,26 @@ SELECT p.training->'proxies_per_class' AS proxies, d.training->'proxies_per_clas
   FROM lookalike.model_data p, lookalike.model_data d
  WHERE p.name = 'tiny_proxies' AND d.name = 'tiny_pooled';
 SELECT dims(image_embedding(image, 'tiny_proxies')) AS dims FROM public.train_items WHERE id = 1534;
+-- label weights: recorded (NULL when not given); weights of 1 are the unweighted run, and a
+-- smaller weight of the colour column trains another model with another loss
+SELECT name FROM lookalike.train_model('tiny_w1', 'mnv2_32', :'q', epochs => 1,
+    embedding_dims => 8, trainable_blocks => 2, batch_size => 8, pooled_blocks => 3,
+    label_weights => '{1,1}');
+SELECT name FROM lookalike.train_model('tiny_w', 'mnv2_32', :'q', epochs => 1,
+    embedding_dims => 8, trainable_blocks => 2, batch_size => 8, pooled_blocks => 3,
+    label_weights => '{1,0.5}');
+SELECT w.training->'label_weights' AS weights, w1.training->'label_weights' AS ones,
+       d.training->'label_weights' AS default_weights,
+       w1.training->'history'->0->'loss' = d.training->'history'->0->'loss' AS ones_same_loss,
+       (w.training->'history'->0->>'loss')::float8 < (d.training->'history'->0->>'loss')::float8
+         AS smaller_loss
+  FROM lookalike.model_data w, lookalike.model_data w1, lookalike.model_data d
+ WHERE w.name = 'tiny_w' AND w1.name = 'tiny_w1' AND d.name = 'tiny_pooled';
+SELECT image_embedding(image, 'tiny_w1') <-> image_embedding(image, 'tiny_pooled') = 0 AS ones_same_embedding,
+       image_embedding(image, 'tiny_w') <-> image_embedding(image, 'tiny_pooled') > 0 AS another_embedding
+  FROM public.train_items WHERE id = 1534;
+SELECT lookalike.unregister_model('tiny_w');
+SELECT lookalike.unregister_model('tiny_w1');
 -- an ensemble of two members (4 dimensions each): recorded, one unit-length embedding of 8
 SELECT name, dims FROM lookalike.train_model('tiny_ensemble', 'mnv2_32', :'q', epochs => 1,
     embedding_dims => 8, trainable_blocks => 2, batch_size => 8, pooled_blocks => 3,

@@ -43,6 +43,13 @@ void check_train_options(const TrainOptions &o) {
   if (o.pooled_blocks < 1 || o.pooled_blocks > o.trainable_blocks + 1)
     bad("pooled_blocks",
         "between 1 and trainable_blocks + 1 (" + std::to_string(o.trainable_blocks + 1) + ")");
+  bool any_positive = false;
+  for (double w : o.label_weights) {
+    if (!(w >= 0 && w <= 100)) bad("a label weight", "in [0, 100]");
+    any_positive = any_positive || w > 0;
+  }
+  if (!o.label_weights.empty() && !any_positive)
+    bad("label_weights", "positive for at least one label column");
 }
 
 namespace {
@@ -149,6 +156,11 @@ Trainer::Trainer(std::string_view bytes, const TrainOptions &options, int heads)
   I.opt = options;
   if (heads < 1 || heads > 64)
     throw Error(ss::kInvalidParameterValue, "training needs 1 to 64 label columns");
+  if (!options.label_weights.empty() && int(options.label_weights.size()) != heads)
+    throw Error(ss::kInvalidParameterValue,
+                "label_weights has " + std::to_string(options.label_weights.size()) +
+                    " elements, the training query has " + std::to_string(heads) + " label columns",
+                "Give one weight per label column, in the query's order, or NULL for 1 each.");
   I.heads = heads;
   I.members.resize(size_t(options.ensemble_members));
   try {
@@ -390,10 +402,10 @@ std::vector<at::Tensor> batch_labels(const Trainer::Impl &I, const std::vector<i
 // 0.1 (Qian et al., ICCV 2019), not tuned.
 constexpr double kSubCentreTemperature = 0.1;
 
-// The loss of one batch (with autograd on): the sum over label columns of the cross-entropy of
-// the scaled cosine between the normalised embedding and the normalised class proxies (with
-// several proxies per class, the soft maximum of their cosines), the true class's cosine lowered
-// by the margin.
+// The loss of one batch (with autograd on): the sum over label columns (weighted by
+// label_weights, if given) of the cross-entropy of the scaled cosine between the normalised
+// embedding and the normalised class proxies (with several proxies per class, the soft maximum
+// of their cosines), the true class's cosine lowered by the margin.
 at::Tensor batch_loss(const Trainer::Impl &I, Member &M, const at::Tensor &x,
                       const std::vector<at::Tensor> &ys) {
   namespace F = torch::nn::functional;
@@ -412,7 +424,8 @@ at::Tensor batch_loss(const Trainer::Impl &I, Member &M, const at::Tensor &x,
     if (I.opt.margin > 0)
       cos = cos - torch::zeros_like(cos).scatter_(1, ys[h].clamp_min(0).unsqueeze(1), I.opt.margin);
     at::Tensor logits = I.opt.scale * cos;
-    loss = loss + F::cross_entropy(logits, ys[h], F::CrossEntropyFuncOptions().ignore_index(-1));
+    at::Tensor ce = F::cross_entropy(logits, ys[h], F::CrossEntropyFuncOptions().ignore_index(-1));
+    loss = loss + (I.opt.label_weights.empty() ? ce : ce * I.opt.label_weights[size_t(h)]);
   }
   return loss;
 }

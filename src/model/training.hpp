@@ -60,6 +60,9 @@ struct TrainOptions {
   // unit length (its cosine is the mean of theirs). Training takes ensemble_members times as long,
   // embedding about as much for the trained blocks. 1: a single model (no normalisation).
   int ensemble_members = 1;
+  // Weights of the label columns' losses, in the training query's order (the loss is their
+  // weighted sum): each finite, 0 to 100, at least one positive; empty: 1 for every column.
+  std::vector<double> label_weights;
   uint64_t seed = 1;
 };
 

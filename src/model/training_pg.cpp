@@ -33,6 +33,8 @@
 #include "common/spi_pg.hpp"
 
 extern "C" {
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/portal.h"
 }
 
@@ -166,6 +168,22 @@ TrainCall read_call(FunctionCallInfo fcinfo) {
   c.opt.pooled_blocks = PG_GETARG_INT32(12);
   c.opt.proxies_per_class = PG_GETARG_INT32(13);
   c.opt.ensemble_members = PG_GETARG_INT32(14);
+  // label_weights (float8[], NULL: 1 for every label column)
+  if (PG_NARGS() > 15 && !PG_ARGISNULL(15)) {
+    const bool ok = pg::guarded([&] {
+      ArrayType *a = PG_GETARG_ARRAYTYPE_P(15);
+      if (ARR_NDIM(a) != 1 || ARR_ELEMTYPE(a) != FLOAT8OID ||
+          (ARR_HASNULL(a) && array_contains_nulls(a)))
+        return false;
+      const double *w = reinterpret_cast<const double *>(ARR_DATA_PTR(a));
+      c.opt.label_weights.assign(w, w + ARR_DIMS(a)[0]);
+      return true;
+    });
+    if (!ok)
+      throw Error(sqlstate::kInvalidParameterValue,
+                  "label_weights must be a one-dimensional array of numbers without NULLs",
+                  "Give one weight per label column, or NULL for 1 each.");
+  }
   check_train_options(c.opt);
   return c;
 }
@@ -394,10 +412,19 @@ std::string training_json(const TrainCall &c, const BaseModel &base, const Readi
     << ",\"augmented_views\":" << opt.augmented_views << ",\"margin\":" << opt.margin
     << ",\"pooled_blocks\":" << opt.pooled_blocks
     << ",\"proxies_per_class\":" << opt.proxies_per_class
-    << ",\"ensemble_members\":" << opt.ensemble_members << ",\"seed\":" << opt.seed
-    << ",\"threads\":" << threads << ",\"cached_bytes\":" << trainer.cached_bytes()
-    << ",\"cache_seconds\":" << r.seconds << ",\"cache_cpu_seconds\":" << r.cpu_seconds
-    << ",\"seconds\":" << seconds << ",\"history\":[" << history << "]}";
+    << ",\"ensemble_members\":" << opt.ensemble_members << ",\"label_weights\":";
+  if (opt.label_weights.empty()) {
+    j << "null";
+  } else {
+    j << "[";
+    for (size_t h = 0; h < opt.label_weights.size(); ++h)
+      j << (h ? "," : "") << opt.label_weights[h];
+    j << "]";
+  }
+  j << ",\"seed\":" << opt.seed << ",\"threads\":" << threads
+    << ",\"cached_bytes\":" << trainer.cached_bytes() << ",\"cache_seconds\":" << r.seconds
+    << ",\"cache_cpu_seconds\":" << r.cpu_seconds << ",\"seconds\":" << seconds << ",\"history\":["
+    << history << "]}";
   return j.str();
 }
 
@@ -424,7 +451,7 @@ Datum result_row(FunctionCallInfo fcinfo, const std::string &bytes, const std::s
 // lookalike._train_model(name text, base_model text, training_query text, epochs int,
 //     embedding_dims int, trainable_blocks int, batch_size int, learning_rate float8,
 //     base_learning_rate float8, seed int, augmented_views int, margin float8, pooled_blocks int,
-//     proxies_per_class int, ensemble_members int,
+//     proxies_per_class int, ensemble_members int, label_weights float8[] (may be NULL),
 //     OUT torchscript bytea, OUT sha256 text, OUT dims int, OUT training jsonb)
 LOOKALIKE_FUNCTION(lookalike_train_model) {
   const TrainCall call = read_call(fcinfo);

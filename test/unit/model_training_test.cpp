@@ -136,6 +136,12 @@ TEST(ModelTraining, OptionsAreChecked) {
               o.pooled_blocks = 2;
             }),
             "22023");
+  // label weights: each in [0, 100] (not NaN), at least one positive
+  EXPECT_EQ(checked([](lm::TrainOptions &o) { o.label_weights = {1, 0}; }), "none");
+  EXPECT_EQ(checked([](lm::TrainOptions &o) { o.label_weights = {0, 0}; }), "22023");
+  EXPECT_EQ(checked([](lm::TrainOptions &o) { o.label_weights = {1, -0.5}; }), "22023");
+  EXPECT_EQ(checked([](lm::TrainOptions &o) { o.label_weights = {1, 100.5}; }), "22023");
+  EXPECT_EQ(checked([](lm::TrainOptions &o) { o.label_weights = {std::nan("")}; }), "22023");
 }
 
 TEST(ModelTraining, BadBaseAndLabels) {
@@ -246,6 +252,22 @@ TEST_F(ModelTrainingOneEpoch, MarginRaisesTheLoss) {
   }
   EXPECT_TRUE(std::isfinite(loss[1]));
   EXPECT_GT(loss[1], loss[0] + 0.1);
+}
+
+// Label weights scale each label column's loss: one weight of 1 is the unweighted training (the
+// same loss and model); a weight of 2 on the only column doubles the loss at every step, which
+// AdamW's normalised steps turn into the same updates, so the epoch's loss doubles. A weight per
+// column is required (22023 for the synthetic data's one column given two).
+TEST_F(ModelTrainingOneEpoch, LabelWeightsScaleTheLoss) {
+  std::string plain, ones;
+  const double loss = one_epoch(base, o, x, y, &plain);
+  o.label_weights = {1};
+  EXPECT_EQ(one_epoch(base, o, x, y, &ones), loss);
+  EXPECT_EQ(lm::sha256_hex(ones.data(), ones.size()), lm::sha256_hex(plain.data(), plain.size()));
+  o.label_weights = {2};
+  EXPECT_NEAR(one_epoch(base, o, x, y), 2 * loss, 1e-3 * loss);
+  o.label_weights = {1, 1};
+  EXPECT_EQ(sqlstate_of([&] { one_epoch(base, o, x, y); }), "22023");
 }
 
 // With pooled_blocks = 3 the projection reads the pooled outputs of blocks 16, 17 and 18
