@@ -166,14 +166,14 @@ if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,in
   [ "$TRAIN_MEMBERS" != auto ] || budget_param=" budget=$TRAIN_BUDGET"
   # train_model's options of both the timing (choose_members) and the training itself; the
   # parameters below (the reuse key and the model's description) take them from here too
+  # shellcheck disable=SC2016  # the single quotes are the SQL literal's, inside a double-quoted string
   train_options="trainable_blocks => $TRAIN_BLOCKS, batch_size => 32, learning_rate => 0.001,
         base_learning_rate => 0.0003, seed => 1, margin => $TRAIN_MARGIN,
-        pooled_blocks => $TRAIN_POOLED, proxies_per_class => $TRAIN_PROXIES"
-  params="epochs=$TRAIN_EPOCHS embedding_dims=$TRAIN_DIMS $(printf '%s' "$train_options" | tr -s ' \n' ' ' | sed 's/ => /=/g; s/,//g') per_group=$TRAIN_PER_GROUP resize=$TRAIN_RESIZE${TRAIN_WIDTH:+ input_width=$TRAIN_WIDTH} ensemble_members=$TRAIN_MEMBERS$budget_param threads=$TRAIN_THREADS labels=article_type,base_colour,usage model=$(sha256sum "$MODEL" | cut -c1-64)"
-  if [ -n "$TRAIN_WEIGHTS" ]; then
-    params="$params label_weights=$TRAIN_WEIGHTS"
-    train_options="$train_options, label_weights => '{$TRAIN_WEIGHTS}'"
-  fi
+        pooled_blocks => $TRAIN_POOLED, proxies_per_class => $TRAIN_PROXIES${TRAIN_WEIGHTS:+,
+        label_weights => '{$TRAIN_WEIGHTS}'}"
+  # (", " separates the options; an array's own commas and the quotes of its literal stay out of
+  # the separators: label_weights={1,1,0.5})
+  params="epochs=$TRAIN_EPOCHS embedding_dims=$TRAIN_DIMS $(printf '%s' "$train_options" | tr -s ' \n' ' ' | sed "s/ => /=/g; s/, / /g; s/'//g") per_group=$TRAIN_PER_GROUP resize=$TRAIN_RESIZE${TRAIN_WIDTH:+ input_width=$TRAIN_WIDTH} ensemble_members=$TRAIN_MEMBERS$budget_param threads=$TRAIN_THREADS labels=article_type,base_colour,usage model=$(sha256sum "$MODEL" | cut -c1-64)"
   # the key: parameters, base model, the trainer's and the preprocessing's sources and the
   # training data (labels and the list of image files with sizes and times)
   key=$( { printf '%s\n' "$params"; sha256sum src/model/training.cpp src/model/runtime.cpp | cut -c1-64; sha256sum "$TRAIN_DIR/styles.csv" | cut -c1-64;
