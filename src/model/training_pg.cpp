@@ -168,7 +168,8 @@ TrainCall read_call(FunctionCallInfo fcinfo) {
   c.opt.pooled_blocks = PG_GETARG_INT32(12);
   c.opt.proxies_per_class = PG_GETARG_INT32(13);
   c.opt.ensemble_members = PG_GETARG_INT32(14);
-  // label_weights (float8[], NULL: 1 for every label column)
+  // label_weights (float8[], NULL: 1 for every label column); a database whose definition of
+  // _train_model predates the argument passes 15 (one library serves every SQL version)
   if (PG_NARGS() > 15 && !PG_ARGISNULL(15)) {
     const bool ok = pg::guarded([&] {
       ArrayType *a = PG_GETARG_ARRAYTYPE_P(15);
