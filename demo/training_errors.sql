@@ -12,7 +12,8 @@
 -- neighbours is a precision at 5 over every query, free of the noise of sampling the queries:
 -- docs/training.md compares variants by it too (the fourth session of 2026-12-02).
 -- Printed: the share of neighbours with every label right, with another article type, with the
--- same article type and another colour, with only the usage wrong; then the most frequent
+-- same article type and another colour, with only the usage wrong, and the share of queries with
+-- at least one neighbour with every label right (a hit rate at 5 over every query); then the most frequent
 -- article-type and colour confusions (query's label -> neighbour's label). psql variables:
 -- schema (default train_val_h120), variant (a column of <schema>.features; required), top
 -- (rows per confusion list, default 10).
@@ -54,7 +55,10 @@ SELECT count(DISTINCT query) AS queries, count(*) AS neighbours,
        round(avg((article_type = q_type AND colour <> q_colour AND usage = q_usage)::int), 4)
            AS only_colour,
        round(avg((article_type = q_type AND colour = q_colour AND usage <> q_usage)::int), 4)
-           AS only_usage
+           AS only_usage,
+       (SELECT round(avg(hit::int), 4)
+          FROM (SELECT bool_or(article_type = q_type AND colour = q_colour AND usage = q_usage) AS hit
+                  FROM neighbours GROUP BY query) AS per_query) AS hit
   FROM neighbours;
 
 SELECT q_type AS query_type, article_type AS neighbour_type, count(*) AS neighbours

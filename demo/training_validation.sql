@@ -26,7 +26,7 @@
 -- _pc<proxies>. members (default 1): ensemble_members, added as _en<members>. batch (default
 -- 32, the demo's): batch_size, added as _bs<batch>. weights (default none): label_weights as a
 -- comma list for article type, colour, usage (and the extra columns), e.g. 1,1,0.5, added as
--- _w<weights> with underscores. held (default 60): how many of the pool's
+-- _w<weights> with underscores. bn_neck (default false): train_model's bn_neck, added as _bn. held (default 60): how many of the pool's
 -- 188 groups of 4 or more images are held out; another number makes another split (schema
 -- train_val..._h<held>, models val_..._h<held>_<variant>), whose gallery holds more neighbouring
 -- groups and whose training fewer. tag: a word added to the name (_<tag>), to keep apart
@@ -108,6 +108,10 @@
 \else
 \set proxies 1
 \endif
+\if :{?bn_neck}
+\else
+\set bn_neck false
+\endif
 \if :{?members}
 \else
 \set members 1
@@ -124,6 +128,7 @@ SELECT CASE WHEN :'lr'::float8 <> 0.001 THEN '_lr' || :'lr' ELSE '' END
     || CASE WHEN :members <> 1 THEN '_en' || :members ELSE '' END
     || CASE WHEN :batch <> 32 THEN '_bs' || :batch ELSE '' END
     || CASE WHEN :'weights' <> '' THEN '_w' || replace(:'weights', ',', '_') ELSE '' END
+    || CASE WHEN :bn_neck THEN '_bn' ELSE '' END
     || CASE WHEN :seed <> 1 THEN '_s' || :seed ELSE '' END
     || CASE WHEN :'tag' <> '' THEN '_' || :'tag' ELSE '' END AS rates,
        CASE WHEN :'resize' = 'stretch' THEN 'mobilenet_v2' ELSE 'mobilenet_v2_' || :'resize' END AS base,
@@ -205,7 +210,7 @@ SELECT name, dims FROM lookalike.train_model(:'prefix' || :'variant', :'base',
     epochs => :epochs, trainable_blocks => :blocks, embedding_dims => :dims, batch_size => :batch,
     learning_rate => :lr, base_learning_rate => :base_lr, seed => :seed, augmented_views => :views,
     margin => :margin, pooled_blocks => :pooled, proxies_per_class => :proxies,
-    ensemble_members => :members :weights_arg);
+    ensemble_members => :members, bn_neck => :bn_neck :weights_arg);
 \timing off
 \endif
 SELECT :'prefix' || :'variant' AS model,
@@ -220,8 +225,8 @@ UPDATE :"schema".features f SET :"variant" = e.embedding
  WHERE e.id = f.id AND f.:"variant" IS NULL;
 SELECT lookalike.add_evaluation_method(:'schema', :'variant',
     format('SELECT id, %I FROM ' || :'schema' || '.features', :'variant'), 'cosine',
-    format('train_model(trainable_blocks => %s, epochs => %s, embedding_dims => %s, learning_rate => %s, base_learning_rate => %s, augmented_views => %s, margin => %s, pooled_blocks => %s, proxies_per_class => %s, ensemble_members => %s%s) from %s, at most %s images per training group',
-           :blocks, :epochs, :dims, :lr, :base_lr, :views, :margin, :pooled, :proxies, :members, :'weights_arg', :'base', :per_group))
+    format('train_model(trainable_blocks => %s, epochs => %s, embedding_dims => %s, learning_rate => %s, base_learning_rate => %s, augmented_views => %s, margin => %s, pooled_blocks => %s, proxies_per_class => %s, ensemble_members => %s, bn_neck => %s%s) from %s, at most %s images per training group',
+           :blocks, :epochs, :dims, :lr, :base_lr, :views, :margin, :pooled, :proxies, :members, :bn_neck, :'weights_arg', :'base', :per_group))
  WHERE NOT EXISTS (SELECT 1 FROM :"schema".retrieval_methods WHERE method = :'variant');
 SELECT method, queries, round(seconds::numeric, 1) AS seconds
   FROM lookalike.refresh_evaluation(:'schema', :'variant');

@@ -29,7 +29,8 @@
 #     a number: that many); TRAIN_BUDGET (default 1200: the seconds of training the auto choice
 #     may plan for, the issue's 20 minutes); TRAIN_DIMS (train_model's embedding_dims, default
 #     auto: 128 per member); TRAIN_WEIGHTS (train_model's label_weights for article type, colour
-#     and usage, default 1,1,0.5: the usage loss at half weight; empty: 1 each);
+#     and usage, default 1,1,0.5: the usage loss at half weight; empty: 1 each); TRAIN_BN_NECK
+#     (train_model's bn_neck, default true: the embedding batch-normalised before the loss);
 #     TRAIN_THREADS (lookalike.threads while training, default 2: the demo trains with nothing
 #     else running; on a machine whose other core is busy, 1 trains 2-3x faster than 2) and
 #     TRAIN=0 (skip the learned method) adjust it.
@@ -59,6 +60,8 @@ TRAIN_MEMBERS=${TRAIN_MEMBERS:-auto}
 TRAIN_BUDGET=${TRAIN_BUDGET:-1200}
 TRAIN_WEIGHTS=${TRAIN_WEIGHTS-1,1,0.5}
 [[ "$TRAIN_WEIGHTS" =~ ^[0-9.,]*$ ]] || { echo "TRAIN_WEIGHTS must be numbers separated by commas"; exit 1; }
+TRAIN_BN_NECK=${TRAIN_BN_NECK:-true}
+[[ "$TRAIN_BN_NECK" =~ ^(true|false)$ ]] || { echo "TRAIN_BN_NECK must be true or false"; exit 1; }
 TRAIN=${TRAIN:-1}
 port=${DEMO_PORT:-54329}
 out=${DEMO_OUT:-$root/build/demo}
@@ -169,8 +172,8 @@ if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,in
   # shellcheck disable=SC2016  # the single quotes are the SQL literal's, inside a double-quoted string
   train_options="trainable_blocks => $TRAIN_BLOCKS, batch_size => 32, learning_rate => 0.001,
         base_learning_rate => 0.0003, seed => 1, margin => $TRAIN_MARGIN,
-        pooled_blocks => $TRAIN_POOLED, proxies_per_class => $TRAIN_PROXIES${TRAIN_WEIGHTS:+,
-        label_weights => '{$TRAIN_WEIGHTS}'}"
+        pooled_blocks => $TRAIN_POOLED, proxies_per_class => $TRAIN_PROXIES,
+        bn_neck => $TRAIN_BN_NECK${TRAIN_WEIGHTS:+, label_weights => '{$TRAIN_WEIGHTS}'}"
   # (", " separates the options; an array's own commas and the quotes of its literal stay out of
   # the separators: label_weights={1,1,0.5})
   params="epochs=$TRAIN_EPOCHS embedding_dims=$TRAIN_DIMS $(printf '%s' "$train_options" | tr -s ' \n' ' ' | sed "s/ => /=/g; s/, / /g; s/'//g") per_group=$TRAIN_PER_GROUP resize=$TRAIN_RESIZE${TRAIN_WIDTH:+ input_width=$TRAIN_WIDTH} ensemble_members=$TRAIN_MEMBERS$budget_param threads=$TRAIN_THREADS labels=article_type,base_colour,usage model=$(sha256sum "$MODEL" | cut -c1-64)"

@@ -58,6 +58,7 @@ SELECT lookalike.train_model('t', 'mnv2_32', :'q', label_weights => '{0,0}');
 SELECT lookalike.train_model('t', 'mnv2_32', :'q', label_weights => '{1,NULL}');
 SELECT lookalike.train_model('t', 'mnv2_32', :'q', label_weights => '{{1,1}}');
 SELECT lookalike.train_model('t', 'mnv2_32', :'q', label_weights => '{}');
+SELECT lookalike.train_model('t', 'mnv2_32', :'q', bn_neck => NULL);
 -- the logits model's output is not its pooled features: only a head can be trained on it
 SELECT lookalike.train_model('t', 'mnv2_logits_32', :'q', trainable_blocks => 2);
 -- the query: not (bytea, labels...), no rows, only NULL images, a single class, NULL-only
@@ -186,6 +187,20 @@ SELECT image_embedding(image, 'tiny_w1') <-> image_embedding(image, 'tiny_pooled
   FROM public.train_items WHERE id = 1534;
 SELECT lookalike.unregister_model('tiny_w');
 SELECT lookalike.unregister_model('tiny_w1');
+-- bn_neck: recorded (false by default); another model, whose embeddings have unit length (the
+-- normalisation is folded into the saved projection)
+SELECT name FROM lookalike.train_model('tiny_bn', 'mnv2_32', :'q', epochs => 1,
+    embedding_dims => 8, trainable_blocks => 2, batch_size => 8, pooled_blocks => 3,
+    bn_neck => true);
+SELECT b.training->'bn_neck' AS bn_neck, d.training->'bn_neck' AS default_bn_neck,
+       b.torchscript <> d.torchscript AS another_model
+  FROM lookalike.model_data b, lookalike.model_data d
+ WHERE b.name = 'tiny_bn' AND d.name = 'tiny_pooled';
+SELECT dims(e) AS dims, round(norm(e)::numeric, 4) AS length,
+       e <-> image_embedding(image, 'tiny_pooled') > 0 AS another_embedding
+  FROM (SELECT image, image_embedding(image, 'tiny_bn') AS e
+          FROM public.train_items WHERE id = 1534) x;
+SELECT lookalike.unregister_model('tiny_bn');
 -- an ensemble of two members (4 dimensions each): recorded, one unit-length embedding of 8
 SELECT name, dims FROM lookalike.train_model('tiny_ensemble', 'mnv2_32', :'q', epochs => 1,
     embedding_dims => 8, trainable_blocks => 2, batch_size => 8, pooled_blocks => 3,

@@ -28,13 +28,14 @@ CREATE FUNCTION lookalike._train_model(name text, base_model text, training_quer
                                        pooled_blocks integer, proxies_per_class integer,
                                        ensemble_members integer,
                                        label_weights double precision[] DEFAULT NULL,
+                                       bn_neck boolean DEFAULT false,
                                        OUT torchscript bytea, OUT sha256 text, OUT dims integer,
                                        OUT training jsonb)
     AS '$libdir/lookalike_model', 'lookalike_train_model'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION lookalike._train_model(text, text, text, integer, integer, integer, integer, double precision, double precision, integer, integer, double precision, integer, integer, integer, double precision[]) IS
+COMMENT ON FUNCTION lookalike._train_model(text, text, text, integer, integer, integer, integer, double precision, double precision, integer, integer, double precision, integer, integer, integer, double precision[], boolean) IS
     'internal (superusers): trains an encoder from a registered model and a query of (image, labels...); returns the TorchScript; use lookalike.train_model()';
-REVOKE ALL ON FUNCTION lookalike._train_model(text, text, text, integer, integer, integer, integer, double precision, double precision, integer, integer, double precision, integer, integer, integer, double precision[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION lookalike._train_model(text, text, text, integer, integer, integer, integer, double precision, double precision, integer, integer, double precision, integer, integer, integer, double precision[], boolean) FROM PUBLIC;
 
 CREATE FUNCTION lookalike.train_model(
     name text, base_model text, training_query text,
@@ -45,7 +46,7 @@ CREATE FUNCTION lookalike.train_model(
     seed integer DEFAULT 1, description text DEFAULT NULL, augmented_views integer DEFAULT 0,
     margin double precision DEFAULT 0, pooled_blocks integer DEFAULT 1,
     proxies_per_class integer DEFAULT 1, ensemble_members integer DEFAULT 1,
-    label_weights double precision[] DEFAULT NULL)
+    label_weights double precision[] DEFAULT NULL, bn_neck boolean DEFAULT false)
 RETURNS lookalike.models
 -- The training query runs with this pinned search_path too: it must schema-qualify its tables.
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
@@ -63,7 +64,7 @@ BEGIN
        OR embedding_dims IS NULL OR trainable_blocks IS NULL OR batch_size IS NULL
        OR learning_rate IS NULL OR base_learning_rate IS NULL OR seed IS NULL
        OR augmented_views IS NULL OR margin IS NULL OR pooled_blocks IS NULL
-       OR proxies_per_class IS NULL OR ensemble_members IS NULL THEN
+       OR proxies_per_class IS NULL OR ensemble_members IS NULL OR bn_neck IS NULL THEN
         RAISE EXCEPTION 'arguments of train_model must not be null (nor name empty)'
             USING ERRCODE = '22023';
     END IF;
@@ -78,7 +79,7 @@ BEGIN
     t := lookalike._train_model(name, base_model, training_query, epochs, embedding_dims,
                                 trainable_blocks, batch_size, learning_rate, base_learning_rate,
                                 seed, augmented_views, margin, pooled_blocks,
-                                proxies_per_class, ensemble_members, label_weights);
+                                proxies_per_class, ensemble_members, label_weights, bn_neck);
     INSERT INTO lookalike.model_data (name, torchscript, base_model, training)
         VALUES (name, t.torchscript, base_model, t.training);
     INSERT INTO lookalike.models (name, path, sha256, input_size, mean, std, dims, description, resize,
@@ -90,9 +91,9 @@ BEGIN
     RETURN result;
 END
 $$;
-COMMENT ON FUNCTION lookalike.train_model(text, text, text, integer, integer, integer, integer, double precision, double precision, integer, text, integer, double precision, integer, integer, integer, double precision[]) IS
+COMMENT ON FUNCTION lookalike.train_model(text, text, text, integer, integer, integer, integer, double precision, double precision, integer, text, integer, double precision, integer, integer, integer, double precision[], boolean) IS
     'superusers: trains an image encoder from a registered model on a query of (image bytea, label columns...) and registers it, stored in the database';
-REVOKE ALL ON FUNCTION lookalike.train_model(text, text, text, integer, integer, integer, integer, double precision, double precision, integer, text, integer, double precision, integer, integer, integer, double precision[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION lookalike.train_model(text, text, text, integer, integer, integer, integer, double precision, double precision, integer, text, integer, double precision, integer, integer, integer, double precision[], boolean) FROM PUBLIC;
 
 CREATE FUNCTION lookalike._training_progress_files() RETURNS SETOF text
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp

@@ -80,6 +80,10 @@ std::string first_line(const std::exception &e) {
 
 }  // namespace
 
+// bn_neck's batch normalisation: torch.nn.BatchNorm1d's epsilon and momentum.
+constexpr double kBnEpsilon = 1e-5;
+constexpr double kBnMomentum = 0.1;
+
 // One member of the ensemble (ensemble_members; one by default): its trained blocks, projection,
 // proxies, optimiser and random generator (order, flips, views). Member 0 trains the base module's
 // own blocks in place, the others copies of them taken before training.
@@ -107,8 +111,28 @@ struct Member {
     return parts.size() == 1 ? parts[0] : torch::cat(parts, 1);
   }
 
-  at::Tensor embed(at::Tensor x, int pooled_blocks) {
+  at::Tensor projected(at::Tensor x, int pooled_blocks) {
     return torch::addmm(bias, pooled(std::move(x), pooled_blocks), weight.t());
+  }
+
+  // bn_neck: the batch normalisation after the projection (a learned scale per dimension, no
+  // shift; running mean and variance for everything but the loss); undefined without it.
+  at::Tensor bn_gamma, bn_mean, bn_var;
+  at::Tensor bn_scale() const { return bn_gamma / torch::sqrt(bn_var + kBnEpsilon); }
+
+  // The embedding outside the loss: the projection, normalised with the running statistics.
+  at::Tensor embed(at::Tensor x, int pooled_blocks) {
+    at::Tensor e = projected(std::move(x), pooled_blocks);
+    if (bn_gamma.defined()) e = (e - bn_mean) * bn_scale();
+    return e;
+  }
+  // The projection as saved: with bn_neck the normalisation folded into it (an affine map of an
+  // affine map), so the saved module needs no normalisation of its own.
+  at::Tensor saved_weight() const {
+    return bn_gamma.defined() ? weight * bn_scale().unsqueeze(1) : weight;
+  }
+  at::Tensor saved_bias() const {
+    return bn_gamma.defined() ? (bias - bn_mean) * bn_scale() : bias;
   }
 };
 
@@ -320,6 +344,12 @@ void init_member(Trainer::Impl &I, size_t m) {
   M.weight.set_requires_grad(true);
   M.bias.set_requires_grad(true);
   std::vector<at::Tensor> head{M.weight, M.bias};
+  if (I.opt.bn_neck) {
+    M.bn_gamma = torch::ones({dims}).set_requires_grad(true);
+    M.bn_mean = torch::zeros({dims});
+    M.bn_var = torch::ones({dims});
+    head.push_back(M.bn_gamma);
+  }
   for (size_t h = 0; h < I.classes.size(); ++h) {
     M.proxies.push_back(
         (torch::randn({int64_t(I.classes[h]) * I.opt.proxies_per_class, dims}) * 0.01)
@@ -409,7 +439,22 @@ constexpr double kSubCentreTemperature = 0.1;
 at::Tensor batch_loss(const Trainer::Impl &I, Member &M, const at::Tensor &x,
                       const std::vector<at::Tensor> &ys) {
   namespace F = torch::nn::functional;
-  at::Tensor e = F::normalize(M.embed(x, I.opt.pooled_blocks), F::NormalizeFuncOptions().dim(1));
+  at::Tensor e;
+  if (M.bn_gamma.defined() && x.size(0) > 1) {
+    // bn_neck: normalised with the batch's own statistics, which update the running ones (as
+    // BatchNorm1d in training mode); a batch of one image uses the running ones
+    at::Tensor raw = M.projected(x, I.opt.pooled_blocks);
+    at::Tensor mean = raw.mean(0), var = raw.var(0, false);
+    {
+      torch::NoGradGuard no_grad;
+      M.bn_mean.mul_(1 - kBnMomentum).add_(mean.detach() * kBnMomentum);
+      M.bn_var.mul_(1 - kBnMomentum).add_(raw.detach().var(0, true) * kBnMomentum);
+    }
+    e = (raw - mean) / torch::sqrt(var + kBnEpsilon) * M.bn_gamma;
+  } else {
+    e = M.embed(x, I.opt.pooled_blocks);
+  }
+  e = F::normalize(e, F::NormalizeFuncOptions().dim(1));
   at::Tensor loss = torch::zeros({});
   for (size_t h = 0; h < ys.size(); ++h) {
     if ((ys[h] >= 0).sum().item<int64_t>() == 0) continue;
@@ -504,8 +549,8 @@ std::string saved_source(const Trainer::Impl &I, torch::jit::Module &out) {
   std::string src = "def forward(self, x):\n";
   if (single && I.opt.pooled_blocks == 1) {
     out.register_module("base", I.base);
-    out.register_parameter("proj_weight", I.members[0].weight.detach().clone(), false);
-    out.register_parameter("proj_bias", I.members[0].bias.detach().clone(), false);
+    out.register_parameter("proj_weight", I.members[0].saved_weight().detach().clone(), false);
+    out.register_parameter("proj_bias", I.members[0].saved_bias().detach().clone(), false);
     return src + "    f = self.base.forward(x)\n" +
            "    return torch.addmm(self.proj_bias, f, self.proj_weight.t())\n";
   }
@@ -542,8 +587,8 @@ std::string saved_source(const Trainer::Impl &I, torch::jit::Module &out) {
       }
       parts = "torch.cat([" + parts + "], 1)";
     }
-    out.register_parameter(tag + "_weight", M.weight.detach().clone(), false);
-    out.register_parameter(tag + "_bias", M.bias.detach().clone(), false);
+    out.register_parameter(tag + "_weight", M.saved_weight().detach().clone(), false);
+    out.register_parameter(tag + "_bias", M.saved_bias().detach().clone(), false);
     src += "    " + tag + " = torch.addmm(self." + tag + "_bias, " + parts + ", self." + tag +
            "_weight.t())\n";
     if (single) return src + "    return " + tag + "\n";

@@ -63,6 +63,11 @@ struct TrainOptions {
   // Weights of the label columns' losses, in the training query's order (the loss is their
   // weighted sum): each finite, 0 to 100, at least one positive; empty: 1 for every column.
   std::vector<double> label_weights;
+  // A batch normalisation of the projection's output before the loss (the "BNNeck" of Luo et
+  // al. 2019): each dimension standardised by the batch's statistics, then scaled by a learned
+  // factor (no shift). Outside training the running mean and variance stand in for the batch's,
+  // and the saved model has the normalisation folded into its projection (no extra layer).
+  bool bn_neck = false;
   uint64_t seed = 1;
 };
 

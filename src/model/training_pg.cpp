@@ -185,6 +185,8 @@ TrainCall read_call(FunctionCallInfo fcinfo) {
                   "label_weights must be a one-dimensional array of numbers without NULLs",
                   "Give one weight per label column, or NULL for 1 each.");
   }
+  // bn_neck (boolean, NULL: off); a database whose _train_model predates it passes 16
+  if (PG_NARGS() > 16 && !PG_ARGISNULL(16)) c.opt.bn_neck = PG_GETARG_BOOL(16);
   check_train_options(c.opt);
   return c;
 }
@@ -422,10 +424,10 @@ std::string training_json(const TrainCall &c, const BaseModel &base, const Readi
       j << (h ? "," : "") << opt.label_weights[h];
     j << "]";
   }
-  j << ",\"seed\":" << opt.seed << ",\"threads\":" << threads
-    << ",\"cached_bytes\":" << trainer.cached_bytes() << ",\"cache_seconds\":" << r.seconds
-    << ",\"cache_cpu_seconds\":" << r.cpu_seconds << ",\"seconds\":" << seconds << ",\"history\":["
-    << history << "]}";
+  j << ",\"bn_neck\":" << (opt.bn_neck ? "true" : "false") << ",\"seed\":" << opt.seed
+    << ",\"threads\":" << threads << ",\"cached_bytes\":" << trainer.cached_bytes()
+    << ",\"cache_seconds\":" << r.seconds << ",\"cache_cpu_seconds\":" << r.cpu_seconds
+    << ",\"seconds\":" << seconds << ",\"history\":[" << history << "]}";
   return j.str();
 }
 
@@ -453,7 +455,7 @@ Datum result_row(FunctionCallInfo fcinfo, const std::string &bytes, const std::s
 //     embedding_dims int, trainable_blocks int, batch_size int, learning_rate float8,
 //     base_learning_rate float8, seed int, augmented_views int, margin float8, pooled_blocks int,
 //     proxies_per_class int, ensemble_members int, label_weights float8[] (may be NULL),
-//     OUT torchscript bytea, OUT sha256 text, OUT dims int, OUT training jsonb)
+//     bn_neck bool, OUT torchscript bytea, OUT sha256 text, OUT dims int, OUT training jsonb)
 LOOKALIKE_FUNCTION(lookalike_train_model) {
   const TrainCall call = read_call(fcinfo);
   const int threads = pg::guarded([] { return model::threads_setting(); });

@@ -355,6 +355,37 @@ TEST_F(ModelTrainingOneEpoch, EnsembleMembersAreIndependentModels) {
   }
 }
 
+// bn_neck normalises the projection's output before the loss: in every layout of the saved model
+// (the base and one projection; pooled blocks; an ensemble's members) save() accepts the folded
+// projection (it refuses, XX000, unless the saved module reproduces the trainer's embedding,
+// which applies the running statistics separately), the loss and the embeddings are another
+// model's than without it, and batches of five leave a last batch of one image (normalised with
+// the running statistics) without a NaN.
+TEST_F(ModelTrainingOneEpoch, BnNeckIsFoldedIntoTheSavedProjection) {
+  o.batch_size = 5;
+  for (auto [pooled, members] : {std::pair{1, 1}, std::pair{3, 1}, std::pair{3, 2}}) {
+    SCOPED_TRACE("pooled_blocks " + std::to_string(pooled) + ", members " +
+                 std::to_string(members));
+    o.pooled_blocks = pooled;
+    o.ensemble_members = members;
+    std::vector<double> loss;
+    std::vector<std::vector<float>> out(2);
+    for (bool bn : {false, true}) {
+      o.bn_neck = bn;
+      std::string saved;
+      loss.push_back(one_epoch(base, o, x, y, &saved));
+      ASSERT_TRUE(std::isfinite(loss.back()));
+      std::unique_ptr<lm::Model> m = load_saved(saved);
+      ASSERT_EQ(m->forward(x.data(), 4, kSize, kSize, out[size_t(bn)]), 16);
+      for (float v : out[size_t(bn)]) ASSERT_TRUE(std::isfinite(v));
+    }
+    EXPECT_NE(loss[0], loss[1]);
+    double diff = 0;
+    for (size_t k = 0; k < out[0].size(); ++k) diff += std::fabs(out[0][k] - out[1][k]);
+    EXPECT_GT(diff, 1e-3);
+  }
+}
+
 // A non-square input (input_width below input_size): the cached maps, the flips, the pooled
 // blocks and an ensemble's members all follow its shape; save() checks the saved module against
 // the trainer on the first (non-square) image, and the saved model embeds inputs of that shape.
