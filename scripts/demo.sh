@@ -161,7 +161,7 @@ if [ "$(has 'image_embedding(bytea,text)')" = t ]; then
   fi
 fi
 learned=""
-if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,integer,integer,integer,double precision,double precision,integer,text,integer,double precision,integer,integer,integer,double precision[])')" = t ] &&
+if [ "$TRAIN" = 1 ] && [ "$(has 'lookalike.train_model(text,text,text,integer,integer,integer,integer,double precision,double precision,integer,text,integer,double precision,integer,integer,integer,double precision[],boolean)')" = t ] &&
   [ -r "$TRAIN_DIR/styles.csv" ] && [ "$(psql_demo -tA -c "SELECT count(*) FROM lookalike.models WHERE name = 'mobilenet_v2'")" = 1 ]; then
   TRAIN_DIR=$(cd "$TRAIN_DIR" && pwd)
   [ "$TRAIN_DIR" != "$FASHION_DIR" ] || { echo "TRAIN_DIR must not be FASHION_DIR"; exit 1; }
