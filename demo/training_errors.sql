@@ -13,8 +13,8 @@
 -- docs/training.md compares variants by it too (the fourth session of 2026-12-02).
 -- Printed: the share of neighbours with every label right, with another article type, with the
 -- same article type and another colour, with only the usage wrong, and the share of queries with
--- at least one neighbour with every label right (a hit rate at 5 over every query); then the most frequent
--- article-type and colour confusions (query's label -> neighbour's label). psql variables:
+-- at least one neighbour with every label right (a hit rate at 5 over every query); then the most
+-- frequent article-type and colour confusions (query's label -> neighbour's label). psql variables:
 -- schema (default train_val_h120), variant (a column of <schema>.features; required), top
 -- (rows per confusion list, default 10).
 \set ON_ERROR_STOP on

@@ -26,11 +26,11 @@
 -- _pc<proxies>. members (default 1): ensemble_members, added as _en<members>. batch (default
 -- 32, the demo's): batch_size, added as _bs<batch>. weights (default none): label_weights as a
 -- comma list for article type, colour, usage (and the extra columns), e.g. 1,1,0.5, added as
--- _w<weights> with underscores. bn_neck (default false): train_model's bn_neck, added as _bn. held (default 60): how many of the pool's
--- 188 groups of 4 or more images are held out; another number makes another split (schema
--- train_val..._h<held>, models val_..._h<held>_<variant>), whose gallery holds more neighbouring
--- groups and whose training fewer. tag: a word added to the name (_<tag>), to keep apart
--- variants that differ by the code they were trained with.
+-- _w<weights> with underscores. bn_neck (default false): train_model's bn_neck, added as _bn.
+-- held (default 60): how many of the pool's 188 groups of 4 or more images are held out; another
+-- number makes another split (schema train_val..._h<held>, models val_..._h<held>_<variant>),
+-- whose gallery holds more neighbouring groups and whose training fewer. tag: a word added to
+-- the name (_<tag>), to keep apart variants that differ by the code they were trained with.
 \set ON_ERROR_STOP on
 \if :{?blocks}
 \else
